@@ -1,0 +1,219 @@
+//! Endpoints: where a tenant wants its events, and which ones (contract §2).
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use crate::{Error, EventType, Result, Secret, TenantId};
+
+/// An endpoint's id: `ep_` + a UUIDv7.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EndpointId(String);
+
+impl EndpointId {
+    pub fn generate() -> Self {
+        Self(format!("ep_{}", uuid::Uuid::now_v7().simple()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for EndpointId {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        let valid = (1..=128).contains(&s.len())
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+        if valid { Ok(Self(s)) } else { Err(Error::EndpointId(s)) }
+    }
+}
+
+impl std::str::FromStr for EndpointId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::try_from(s.to_owned())
+    }
+}
+
+impl From<EndpointId> for String {
+    fn from(v: EndpointId) -> String {
+        v.0
+    }
+}
+
+impl fmt::Display for EndpointId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Which event types an endpoint receives: `["*"]` for all, or a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<String>", into = "Vec<String>")]
+pub enum EventFilter {
+    All,
+    Only(Vec<EventType>),
+}
+
+impl EventFilter {
+    pub fn matches(&self, event_type: &EventType) -> bool {
+        match self {
+            EventFilter::All => true,
+            EventFilter::Only(types) => types.contains(event_type),
+        }
+    }
+
+    /// Parses a comma-separated list as the CLI takes it (`a,b` or `*`).
+    pub fn parse_list(list: &str) -> Result<Self> {
+        Self::try_from(
+            list.split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    /// The types named that are not in `catalog` (always none for `*`).
+    pub fn unknown_in<'a>(&'a self, catalog: &[EventType]) -> Vec<&'a EventType> {
+        match self {
+            EventFilter::All => Vec::new(),
+            EventFilter::Only(types) => types.iter().filter(|t| !catalog.contains(t)).collect(),
+        }
+    }
+}
+
+impl TryFrom<Vec<String>> for EventFilter {
+    type Error = Error;
+    fn try_from(list: Vec<String>) -> Result<Self> {
+        if list.is_empty() {
+            return Err(Error::Events("name at least one event type, or *".into()));
+        }
+        if list.iter().any(|t| t == "*") {
+            return if list.len() == 1 {
+                Ok(EventFilter::All)
+            } else {
+                Err(Error::Events("* cannot be combined with other types".into()))
+            };
+        }
+        let mut types = list
+            .into_iter()
+            .map(EventType::try_from)
+            .collect::<Result<Vec<_>>>()?;
+        types.sort();
+        types.dedup();
+        Ok(EventFilter::Only(types))
+    }
+}
+
+impl From<EventFilter> for Vec<String> {
+    fn from(f: EventFilter) -> Self {
+        match f {
+            EventFilter::All => vec!["*".to_owned()],
+            EventFilter::Only(types) => types.into_iter().map(String::from).collect(),
+        }
+    }
+}
+
+/// A subscription of one tenant: where to POST, which events, and the secret to sign with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub id: EndpointId,
+    pub tenant: TenantId,
+    pub url: String,
+    pub events: EventFilter,
+    pub secret: Secret,
+    pub enabled: bool,
+    #[serde(default)]
+    pub description: String,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+}
+
+impl Endpoint {
+    /// A new, enabled endpoint; the URL is checked, the secret generated when not given.
+    pub fn new(
+        tenant: TenantId,
+        url: &str,
+        events: EventFilter,
+        secret: Option<Secret>,
+        description: String,
+    ) -> Result<Self> {
+        crate::target::parse_url(url)?;
+        let created_at = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        Ok(Self {
+            id: EndpointId::generate(),
+            tenant,
+            url: url.to_owned(),
+            events,
+            secret: secret.unwrap_or_else(Secret::generate),
+            enabled: true,
+            description,
+            created_at,
+        })
+    }
+
+    /// Whether this endpoint should get an event of this type now.
+    pub fn wants(&self, event_type: &EventType) -> bool {
+        self.enabled && self.events.matches(event_type)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> EventType {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn filters_match_listed_types_or_everything() {
+        let only = EventFilter::parse_list("log.blocked, log.failed").unwrap();
+        assert!(only.matches(&t("log.failed")));
+        assert!(!only.matches(&t("approval.approved")));
+        assert!(EventFilter::parse_list("*").unwrap().matches(&t("anything")));
+    }
+
+    #[test]
+    fn bad_filters_are_refused() {
+        for bad in ["", "*,log.blocked", "Bad Type"] {
+            assert!(EventFilter::parse_list(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn endpoint_json_carries_the_contract_fields() {
+        let ep = Endpoint::new(
+            "acme".parse().unwrap(),
+            "https://example.com/hook",
+            EventFilter::All,
+            None,
+            "d".into(),
+        )
+        .unwrap();
+        let json = serde_json::to_value(&ep).unwrap();
+        for field in ["id", "tenant", "url", "events", "secret", "enabled", "description", "created_at"] {
+            assert!(json.get(field).is_some(), "{field}");
+        }
+        assert_eq!(json["events"], serde_json::json!(["*"]));
+        let back: Endpoint = serde_json::from_value(json).unwrap();
+        assert_eq!(back, ep);
+    }
+
+    #[test]
+    fn disabled_endpoints_want_nothing() {
+        let mut ep = Endpoint::new(
+            "acme".parse().unwrap(),
+            "http://example.com",
+            EventFilter::All,
+            None,
+            String::new(),
+        )
+        .unwrap();
+        ep.enabled = false;
+        assert!(!ep.wants(&t("log.blocked")));
+    }
+}

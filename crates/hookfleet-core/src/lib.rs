@@ -1,0 +1,26 @@
+//! hookfleet's domain: the values every other crate passes around, parsed once at the edge.
+//!
+//! # Layout
+//! - [`event`]: event ids, event types, tenants and the payload envelope (contract §1).
+//! - [`endpoint`]: endpoints and their subscriptions (contract §2).
+//! - [`secret`]: `whsec_` signing secrets, never printed.
+//! - [`signature`]: Standard Webhooks `v1` signatures (contract §3).
+//! - [`policy`]: what an attempt's outcome means and when to try again.
+//! - [`target`]: which addresses a delivery may reach (the SSRF rule).
+//!
+//! Nothing here does I/O, so all of it is covered by plain unit tests.
+#![forbid(unsafe_code)]
+
+pub mod endpoint;
+pub mod event;
+pub mod policy;
+pub mod secret;
+pub mod signature;
+pub mod target;
+
+mod error;
+
+pub use endpoint::{Endpoint, EndpointId, EventFilter};
+pub use error::{Error, Result};
+pub use event::{Envelope, EventId, EventType, TenantId};
+pub use secret::Secret;
