@@ -24,8 +24,13 @@ impl TryFrom<String> for EndpointId {
     type Error = Error;
     fn try_from(s: String) -> Result<Self> {
         let valid = (1..=128).contains(&s.len())
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
-        if valid { Ok(Self(s)) } else { Err(Error::EndpointId(s)) }
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+        if valid {
+            Ok(Self(s))
+        } else {
+            Err(Error::EndpointId(s))
+        }
     }
 }
 
@@ -93,7 +98,9 @@ impl TryFrom<Vec<String>> for EventFilter {
             return if list.len() == 1 {
                 Ok(EventFilter::All)
             } else {
-                Err(Error::Events("* cannot be combined with other types".into()))
+                Err(Error::Events(
+                    "* cannot be combined with other types".into(),
+                ))
             };
         }
         let mut types = list
@@ -174,7 +181,11 @@ mod tests {
         let only = EventFilter::parse_list("log.blocked, log.failed").unwrap();
         assert!(only.matches(&t("log.failed")));
         assert!(!only.matches(&t("approval.approved")));
-        assert!(EventFilter::parse_list("*").unwrap().matches(&t("anything")));
+        assert!(
+            EventFilter::parse_list("*")
+                .unwrap()
+                .matches(&t("anything"))
+        );
     }
 
     #[test]
@@ -195,7 +206,16 @@ mod tests {
         )
         .unwrap();
         let json = serde_json::to_value(&ep).unwrap();
-        for field in ["id", "tenant", "url", "events", "secret", "enabled", "description", "created_at"] {
+        for field in [
+            "id",
+            "tenant",
+            "url",
+            "events",
+            "secret",
+            "enabled",
+            "description",
+            "created_at",
+        ] {
             assert!(json.get(field).is_some(), "{field}");
         }
         assert_eq!(json["events"], serde_json::json!(["*"]));

@@ -30,7 +30,11 @@ impl EventId {
 impl TryFrom<String> for EventId {
     type Error = Error;
     fn try_from(s: String) -> Result<Self> {
-        if is_token(&s) { Ok(Self(s)) } else { Err(Error::EventId(s)) }
+        if is_token(&s) {
+            Ok(Self(s))
+        } else {
+            Err(Error::EventId(s))
+        }
     }
 }
 
@@ -73,7 +77,11 @@ impl TryFrom<String> for EventType {
             && s.bytes().all(|b| {
                 b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
             });
-        if valid { Ok(Self(s)) } else { Err(Error::EventType(s)) }
+        if valid {
+            Ok(Self(s))
+        } else {
+            Err(Error::EventType(s))
+        }
     }
 }
 
@@ -91,7 +99,11 @@ impl TenantId {
 impl TryFrom<String> for TenantId {
     type Error = Error;
     fn try_from(s: String) -> Result<Self> {
-        if is_token(&s) { Ok(Self(s)) } else { Err(Error::Tenant(s)) }
+        if is_token(&s) {
+            Ok(Self(s))
+        } else {
+            Err(Error::Tenant(s))
+        }
     }
 }
 
@@ -139,7 +151,12 @@ impl<'a> Envelope<'a> {
         let timestamp = at
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_else(|_| at.unix_timestamp().to_string());
-        let envelope = Envelope { id, event_type, timestamp, data };
+        let envelope = Envelope {
+            id,
+            event_type,
+            timestamp,
+            data,
+        };
         // Serializing plain strings and a `Value` cannot fail.
         serde_json::to_vec(&envelope).unwrap_or_default()
     }
@@ -151,10 +168,23 @@ mod tests {
 
     #[test]
     fn event_types_follow_the_contract() {
-        for ok in ["log.blocked", "a", "webhook.test", "x-1_2.y", &"a".repeat(64)] {
+        for ok in [
+            "log.blocked",
+            "a",
+            "webhook.test",
+            "x-1_2.y",
+            &"a".repeat(64),
+        ] {
             assert!(ok.parse::<EventType>().is_ok(), "{ok}");
         }
-        for bad in ["", "Log.blocked", "log blocked", "log/blocked", "é", &"a".repeat(65)] {
+        for bad in [
+            "",
+            "Log.blocked",
+            "log blocked",
+            "log/blocked",
+            "é",
+            &"a".repeat(65),
+        ] {
             assert!(bad.parse::<EventType>().is_err(), "{bad}");
         }
     }

@@ -18,7 +18,10 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttemptOutcome {
     /// The receiver answered; `retry_after` is its `Retry-After`, when it sent one in seconds.
-    Status { code: u16, retry_after: Option<Duration> },
+    Status {
+        code: u16,
+        retry_after: Option<Duration>,
+    },
     /// No answer within the delivery timeout.
     Timeout,
     /// No connection (refused, reset, DNS failure, TLS failure).
@@ -33,7 +36,9 @@ pub enum Verdict {
     Delivered,
     Retry,
     /// Dead-letter at once; `disable` when the receiver asked to be left alone.
-    GiveUp { disable: bool },
+    GiveUp {
+        disable: bool,
+    },
 }
 
 impl AttemptOutcome {
@@ -78,7 +83,10 @@ impl AttemptOutcome {
 
     fn retry_after(&self) -> Option<Duration> {
         match self {
-            AttemptOutcome::Status { code: 429 | 503, retry_after } => *retry_after,
+            AttemptOutcome::Status {
+                code: 429 | 503,
+                retry_after,
+            } => *retry_after,
             _ => None,
         }
     }
@@ -137,7 +145,10 @@ mod tests {
     use super::*;
 
     fn status(code: u16) -> AttemptOutcome {
-        AttemptOutcome::Status { code, retry_after: None }
+        AttemptOutcome::Status {
+            code,
+            retry_after: None,
+        }
     }
 
     #[test]
@@ -154,8 +165,16 @@ mod tests {
             (status(500), Verdict::Retry, "http_error"),
             (status(503), Verdict::Retry, "http_error"),
             (AttemptOutcome::Timeout, Verdict::Retry, "timeout"),
-            (AttemptOutcome::ConnectError("refused".into()), Verdict::Retry, "connect_error"),
-            (AttemptOutcome::Blocked("10.0.0.1".into()), Verdict::GiveUp { disable: false }, "blocked"),
+            (
+                AttemptOutcome::ConnectError("refused".into()),
+                Verdict::Retry,
+                "connect_error",
+            ),
+            (
+                AttemptOutcome::Blocked("10.0.0.1".into()),
+                Verdict::GiveUp { disable: false },
+                "blocked",
+            ),
         ];
         for (outcome, verdict, label) in table {
             assert_eq!(outcome.verdict(), verdict, "{outcome:?}");
@@ -166,9 +185,19 @@ mod tests {
     #[test]
     fn tiers_follow_the_attempt_number() {
         let s = RetrySchedule::default();
-        let table = [(1, Some(0)), (2, Some(1)), (3, Some(2)), (4, None), (0, None)];
+        let table = [
+            (1, Some(0)),
+            (2, Some(1)),
+            (3, Some(2)),
+            (4, None),
+            (0, None),
+        ];
         for (attempt, tier) in table {
-            assert_eq!(s.next_tier(attempt, &status(500)), tier, "attempt {attempt}");
+            assert_eq!(
+                s.next_tier(attempt, &status(500)),
+                tier,
+                "attempt {attempt}"
+            );
         }
     }
 
@@ -189,7 +218,11 @@ mod tests {
             (4, after(10, 429), None),
         ];
         for (attempt, outcome, tier) in table {
-            assert_eq!(s.next_tier(attempt, &outcome), tier, "{attempt} {outcome:?}");
+            assert_eq!(
+                s.next_tier(attempt, &outcome),
+                tier,
+                "{attempt} {outcome:?}"
+            );
         }
     }
 

@@ -63,6 +63,9 @@ mod tests {
         let b = Secret::generate();
         let both = sign([&a, &b], "evt_1", 1, b"{}");
         let parts: Vec<&str> = both.split(' ').collect();
-        assert_eq!(parts, [sign([&a], "evt_1", 1, b"{}"), sign([&b], "evt_1", 1, b"{}")]);
+        assert_eq!(
+            parts,
+            [sign([&a], "evt_1", 1, b"{}"), sign([&b], "evt_1", 1, b"{}")]
+        );
     }
 }

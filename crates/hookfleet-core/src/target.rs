@@ -80,10 +80,28 @@ mod tests {
     #[test]
     fn non_public_addresses_are_refused() {
         for ip in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0",
-            "100.64.0.1", "224.0.0.1", "255.255.255.255", "192.0.2.1", "198.18.0.1", "::1", "::",
-            "fc00::1", "fd12::1", "fe80::1", "ff02::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
-            "64:ff9b::a00:1", "2001:db8::1", "::127.0.0.1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "192.0.2.1",
+            "198.18.0.1",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12::1",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
+            "2001:db8::1",
+            "::127.0.0.1",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip} should not be public");
         }
@@ -91,7 +109,13 @@ mod tests {
 
     #[test]
     fn public_addresses_are_allowed() {
-        for ip in ["1.1.1.1", "93.184.216.34", "2606:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808"] {
+        for ip in [
+            "1.1.1.1",
+            "93.184.216.34",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+        ] {
             assert!(is_public(ip.parse().unwrap()), "{ip} should be public");
         }
     }
@@ -100,7 +124,12 @@ mod tests {
     fn urls_need_http_and_a_host() {
         assert!(parse_url("https://example.com/x").is_ok());
         assert!(parse_url("http://127.0.0.1:8080").is_ok());
-        for bad in ["ftp://example.com", "example.com", "http://", "file:///etc/passwd"] {
+        for bad in [
+            "ftp://example.com",
+            "example.com",
+            "http://",
+            "file:///etc/passwd",
+        ] {
             assert!(parse_url(bad).is_err(), "{bad}");
         }
     }

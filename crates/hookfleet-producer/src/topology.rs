@@ -1,0 +1,182 @@
+//! Declaring every exchange and queue hookfleet needs, idempotently: `hookfleet topology` and
+//! every worker start run the same [`Topology::declare`].
+//!
+//! Flow: `N.events.<type>` fans out to `N.work.<type>`. A failed attempt is published to the
+//! tier exchange `N.delay.<ms>ms` with the event type as routing key; its queue holds the message
+//! for the tier's TTL and then dead-letters it to `N.retry`, which routes by that key back to
+//! `N.work.<type>`. What cannot be delivered ends in `N.dead`.
+
+use std::time::Duration;
+
+use hookfleet_core::EventType;
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{Channel, ExchangeKind};
+
+use crate::{Namespace, Result};
+
+/// How often a message may be handed out (and not acked) before the broker parks it in
+/// `N.dead`: a message that crashes workers cannot loop forever. RabbitMQ 4 defaults to 20;
+/// 3.x has no default, so it is always set.
+pub const DELIVERY_LIMIT: i64 = 20;
+
+/// The kind of every queue hookfleet declares (`HOOKFLEET_QUEUE_TYPE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueueType {
+    /// Replicated, with at-least-once dead-lettering: the production choice.
+    #[default]
+    Quorum,
+    /// Single-node; for development, or brokers without quorum queues.
+    Classic,
+}
+
+impl std::str::FromStr for QueueType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "quorum" => Ok(Self::Quorum),
+            "classic" => Ok(Self::Classic),
+            _ => Err(format!("{s:?} is not a queue type: use quorum or classic")),
+        }
+    }
+}
+
+/// Everything to declare for one namespace.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub namespace: Namespace,
+    pub queue_type: QueueType,
+    /// The event types to declare an exchange and a work queue for.
+    pub event_types: Vec<EventType>,
+    /// One delay tier per distinct delay.
+    pub retry_delays: Vec<Duration>,
+}
+
+impl Topology {
+    pub async fn declare(&self, channel: &Channel) -> Result<()> {
+        let ns = &self.namespace;
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        let dead = ns.dead();
+        channel
+            .exchange_declare(
+                dead.as_str().into(),
+                ExchangeKind::Fanout,
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
+        self.declare_queue(channel, &dead, FieldTable::default())
+            .await?;
+        bind(channel, &dead, &dead, "").await?;
+
+        let retry = ns.retry_exchange();
+        channel
+            .exchange_declare(
+                retry.as_str().into(),
+                ExchangeKind::Direct,
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
+
+        for event_type in &self.event_types {
+            let exchange = ns.events_exchange(event_type);
+            let queue = ns.work_queue(event_type);
+            channel
+                .exchange_declare(
+                    exchange.as_str().into(),
+                    ExchangeKind::Fanout,
+                    durable,
+                    FieldTable::default(),
+                )
+                .await?;
+            let mut args = self.dead_letter_args(&dead);
+            if self.queue_type == QueueType::Quorum {
+                args.insert(
+                    "x-delivery-limit".into(),
+                    AMQPValue::LongLongInt(DELIVERY_LIMIT),
+                );
+            }
+            self.declare_queue(channel, &queue, args).await?;
+            bind(channel, &queue, &exchange, "").await?;
+            bind(channel, &queue, &retry, event_type.as_str()).await?;
+        }
+
+        let mut delays = self.retry_delays.clone();
+        delays.sort();
+        delays.dedup();
+        for delay in delays {
+            let tier = ns.delay_tier(delay);
+            channel
+                .exchange_declare(
+                    tier.as_str().into(),
+                    ExchangeKind::Fanout,
+                    durable,
+                    FieldTable::default(),
+                )
+                .await?;
+            let mut args = self.dead_letter_args(&retry);
+            let ttl = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+            args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
+            self.declare_queue(channel, &tier, args).await?;
+            bind(channel, &tier, &tier, "").await?;
+        }
+        Ok(())
+    }
+
+    /// Dead-lettering to `exchange`, keeping the message's routing key. On quorum queues the
+    /// default strategy is at-most-once, which may drop a message in transit;
+    /// at-least-once needs `reject-publish` overflow
+    /// (<https://www.rabbitmq.com/docs/quorum-queues#dead-lettering>).
+    fn dead_letter_args(&self, exchange: &str) -> FieldTable {
+        let mut args = FieldTable::default();
+        args.insert("x-dead-letter-exchange".into(), long_string(exchange));
+        if self.queue_type == QueueType::Quorum {
+            args.insert(
+                "x-dead-letter-strategy".into(),
+                long_string("at-least-once"),
+            );
+            args.insert("x-overflow".into(), long_string("reject-publish"));
+        }
+        args
+    }
+
+    async fn declare_queue(
+        &self,
+        channel: &Channel,
+        name: &str,
+        mut args: FieldTable,
+    ) -> Result<()> {
+        let kind = match self.queue_type {
+            QueueType::Quorum => "quorum",
+            QueueType::Classic => "classic",
+        };
+        args.insert("x-queue-type".into(), long_string(kind));
+        let options = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        channel.queue_declare(name.into(), options, args).await?;
+        Ok(())
+    }
+}
+
+async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> Result<()> {
+    channel
+        .queue_bind(
+            ShortString::from(queue),
+            ShortString::from(exchange),
+            ShortString::from(key),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(())
+}
+
+fn long_string(s: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(s))
+}

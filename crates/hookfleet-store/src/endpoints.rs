@@ -1,0 +1,129 @@
+//! Endpoint records in Redis.
+//!
+//! Each tenant's endpoints are one hash, so the delivery path reads exactly the endpoints of
+//! the event's tenant (`HVALS`), however many other tenants there are.
+
+use deadpool_redis::Pool;
+use deadpool_redis::redis::{self, AsyncCommands};
+use hookfleet_core::{Endpoint, EndpointId, TenantId};
+
+use crate::keys::Keys;
+use crate::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct EndpointStore {
+    pool: Pool,
+    keys: Keys,
+}
+
+impl EndpointStore {
+    pub fn new(pool: Pool, namespace: &str) -> Self {
+        Self {
+            pool,
+            keys: Keys::new(namespace),
+        }
+    }
+
+    /// Stores a new or changed endpoint.
+    pub async fn put(&self, endpoint: &Endpoint) -> Result<()> {
+        let json = serde_json::to_string(endpoint).map_err(|source| Error::Corrupt {
+            id: endpoint.id.to_string(),
+            source,
+        })?;
+        let mut conn = self.pool.get().await?;
+        redis::pipe()
+            .atomic()
+            .hset(
+                self.keys.tenant_endpoints(&endpoint.tenant),
+                endpoint.id.as_str(),
+                json,
+            )
+            .hset(
+                self.keys.endpoint_index(),
+                endpoint.id.as_str(),
+                endpoint.tenant.as_str(),
+            )
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn get(&self, id: &EndpointId) -> Result<Endpoint> {
+        let mut conn = self.pool.get().await?;
+        let tenant: Option<String> = conn.hget(self.keys.endpoint_index(), id.as_str()).await?;
+        let tenant = tenant
+            .and_then(|t| t.parse::<TenantId>().ok())
+            .ok_or_else(|| Error::NotFound(id.to_string()))?;
+        let json: Option<String> = conn
+            .hget(self.keys.tenant_endpoints(&tenant), id.as_str())
+            .await?;
+        let json = json.ok_or_else(|| Error::NotFound(id.to_string()))?;
+        parse(id.as_str(), &json)
+    }
+
+    /// Removes an endpoint; returns the record that was removed.
+    pub async fn remove(&self, id: &EndpointId) -> Result<Endpoint> {
+        let endpoint = self.get(id).await?;
+        let mut conn = self.pool.get().await?;
+        redis::pipe()
+            .atomic()
+            .hdel(self.keys.tenant_endpoints(&endpoint.tenant), id.as_str())
+            .hdel(self.keys.endpoint_index(), id.as_str())
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok(endpoint)
+    }
+
+    /// Enables or disables an endpoint; returns the updated record.
+    pub async fn set_enabled(&self, id: &EndpointId, enabled: bool) -> Result<Endpoint> {
+        let mut endpoint = self.get(id).await?;
+        endpoint.enabled = enabled;
+        self.put(&endpoint).await?;
+        Ok(endpoint)
+    }
+
+    /// One tenant's endpoints, oldest first. A corrupt record is logged and skipped so that
+    /// it cannot stop the tenant's other deliveries.
+    pub async fn for_tenant(&self, tenant: &TenantId) -> Result<Vec<Endpoint>> {
+        let mut conn = self.pool.get().await?;
+        let records: Vec<(String, String)> =
+            conn.hgetall(self.keys.tenant_endpoints(tenant)).await?;
+        let mut endpoints: Vec<Endpoint> = records
+            .iter()
+            .filter_map(|(id, json)| match parse(id, json) {
+                Ok(e) => Some(e),
+                Err(error) => {
+                    tracing::error!(message = "Skipping a corrupt endpoint record.", %error);
+                    None
+                }
+            })
+            .collect();
+        endpoints.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(endpoints)
+    }
+
+    /// Every endpoint, or one tenant's.
+    pub async fn list(&self, tenant: Option<&TenantId>) -> Result<Vec<Endpoint>> {
+        if let Some(tenant) = tenant {
+            return self.for_tenant(tenant).await;
+        }
+        let mut conn = self.pool.get().await?;
+        let tenants: Vec<String> = conn.hvals(self.keys.endpoint_index()).await?;
+        let mut tenants: Vec<TenantId> =
+            tenants.into_iter().filter_map(|t| t.parse().ok()).collect();
+        tenants.sort();
+        tenants.dedup();
+        let mut all = Vec::new();
+        for tenant in &tenants {
+            all.extend(self.for_tenant(tenant).await?);
+        }
+        Ok(all)
+    }
+}
+
+fn parse(id: &str, json: &str) -> Result<Endpoint> {
+    serde_json::from_str(json).map_err(|source| Error::Corrupt {
+        id: id.to_owned(),
+        source,
+    })
+}

@@ -1,0 +1,21 @@
+//! Errors of the Redis store.
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid Redis settings: {0}")]
+    Config(String),
+    #[error("cannot get a Redis connection: {0}")]
+    Pool(#[from] deadpool_redis::PoolError),
+    #[error("Redis error: {0}")]
+    Redis(#[from] deadpool_redis::redis::RedisError),
+    #[error("endpoint {0} not found")]
+    NotFound(String),
+    #[error("endpoint record {id} is corrupt: {source}")]
+    Corrupt {
+        id: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
