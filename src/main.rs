@@ -1,1 +1,80 @@
-fn main() {}
+//! `hookfleet`: the one binary of the fleet (contract §4).
+//!
+//! # Layout
+//! - [`settings`]: every flag and environment variable, parsed and checked.
+//! - [`cli`]: one module per command.
+//! - [`logging`]: `tracing` set up as `HOOKFLEET_LOG_FORMAT` and `RUST_LOG` say.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod logging;
+mod settings;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            eprintln!("{}", settings_error(&e));
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            // --help and --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+    };
+    logging::init(cli.common.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Clap's error as one line that names the setting and its environment variable, as the
+/// contract asks of bad settings.
+fn settings_error(error: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let rendered = error.render().to_string();
+    let line = rendered
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("error: invalid arguments")
+        .trim()
+        .to_owned();
+    let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg) else {
+        return line;
+    };
+    let long = arg
+        .trim_start_matches('-')
+        .split([' ', '='])
+        .next()
+        .unwrap_or_default();
+    match env_of(&cli::Cli::command(), long) {
+        Some(env) => format!("{line} (setting {env})"),
+        None => line,
+    }
+}
+
+/// The environment variable of the flag `--long`, in any subcommand.
+fn env_of(command: &clap::Command, long: &str) -> Option<String> {
+    command
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long))
+        .and_then(|a| a.get_env())
+        .map(|e| e.to_string_lossy().into_owned())
+        .or_else(|| command.get_subcommands().find_map(|c| env_of(c, long)))
+}

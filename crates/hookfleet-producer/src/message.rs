@@ -86,6 +86,13 @@ pub fn set_int(headers: &mut FieldTable, name: &str, value: i64) {
     headers.insert(ShortString::from(name), AMQPValue::LongLongInt(value));
 }
 
+/// Removes headers (lapin's `FieldTable` has no `remove`).
+pub fn remove(headers: &mut FieldTable, names: &[&str]) {
+    let mut map = headers.inner().clone();
+    map.retain(|k, _| !names.contains(&k.as_str()));
+    *headers = map.into();
+}
+
 /// A header as text, whichever string type the publishing client chose.
 pub fn get_str<'a>(props: &'a BasicProperties, name: &str) -> Option<std::borrow::Cow<'a, str>> {
     match props.headers().as_ref()?.inner().get(name)? {

@@ -16,11 +16,14 @@ use crate::{EndpointStore, Result};
 /// come from very many tenants.
 const SWEEP_ABOVE: usize = 10_000;
 
+/// A tenant's endpoints and when they were read.
+type Entries = HashMap<TenantId, (Instant, Arc<[Endpoint]>)>;
+
 #[derive(Debug)]
 pub struct EndpointCache {
     store: EndpointStore,
     ttl: Duration,
-    entries: Mutex<HashMap<TenantId, (Instant, Arc<[Endpoint]>)>>,
+    entries: Mutex<Entries>,
 }
 
 impl EndpointCache {
@@ -49,7 +52,7 @@ impl EndpointCache {
         Ok(endpoints)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, (Instant, Arc<[Endpoint]>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         // A panic while holding this lock leaves a valid map behind: keep using it.
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }

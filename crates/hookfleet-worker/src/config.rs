@@ -1,0 +1,51 @@
+//! What a worker needs to run, already validated by the binary's settings.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hookfleet_core::EventType;
+use hookfleet_core::policy::RetrySchedule;
+use hookfleet_producer::{Namespace, QueueType};
+
+#[derive(Clone)]
+pub struct WorkerConfig {
+    pub amqp_url: String,
+    pub redis_url: String,
+    pub namespace: Namespace,
+    pub queue_type: QueueType,
+    /// The event types to declare and consume.
+    pub event_types: Vec<EventType>,
+    /// Messages handled at once; also the prefetch of each consumer.
+    pub concurrency: usize,
+    pub delivery_timeout: Duration,
+    pub retry: RetrySchedule,
+    pub dedup_ttl: Duration,
+    pub user_agent: String,
+    pub allow_private_targets: bool,
+    pub metrics_addr: SocketAddr,
+    /// How old a cached tenant's endpoint list may be (must stay under the contract's 2 s).
+    pub endpoint_cache_ttl: Duration,
+    /// How long the worker may hold messages without finishing any before it restarts its
+    /// consumers.
+    pub stall_timeout: Duration,
+}
+
+impl std::fmt::Debug for WorkerConfig {
+    // URLs may carry passwords: they are left out.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerConfig")
+            .field("namespace", &self.namespace)
+            .field("queue_type", &self.queue_type)
+            .field("event_types", &self.event_types)
+            .field("concurrency", &self.concurrency)
+            .field("delivery_timeout", &self.delivery_timeout)
+            .field("retry", &self.retry)
+            .field("dedup_ttl", &self.dedup_ttl)
+            .field("user_agent", &self.user_agent)
+            .field("allow_private_targets", &self.allow_private_targets)
+            .field("metrics_addr", &self.metrics_addr)
+            .field("endpoint_cache_ttl", &self.endpoint_cache_ttl)
+            .field("stall_timeout", &self.stall_timeout)
+            .finish()
+    }
+}

@@ -1,0 +1,256 @@
+//! The worker's main loop: consume every work queue, hand each message to the [`Deliverer`],
+//! ack or requeue, and heal from lost connections, broker-cancelled consumers and stalls.
+//!
+//! One *session* is one channel with one consumer per event type. Any failure ends the session
+//! (its channel is closed, so the broker hands its unacked messages to the next consumer) and a
+//! new one starts after a backoff. Messages still in flight from an old session finish on
+//! their own; their acks fail and the messages come back, where de-duplication stops a second
+//! POST to an endpoint that already answered.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::select_all;
+use hookfleet_core::EventType;
+use hookfleet_producer::broker::Backoff;
+use hookfleet_producer::{Broker, Topology};
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use crate::handler::{Deliverer, REQUEUE_BACKOFF};
+use crate::health::Health;
+use crate::{Error, Result};
+
+/// The consuming side of a worker.
+#[derive(Debug)]
+pub struct Consumer {
+    pub broker: Broker,
+    pub topology: Topology,
+    pub deliverer: Arc<Deliverer>,
+    pub health: Arc<Health>,
+    pub concurrency: usize,
+    /// Longest a message may take from receipt to ack/requeue before it is abandoned.
+    pub message_deadline: Duration,
+    pub stall_timeout: Duration,
+    /// Every message task, so shutdown can wait for them.
+    pub tracker: TaskTracker,
+    pub progress: Arc<Progress>,
+}
+
+/// What the watchdog looks at: messages held and when one last finished.
+#[derive(Debug)]
+pub struct Progress {
+    started: Instant,
+    held: AtomicUsize,
+    last_finished_ms: AtomicU64,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self {
+            started: Instant::now(),
+            held: AtomicUsize::new(0),
+            last_finished_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Progress {
+    fn took(&self) {
+        self.held.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn finished(&self) {
+        self.held.fetch_sub(1, Ordering::Relaxed);
+        let now = self.started.elapsed().as_millis() as u64;
+        self.last_finished_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// Whether messages are held and none finished for `limit`.
+    fn stalled(&self, limit: Duration) -> bool {
+        let idle_ms = (self.started.elapsed().as_millis() as u64)
+            .saturating_sub(self.last_finished_ms.load(Ordering::Relaxed));
+        self.held.load(Ordering::Relaxed) > 0 && idle_ms > limit.as_millis() as u64
+    }
+}
+
+impl Consumer {
+    /// Runs sessions until `shutdown`, then waits for in-flight messages up to `drain`.
+    pub async fn run(&self, shutdown: CancellationToken, drain: Duration) {
+        let mut backoff = Backoff::default();
+        while !shutdown.is_cancelled() {
+            let started = Instant::now();
+            let result = self.session(&shutdown).await;
+            self.health.set_consuming(false);
+            match result {
+                Ok(()) => break,
+                Err(error) => {
+                    let reason = match &error {
+                        Error::Stalled(_) => "stall",
+                        Error::ConsumerCancelled(_) => "cancelled",
+                        _ => "connection",
+                    };
+                    self.deliverer.metrics.consumer_restart(reason);
+                    error!(message = "Consuming stopped; starting again.", %error);
+                }
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                backoff.reset();
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = backoff.wait() => {}
+            }
+        }
+        self.tracker.close();
+        info!(
+            message = "Stopping: waiting for in-flight deliveries.",
+            held = self.progress.held.load(Ordering::Relaxed)
+        );
+        if tokio::time::timeout(drain, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                message = "Deliveries still in flight at the deadline; their messages return to the queue."
+            );
+        }
+        self.broker.close().await;
+    }
+
+    async fn session(&self, shutdown: &CancellationToken) -> Result<()> {
+        let channel = self.broker.channel().await?;
+        let result = self.consume(&channel, shutdown).await;
+        // Closing the channel hands its unacked messages back to the broker at once.
+        let _ = channel.close(200, "session over".into()).await;
+        result
+    }
+
+    async fn consume(&self, channel: &lapin::Channel, shutdown: &CancellationToken) -> Result<()> {
+        self.topology.declare(channel).await?;
+        let prefetch = u16::try_from(self.concurrency).unwrap_or(u16::MAX);
+        channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await?;
+        let mut streams = Vec::new();
+        for event_type in &self.topology.event_types {
+            let queue = self.topology.namespace.work_queue(event_type);
+            let consumer = channel
+                .basic_consume(
+                    queue.as_str().into(),
+                    "".into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+            let event_type = event_type.clone();
+            streams.push(consumer.map(move |d| (event_type.clone(), d)).boxed());
+        }
+        let mut deliveries = select_all(streams);
+        self.health.set_consuming(true);
+        info!(
+            message = "Consuming.",
+            queues = self.topology.event_types.len(),
+            prefetch
+        );
+
+        let permits = Arc::new(Semaphore::new(self.concurrency));
+        let mut watchdog = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            let permit = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return Ok(()),
+                permit = permits.clone().acquire_owned() => permit.map_err(|_| Error::Stalled(Duration::ZERO))?,
+            };
+            let next = loop {
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = watchdog.tick() => {
+                        if self.progress.stalled(self.stall_timeout) {
+                            return Err(Error::Stalled(self.stall_timeout));
+                        }
+                    }
+                    next = deliveries.next() => break next,
+                }
+            };
+            match next {
+                Some((event_type, Ok(delivery))) => {
+                    self.progress.took();
+                    let task = handle(
+                        self.deliverer.clone(),
+                        event_type,
+                        delivery,
+                        self.message_deadline,
+                        shutdown.clone(),
+                    );
+                    let progress = self.progress.clone();
+                    self.tracker.spawn(async move {
+                        task.await;
+                        progress.finished();
+                        drop(permit);
+                    });
+                }
+                Some((_, Err(e))) => return Err(e.into()),
+                None => {
+                    return Err(Error::ConsumerCancelled(
+                        self.topology
+                            .namespace
+                            .work_queue(&self.topology.event_types[0]),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Handles one message and settles it with the broker: ack when its outcome is durable,
+/// requeue (after a pause) when not.
+async fn handle(
+    deliverer: Arc<Deliverer>,
+    event_type: EventType,
+    delivery: Delivery,
+    deadline: Duration,
+    shutdown: CancellationToken,
+) {
+    let Delivery {
+        properties,
+        data,
+        acker,
+        ..
+    } = delivery;
+    let work = deliverer.handle(&properties, Bytes::from(data), &event_type);
+    let result = match tokio::time::timeout(deadline, work).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::Stalled(deadline)),
+    };
+    match result {
+        Ok(()) => {
+            if let Err(error) = acker.ack(BasicAckOptions::default()).await {
+                warn!(message = "Ack failed; the message will come back and be de-duplicated.", %error);
+            }
+        }
+        Err(error) => {
+            warn!(message = "Message not handled; returning it to the queue.", %error, event_type = %event_type);
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = tokio::time::sleep(REQUEUE_BACKOFF) => {}
+            }
+            let requeue = BasicNackOptions {
+                requeue: true,
+                ..Default::default()
+            };
+            if let Err(error) = acker.nack(requeue).await {
+                warn!(message = "Requeue failed; the broker will return the message itself.", %error);
+            }
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! Errors of the worker. Every one of them means "this message is not handled yet": the
+//! message goes back to the queue, nothing is dropped.
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] hookfleet_store::Error),
+    #[error(transparent)]
+    Broker(#[from] hookfleet_producer::Error),
+    #[error("RabbitMQ error: {0}")]
+    Amqp(#[from] lapin::Error),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the broker cancelled the consumer of {0}")]
+    ConsumerCancelled(String),
+    #[error("another attempt is in flight and no retry tier is configured to wait in")]
+    ClaimHeld,
+    #[error("no progress for {0:?} while holding messages")]
+    Stalled(std::time::Duration),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,116 @@
+//! The SSRF guard on the delivery path (contract §2): a DNS resolver that only hands reqwest
+//! public addresses, and a check for IP-literal URLs, which reqwest never sends to a resolver.
+//!
+//! The resolver *pins* the address: reqwest connects to exactly the addresses that were
+//! checked, so a name cannot resolve to a public address for the check and a private one for
+//! the connection (DNS rebinding).
+
+use std::net::{IpAddr, SocketAddr};
+
+use hookfleet_core::target::is_public;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+/// Why a target was refused; found again in reqwest's error chain to label the attempt.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{host} resolves only to non-public addresses ({addrs}); set HOOKFLEET_ALLOW_PRIVATE_TARGETS=true to allow them"
+)]
+pub struct Blocked {
+    pub host: String,
+    pub addrs: String,
+}
+
+/// Resolves with the system resolver and drops every non-public address.
+#[derive(Debug, Default)]
+pub struct PublicOnlyResolver;
+
+impl Resolve for PublicOnlyResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let all: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let public: Vec<SocketAddr> =
+                all.iter().copied().filter(|a| is_public(a.ip())).collect();
+            if public.is_empty() {
+                let addrs = all
+                    .iter()
+                    .map(|a| a.ip().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(Box::new(Blocked { host, addrs }) as _);
+            }
+            Ok(Box::new(public.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// Refuses a URL whose host is a non-public IP literal.
+pub fn check_literal(url: &url::Url) -> Result<(), Blocked> {
+    let ip = match url.host() {
+        Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
+        Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
+        _ => return Ok(()),
+    };
+    if is_public(ip) {
+        Ok(())
+    } else {
+        Err(Blocked {
+            host: ip.to_string(),
+            addrs: ip.to_string(),
+        })
+    }
+}
+
+/// Checks a URL the way a delivery would, for `endpoints add`: literal or resolved, at least
+/// one address must be public.
+pub async fn check_url(url: &url::Url) -> Result<(), Blocked> {
+    check_literal(url)?;
+    let Some(url::Host::Domain(host)) = url.host() else {
+        return Ok(());
+    };
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<SocketAddr> = match tokio::net::lookup_host((host, port)).await {
+        Ok(addrs) => addrs.collect(),
+        // A name that does not resolve yet is not a private target; delivery will retry it.
+        Err(_) => return Ok(()),
+    };
+    if addrs.is_empty() || addrs.iter().any(|a| is_public(a.ip())) {
+        return Ok(());
+    }
+    Err(Blocked {
+        host: host.to_owned(),
+        addrs: addrs
+            .iter()
+            .map(|a| a.ip().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_private_addresses_are_blocked() {
+        for url in [
+            "http://127.0.0.1/x",
+            "http://[::1]:80/",
+            "http://10.0.0.1",
+            "http://169.254.169.254/",
+        ] {
+            assert!(check_literal(&url.parse().unwrap()).is_err(), "{url}");
+        }
+        assert!(check_literal(&"http://1.1.1.1/".parse().unwrap()).is_ok());
+        assert!(check_literal(&"http://example.com/".parse().unwrap()).is_ok());
+    }
+
+    #[tokio::test]
+    async fn localhost_is_blocked_after_resolution() {
+        assert!(
+            check_url(&"http://localhost:8080/".parse().unwrap())
+                .await
+                .is_err()
+        );
+    }
+}

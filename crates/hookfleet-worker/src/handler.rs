@@ -1,0 +1,247 @@
+//! The unit of work: one message from a work queue, handled to the end.
+//!
+//! [`Deliverer::handle`] returns `Ok` only when every endpoint's outcome is durable (a `done`
+//! mark in Redis, or a retry or dead letter confirmed by the broker), so the caller may ack.
+//! Any `Err` means the message must go back to the queue.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::future::join_all;
+use hookfleet_core::policy::{AttemptOutcome, RetrySchedule, Verdict};
+use hookfleet_core::{Endpoint, EventType};
+use hookfleet_producer::{Namespace, Publisher};
+use hookfleet_store::{Claim, Dedup, EndpointCache, EndpointStore};
+use lapin::BasicProperties;
+use tracing::{Span, debug, info, warn};
+
+use crate::inbound::InboundEvent;
+use crate::metrics::{DeliveryResult, Metrics};
+use crate::retry::{self, Failure};
+use crate::sender::Sender;
+use crate::{Error, Result};
+
+/// Everything one delivery needs; shared by all in-flight messages.
+#[derive(Debug)]
+pub struct Deliverer {
+    pub namespace: Namespace,
+    pub endpoints: EndpointCache,
+    /// For disabling an endpoint that answered 410 Gone.
+    pub store: EndpointStore,
+    pub dedup: Dedup,
+    pub sender: Sender,
+    pub publisher: Arc<Publisher>,
+    pub schedule: RetrySchedule,
+    pub metrics: Metrics,
+}
+
+impl Deliverer {
+    /// Handles one message taken from the work queue of `queue_type`.
+    #[tracing::instrument(skip_all, fields(event_type = %queue_type, event_id))]
+    pub async fn handle(
+        &self,
+        properties: &BasicProperties,
+        body: Bytes,
+        queue_type: &EventType,
+    ) -> Result<()> {
+        let event = match InboundEvent::parse(properties, &body, queue_type) {
+            Ok(event) => event,
+            Err(malformed) => {
+                warn!(message = "Message breaks the contract; dead-lettering it.", reason = %malformed);
+                let reason = format!("malformed: {malformed}");
+                retry::dead_letter(
+                    &self.publisher,
+                    &self.namespace,
+                    queue_type.as_str(),
+                    properties,
+                    &body,
+                    None,
+                    &reason,
+                )
+                .await?;
+                self.metrics
+                    .delivery(queue_type.as_str(), DeliveryResult::DeadLettered);
+                return Ok(());
+            }
+        };
+        Span::current().record("event_id", event.id.as_str());
+        if event.target.is_none() {
+            self.metrics.event_received(queue_type.as_str());
+        }
+        let endpoints = self.endpoints.for_tenant(&event.tenant).await?;
+        let targets: Vec<&Endpoint> = endpoints
+            .iter()
+            .filter(|e| e.wants(&event.event_type))
+            .filter(|e| event.target.as_ref().is_none_or(|t| *t == e.id))
+            .collect();
+        if let Some(target) = &event.target
+            && targets.is_empty()
+        {
+            info!(
+                message = "Endpoint removed, disabled or unsubscribed; dropping its retry.",
+                endpoint_id = %target
+            );
+        }
+        let results = join_all(
+            targets
+                .into_iter()
+                .map(|endpoint| self.deliver(&event, endpoint, properties, &body)),
+        )
+        .await;
+        results.into_iter().collect()
+    }
+
+    /// One endpoint's attempt, from claim to a durable outcome.
+    #[tracing::instrument(skip_all, fields(endpoint_id = %endpoint.id, attempt = event.attempts + 1))]
+    async fn deliver(
+        &self,
+        event: &InboundEvent,
+        endpoint: &Endpoint,
+        properties: &BasicProperties,
+        body: &Bytes,
+    ) -> Result<()> {
+        let event_type = event.event_type.as_str();
+        let token = match self.dedup.claim(&endpoint.id, &event.id).await? {
+            Claim::Acquired(token) => token,
+            Claim::Done => {
+                debug!(message = "Already delivered; skipping.");
+                self.metrics.delivery(event_type, DeliveryResult::Duplicate);
+                return Ok(());
+            }
+            Claim::Busy => {
+                return self
+                    .check_back_later(event, endpoint, properties, body)
+                    .await;
+            }
+        };
+
+        let started = Instant::now();
+        let outcome = {
+            let _inflight = self.metrics.inflight();
+            self.sender.post(endpoint, &event.id, body.clone()).await
+        };
+        self.metrics
+            .attempt(event_type, &outcome, started.elapsed().as_secs_f64());
+        let attempts = event.attempts + 1;
+
+        let verdict = outcome.verdict();
+        if verdict == Verdict::Delivered {
+            self.dedup.commit(&endpoint.id, &event.id).await?;
+            self.metrics.delivery(event_type, DeliveryResult::Delivered);
+            if event.timestamp > 0 {
+                let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as f64 / 1e9;
+                self.metrics.lag(event_type, now - event.timestamp as f64);
+            }
+            debug!(message = "Delivered.", status = outcome.status());
+            return Ok(());
+        }
+
+        if let Err(error) = self.dedup.release(&endpoint.id, &event.id, &token).await {
+            // Harmless: the claim expires on its own after the delivery timeout.
+            warn!(message = "Could not release the claim; it will expire.", %error);
+        }
+        let failure = Failure::new(&endpoint.id, attempts, &outcome);
+        let tier = match verdict {
+            Verdict::Retry => self.schedule.next_tier(attempts, &outcome),
+            _ => None,
+        };
+        match tier {
+            Some(tier) => {
+                let delay = self.schedule.delays()[tier];
+                retry::schedule(
+                    &self.publisher,
+                    &self.namespace,
+                    delay,
+                    event_type,
+                    properties,
+                    body,
+                    &failure,
+                )
+                .await?;
+                self.metrics
+                    .delivery(event_type, DeliveryResult::RetryScheduled);
+                info!(message = "Delivery failed; retry scheduled.", error = %failure.last_error, retry_in = ?delay);
+            }
+            None => {
+                if verdict == (Verdict::GiveUp { disable: true }) {
+                    self.disable(endpoint).await?;
+                }
+                let reason = give_up_reason(verdict, attempts, &outcome);
+                retry::dead_letter(
+                    &self.publisher,
+                    &self.namespace,
+                    event_type,
+                    properties,
+                    body,
+                    Some(&failure),
+                    &reason,
+                )
+                .await?;
+                self.metrics
+                    .delivery(event_type, DeliveryResult::DeadLettered);
+                warn!(message = "Delivery failed for good; dead-lettered.", %reason);
+            }
+        }
+        Ok(())
+    }
+
+    /// Another attempt for this (endpoint, event) is in flight right now (a redelivery racing
+    /// the original, or a second publish). Waiting one tier and looking again, without
+    /// counting an attempt, keeps the two from both POSTing, and loses nothing if the other
+    /// attempt fails.
+    async fn check_back_later(
+        &self,
+        event: &InboundEvent,
+        endpoint: &Endpoint,
+        properties: &BasicProperties,
+        body: &Bytes,
+    ) -> Result<()> {
+        let Some(&delay) = self.schedule.delays().first() else {
+            return Err(Error::ClaimHeld);
+        };
+        let failure = Failure {
+            endpoint: &endpoint.id,
+            attempts: event.attempts,
+            last_status: None,
+            last_error: "another attempt was in flight".to_owned(),
+        };
+        let event_type = event.event_type.as_str();
+        retry::schedule(
+            &self.publisher,
+            &self.namespace,
+            delay,
+            event_type,
+            properties,
+            body,
+            &failure,
+        )
+        .await?;
+        self.metrics
+            .delivery(event_type, DeliveryResult::RetryScheduled);
+        debug!(message = "Another attempt is in flight; checking back later.", retry_in = ?delay);
+        Ok(())
+    }
+
+    async fn disable(&self, endpoint: &Endpoint) -> Result<()> {
+        warn!(message = "Endpoint answered 410 Gone; disabling it.", url = %endpoint.url);
+        match self.store.set_enabled(&endpoint.id, false).await {
+            Ok(_) | Err(hookfleet_store::Error::NotFound(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn give_up_reason(verdict: Verdict, attempts: u32, outcome: &AttemptOutcome) -> String {
+    match verdict {
+        Verdict::GiveUp { disable: true } => {
+            "endpoint answered 410 Gone; endpoint disabled".to_owned()
+        }
+        Verdict::GiveUp { disable: false } => format!("not retried: {}", outcome.describe()),
+        _ => format!("gave up after {attempts} attempts"),
+    }
+}
+
+/// How long a message waits before going back to the queue after an error: long enough not
+/// to spin while Redis or the broker is away.
+pub const REQUEUE_BACKOFF: Duration = Duration::from_secs(1);

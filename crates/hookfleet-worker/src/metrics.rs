@@ -1,0 +1,215 @@
+//! Every metric of contract §6, owned here and nowhere else.
+//!
+//! Labels stay low-cardinality: event type and a fixed outcome set, never an endpoint, tenant
+//! or URL.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+use hookfleet_core::policy::AttemptOutcome;
+
+/// The `result` label of `hookfleet_deliveries_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryResult {
+    Delivered,
+    RetryScheduled,
+    DeadLettered,
+    Duplicate,
+}
+
+impl DeliveryResult {
+    fn label(self) -> &'static str {
+        match self {
+            DeliveryResult::Delivered => "delivered",
+            DeliveryResult::RetryScheduled => "retry_scheduled",
+            DeliveryResult::DeadLettered => "dead_lettered",
+            DeliveryResult::Duplicate => "duplicate",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    events_received: IntCounterVec,
+    attempts: IntCounterVec,
+    deliveries: IntCounterVec,
+    duration: HistogramVec,
+    lag: HistogramVec,
+    inflight: IntGauge,
+    published: IntCounterVec,
+    stalls: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
+            let h = HistogramVec::new(
+                HistogramOpts::new(name, help).buckets(buckets),
+                &["event_type"],
+            )
+            .expect("valid metric");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("unique metric");
+            h
+        };
+        let events_received = counter(
+            "hookfleet_events_received_total",
+            "Events taken from the work queues (retries not counted).",
+            &["event_type"],
+        );
+        let attempts = counter(
+            "hookfleet_delivery_attempts_total",
+            "HTTP delivery attempts by outcome.",
+            &["event_type", "outcome"],
+        );
+        let deliveries = counter(
+            "hookfleet_deliveries_total",
+            "What became of each (event, endpoint) handled.",
+            &["event_type", "result"],
+        );
+        let published = counter(
+            "hookfleet_published_total",
+            "Events published with broker confirm by this process.",
+            &["event_type"],
+        );
+        let stalls = counter(
+            "hookfleet_consumer_restarts_total",
+            "Consumers restarted after a stall, a broker cancel or a lost connection.",
+            &["reason"],
+        );
+        let duration = histogram(
+            "hookfleet_delivery_duration_seconds",
+            "Duration of one HTTP delivery attempt.",
+            vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ],
+        );
+        let lag = histogram(
+            "hookfleet_event_lag_seconds",
+            "From the event's timestamp to the endpoint's 2xx.",
+            vec![
+                0.01, 0.05, 0.1, 0.5, 1.0, 2.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0,
+            ],
+        );
+        let inflight = IntGauge::new(
+            "hookfleet_inflight_deliveries",
+            "HTTP attempts in flight now.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(inflight.clone()))
+            .expect("unique metric");
+        Self {
+            registry,
+            events_received,
+            attempts,
+            deliveries,
+            duration,
+            lag,
+            inflight,
+            published,
+            stalls,
+        }
+    }
+
+    pub fn event_received(&self, event_type: &str) {
+        self.events_received.with_label_values(&[event_type]).inc();
+    }
+
+    pub fn attempt(&self, event_type: &str, outcome: &AttemptOutcome, seconds: f64) {
+        self.attempts
+            .with_label_values(&[event_type, outcome.label()])
+            .inc();
+        self.duration
+            .with_label_values(&[event_type])
+            .observe(seconds);
+    }
+
+    pub fn delivery(&self, event_type: &str, result: DeliveryResult) {
+        self.deliveries
+            .with_label_values(&[event_type, result.label()])
+            .inc();
+    }
+
+    pub fn lag(&self, event_type: &str, seconds: f64) {
+        self.lag
+            .with_label_values(&[event_type])
+            .observe(seconds.max(0.0));
+    }
+
+    pub fn published(&self, event_type: &str) {
+        self.published.with_label_values(&[event_type]).inc();
+    }
+
+    pub fn consumer_restart(&self, reason: &str) {
+        self.stalls.with_label_values(&[reason]).inc();
+    }
+
+    /// Counts an HTTP attempt in flight until the guard drops.
+    pub fn inflight(&self) -> InflightGuard {
+        self.inflight.inc();
+        InflightGuard(self.inflight.clone())
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding gathered families into a Vec cannot fail.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[derive(Debug)]
+pub struct InflightGuard(IntGauge);
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_contract_names() {
+        let m = Metrics::new();
+        m.event_received("log.blocked");
+        m.attempt("log.blocked", &AttemptOutcome::Timeout, 0.1);
+        m.delivery("log.blocked", DeliveryResult::Delivered);
+        m.lag("log.blocked", 0.2);
+        m.published("log.blocked");
+        drop(m.inflight());
+        let text = m.render();
+        for name in [
+            "hookfleet_events_received_total{event_type=\"log.blocked\"} 1",
+            "hookfleet_delivery_attempts_total{event_type=\"log.blocked\",outcome=\"timeout\"} 1",
+            "hookfleet_deliveries_total{event_type=\"log.blocked\",result=\"delivered\"} 1",
+            "hookfleet_delivery_duration_seconds_bucket",
+            "hookfleet_event_lag_seconds_bucket",
+            "hookfleet_inflight_deliveries 0",
+            "hookfleet_published_total{event_type=\"log.blocked\"} 1",
+        ] {
+            assert!(text.contains(name), "{name} missing from\n{text}");
+        }
+    }
+}

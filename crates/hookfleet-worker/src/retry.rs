@@ -1,0 +1,97 @@
+//! Where a delivery goes when it did not succeed: the next delay tier, or the dead-letter queue.
+//!
+//! Both keep the body byte for byte and the contract's properties, and add hookfleet's headers:
+//! the one endpoint the message is now for, the attempts made, and the last outcome. Both wait
+//! for the broker's confirm; only then may the original message be acked.
+
+use std::time::Duration;
+
+use hookfleet_core::EndpointId;
+use hookfleet_core::policy::AttemptOutcome;
+use hookfleet_producer::message::{header, remove, set_int, set_str};
+use hookfleet_producer::{Namespace, Publisher};
+use lapin::BasicProperties;
+use lapin::types::FieldTable;
+
+use crate::Result;
+
+/// What the last attempt for an endpoint looked like.
+#[derive(Debug, Clone)]
+pub struct Failure<'a> {
+    pub endpoint: &'a EndpointId,
+    /// Attempts made so far.
+    pub attempts: u32,
+    pub last_status: Option<u16>,
+    pub last_error: String,
+}
+
+impl<'a> Failure<'a> {
+    pub fn new(endpoint: &'a EndpointId, attempts: u32, outcome: &AttemptOutcome) -> Self {
+        Self {
+            endpoint,
+            attempts,
+            last_status: outcome.status(),
+            last_error: outcome.describe(),
+        }
+    }
+}
+
+/// Publishes a copy of the message to the delay tier `delay`, for `failure.endpoint` only; it
+/// comes back to the work queue of `event_type` when the tier's TTL expires.
+pub async fn schedule(
+    publisher: &Publisher,
+    namespace: &Namespace,
+    delay: Duration,
+    event_type: &str,
+    properties: &BasicProperties,
+    body: &[u8],
+    failure: &Failure<'_>,
+) -> Result<()> {
+    let properties = with_failure(properties, failure);
+    publisher
+        .send(&namespace.delay_tier(delay), event_type, body, properties)
+        .await?;
+    Ok(())
+}
+
+/// Publishes the message to `N.dead` with the reason; `failure` is absent for a message that
+/// broke the contract before any endpoint was tried.
+pub async fn dead_letter(
+    publisher: &Publisher,
+    namespace: &Namespace,
+    routing_key: &str,
+    properties: &BasicProperties,
+    body: &[u8],
+    failure: Option<&Failure<'_>>,
+    reason: &str,
+) -> Result<()> {
+    let properties = match failure {
+        Some(f) => with_failure(properties, f),
+        None => properties.clone(),
+    };
+    let mut headers = properties.headers().clone().unwrap_or_default();
+    set_str(&mut headers, header::REASON, reason);
+    let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    set_int(&mut headers, header::DEAD_AT, now_ms as i64);
+    publisher
+        .send(
+            &namespace.dead(),
+            routing_key,
+            body,
+            properties.with_headers(headers),
+        )
+        .await?;
+    Ok(())
+}
+
+fn with_failure(properties: &BasicProperties, failure: &Failure<'_>) -> BasicProperties {
+    let mut headers: FieldTable = properties.headers().clone().unwrap_or_default();
+    set_str(&mut headers, header::ENDPOINT, failure.endpoint.as_str());
+    set_int(&mut headers, header::ATTEMPTS, failure.attempts.into());
+    set_str(&mut headers, header::LAST_ERROR, &failure.last_error);
+    match failure.last_status {
+        Some(code) => set_int(&mut headers, header::LAST_STATUS, code.into()),
+        None => remove(&mut headers, &[header::LAST_STATUS]),
+    }
+    properties.clone().with_headers(headers)
+}

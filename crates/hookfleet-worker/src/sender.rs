@@ -1,0 +1,126 @@
+//! One signed POST to one endpoint (contract §3).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use hookfleet_core::policy::AttemptOutcome;
+use hookfleet_core::signature::sign;
+use hookfleet_core::{Endpoint, EventId};
+use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+
+use crate::guard::{self, Blocked, PublicOnlyResolver};
+
+/// Longest `Retry-After` taken into account; longer asks are clamped to the longest tier anyway.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// The HTTP side of delivery: one client (one connection pool) shared by every attempt.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    client: reqwest::Client,
+    /// Whether non-public targets are allowed (`HOOKFLEET_ALLOW_PRIVATE_TARGETS`).
+    allow_private: bool,
+}
+
+impl Sender {
+    pub fn new(timeout: Duration, user_agent: &str, allow_private: bool) -> reqwest::Result<Self> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .user_agent(user_agent)
+            // The Standard Webhooks spec: a redirect is a failure, never followed.
+            .redirect(reqwest::redirect::Policy::none())
+            // A proxy from the environment would bypass the address check.
+            .no_proxy()
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true);
+        if !allow_private {
+            builder = builder.dns_resolver(std::sync::Arc::new(PublicOnlyResolver));
+        }
+        Ok(Self {
+            client: builder.build()?,
+            allow_private,
+        })
+    }
+
+    /// POSTs `body` to the endpoint, signed with its secret at this moment.
+    pub async fn post(
+        &self,
+        endpoint: &Endpoint,
+        event_id: &EventId,
+        body: Bytes,
+    ) -> AttemptOutcome {
+        let url = match hookfleet_core::target::parse_url(&endpoint.url) {
+            Ok(url) => url,
+            Err(e) => return AttemptOutcome::Blocked(e.to_string()),
+        };
+        if !self.allow_private
+            && let Err(blocked) = guard::check_literal(&url)
+        {
+            return AttemptOutcome::Blocked(blocked.to_string());
+        }
+        let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
+        let signature = sign([&endpoint.secret], event_id.as_str(), timestamp, &body);
+        let request = self
+            .client
+            .post(url)
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header("webhook-id", event_id.as_str())
+            .header("webhook-timestamp", timestamp)
+            .header("webhook-signature", signature)
+            .body(body);
+        match request.send().await {
+            Ok(response) => AttemptOutcome::Status {
+                code: response.status().as_u16(),
+                retry_after: retry_after(response.headers().get(RETRY_AFTER)),
+            },
+            Err(e) => classify(&e),
+        }
+    }
+}
+
+fn classify(error: &reqwest::Error) -> AttemptOutcome {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(blocked) = e.downcast_ref::<Blocked>() {
+            return AttemptOutcome::Blocked(blocked.to_string());
+        }
+        source = e.source();
+    }
+    if error.is_timeout() {
+        return AttemptOutcome::Timeout;
+    }
+    AttemptOutcome::ConnectError(chain(error))
+}
+
+/// The error and its causes on one line: reqwest's top-level message alone says little.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare for webhooks and is ignored).
+fn retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
+    let secs: u64 = value?.to_str().ok()?.trim().parse().ok()?;
+    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_only() {
+        let v = |s: &'static str| HeaderValue::from_static(s);
+        assert_eq!(retry_after(Some(&v("120"))), Some(Duration::from_secs(120)));
+        assert_eq!(retry_after(Some(&v(" 5 "))), Some(Duration::from_secs(5)));
+        assert_eq!(retry_after(Some(&v("Wed, 21 Oct 2015 07:28:00 GMT"))), None);
+        assert_eq!(retry_after(Some(&v("99999999"))), Some(MAX_RETRY_AFTER));
+        assert_eq!(retry_after(None), None);
+    }
+}

@@ -1,0 +1,60 @@
+//! `hookfleet worker`: consume and deliver until SIGTERM or SIGINT.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use hookfleet_worker::WorkerConfig;
+use tokio_util::sync::CancellationToken;
+
+use crate::settings::{Catalog, Common, Delivery, Worker};
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub catalog: Catalog,
+    #[command(flatten)]
+    pub delivery: Delivery,
+    #[command(flatten)]
+    pub worker: Worker,
+}
+
+pub async fn run(common: &Common, args: WorkerArgs) -> anyhow::Result<ExitCode> {
+    let config = WorkerConfig {
+        amqp_url: common.amqp_url.clone(),
+        redis_url: common.redis_url.clone(),
+        namespace: common.namespace.clone(),
+        queue_type: args.catalog.queue_type,
+        event_types: args.catalog.event_types.0,
+        concurrency: args.worker.concurrency.into(),
+        delivery_timeout: args.delivery.delivery_timeout,
+        retry: args.catalog.retry_delays.0,
+        dedup_ttl: args.worker.dedup_ttl,
+        user_agent: args.delivery.user_agent,
+        allow_private_targets: args.delivery.allow_private_targets,
+        metrics_addr: args.worker.metrics_addr,
+        endpoint_cache_ttl: args.worker.endpoint_cache_ttl,
+        stall_timeout: args.worker.stall_timeout,
+    };
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    hookfleet_worker::run(config, shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGTERM (Kubernetes, docker stop) or SIGINT (Ctrl-C) starts a graceful stop.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = terminate => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!(message = "Signal received; stopping gracefully.");
+    shutdown.cancel();
+}
