@@ -151,8 +151,16 @@ impl Consumer {
                     FieldTable::default(),
                 )
                 .await?;
-            let event_type = event_type.clone();
-            streams.push(consumer.map(move |d| (event_type.clone(), d)).boxed());
+            // Each stream ends with a `None` item, so that one consumer cancelled by the broker
+            // (its queue deleted, a node lost) ends the session instead of going quiet.
+            let ty = event_type.clone();
+            let end = futures_util::stream::once(std::future::ready((event_type.clone(), None)));
+            streams.push(
+                consumer
+                    .map(move |d| (ty.clone(), Some(d)))
+                    .chain(end)
+                    .boxed(),
+            );
         }
         let mut deliveries = select_all(streams);
         self.health.set_consuming(true);
@@ -183,7 +191,7 @@ impl Consumer {
                 }
             };
             match next {
-                Some((event_type, Ok(delivery))) => {
+                Some((event_type, Some(Ok(delivery)))) => {
                     self.progress.took();
                     let task = handle(
                         self.deliverer.clone(),
@@ -199,14 +207,12 @@ impl Consumer {
                         drop(permit);
                     });
                 }
-                Some((_, Err(e))) => return Err(e.into()),
-                None => {
-                    return Err(Error::ConsumerCancelled(
-                        self.topology
-                            .namespace
-                            .work_queue(&self.topology.event_types[0]),
-                    ));
+                Some((_, Some(Err(e)))) => return Err(e.into()),
+                Some((event_type, None)) => {
+                    let queue = self.topology.namespace.work_queue(&event_type);
+                    return Err(Error::ConsumerCancelled(queue));
                 }
+                None => return Err(Error::ConsumerCancelled("every queue".to_owned())),
             }
         }
     }
