@@ -1,1 +1,15 @@
+//! End-to-end tests: the real `hookfleet` binary against the real RabbitMQ and Redis on
+//! 127.0.0.1, each test in its own namespace with its own local HTTP receiver.
+//!
+//! Layout:
+//! - `util`: the harness (a [`util::Fleet`] per test, the [`util::Receiver`], waiting and
+//!   verifying helpers).
+//! - `delivery`: what a receiver sees, filtering, endpoint changes, slowness, SSRF, the CLI.
+//! - `retry`: delay tiers, dead letters and replay, 410 Gone, metric counts.
+//! - `lifecycle`: de-duplication, malformed messages, SIGKILL and SIGTERM.
+#![allow(clippy::unwrap_used)]
 
+mod delivery;
+mod lifecycle;
+mod retry;
+mod util;

@@ -1,0 +1,492 @@
+//! Delivery end to end: which endpoints receive an event, what a receiver sees (contract §3),
+//! endpoint changes, slow receivers, private targets, and the CLI's errors and endpoint commands.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+use crate::util::{
+    Fleet, Receiver, Recorded, Reply, WAIT, random_hex, verify_signature, wait_until,
+};
+
+const BLOCKED: &str = "log.blocked";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_reaches_exactly_the_matching_endpoints() {
+    let fleet = Fleet::new();
+    let receiver = Receiver::start().await;
+    for (tenant, path, events) in [
+        ("tenant-a", "/a-blocked", &[BLOCKED][..]),
+        ("tenant-a", "/a-all", &["*"]),
+        ("tenant-a", "/a-approved", &["approval.approved"]),
+        ("tenant-b", "/b-all", &["*"]),
+    ] {
+        fleet
+            .add_endpoint(tenant, &receiver.url(path), events)
+            .await;
+    }
+    let worker = fleet.spawn_worker().await;
+
+    let id = fleet.publish(BLOCKED, "tenant-a", r#"{"n":1}"#).await;
+    wait_until(WAIT, "both matching endpoints of tenant A", || {
+        receiver.count("/a-blocked") == 1 && receiver.count("/a-all") == 1
+    })
+    .await;
+    // A sentinel on the same queue, published after the first event was delivered: once it
+    // arrives, any wrong delivery of the first event would have arrived too.
+    let sentinel = fleet.publish(BLOCKED, "tenant-b", r#"{"n":2}"#).await;
+    wait_until(WAIT, "the sentinel", || receiver.count("/b-all") >= 1).await;
+
+    for path in ["/a-blocked", "/a-all"] {
+        let requests = receiver.requests(path);
+        assert_eq!(requests.len(), 1, "{path} got {requests:?}");
+        assert_eq!(requests[0].header("webhook-id"), id, "{path}");
+    }
+    assert_eq!(
+        receiver.count("/a-approved"),
+        0,
+        "wrong event type delivered"
+    );
+    let tenant_b = receiver.requests("/b-all");
+    assert_eq!(tenant_b.len(), 1, "wrong tenant delivered: {tenant_b:?}");
+    assert_eq!(tenant_b[0].header("webhook-id"), sentinel);
+
+    assert!(worker.stop().await.success());
+    fleet.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delivery_carries_the_contract_headers_and_a_valid_signature() {
+    let fleet = Fleet::new();
+    let receiver = Receiver::start().await;
+    let endpoint = fleet
+        .add_endpoint("acme", &receiver.url("/hook"), &[BLOCKED])
+        .await;
+    let worker = fleet.spawn_worker().await;
+
+    let data = r#"{"amount":12.5,"who":"Zoë","nested":{"list":[1,2,3]}}"#;
+    let id = fleet.publish(BLOCKED, "acme", data).await;
+    wait_until(WAIT, "the delivery", || receiver.count("/hook") == 1).await;
+
+    let request = &receiver.requests("/hook")[0];
+    assert_contract_headers(request, &id, "AgentWarden-Webhooks/1.0");
+    let secret = endpoint["secret"].as_str().unwrap();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    assert!(verify_signature(secret, &request.headers, &request.body));
+    assert!(
+        !verify_signature(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            &request.headers,
+            &request.body
+        ),
+        "the signature must depend on the secret"
+    );
+    let body: Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(body["id"], id.as_str());
+    assert_eq!(body["type"], BLOCKED);
+    assert!(
+        body["timestamp"].as_str().is_some_and(|t| t.contains('T')),
+        "{body}"
+    );
+    assert_eq!(body["data"], serde_json::from_str::<Value>(data).unwrap());
+
+    assert!(worker.stop().await.success());
+    fleet.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_from_any_amqp_client_is_delivered_byte_for_byte() {
+    let fleet = Fleet::new().env("HOOKFLEET_USER_AGENT", "hookfleet-tests/0.1");
+    let receiver = Receiver::start().await;
+    let endpoint = fleet
+        .add_endpoint("acme", &receiver.url("/hook"), &["*"])
+        .await;
+    let worker = fleet.spawn_worker().await;
+
+    // Odd spacing, a raw and an escaped non-ASCII character, `1.50`, a trailing newline: a
+    // parse-and-reserialise anywhere on the way would change these bytes.
+    let id = format!("evt_amqp_{}", random_hex(8));
+    let body = format!(
+        "{{\"id\": \"{id}\",  \"type\":\"log.blocked\",\n \"data\" : {{\"é\": 1, \"esc\": \"\\u00e9\", \
+         \"n\": 1.50, \"crab\": \"🦀\"}}}}\n"
+    );
+    fleet
+        .publish_raw(BLOCKED, "acme", &id, body.as_bytes())
+        .await;
+    wait_until(WAIT, "the delivery", || receiver.count("/hook") == 1).await;
+
+    let request = &receiver.requests("/hook")[0];
+    assert_eq!(
+        request.body.as_ref(),
+        body.as_bytes(),
+        "body changed on the way: {:?}",
+        String::from_utf8_lossy(&request.body)
+    );
+    assert_contract_headers(request, &id, "hookfleet-tests/0.1");
+    let secret = endpoint["secret"].as_str().unwrap();
+    assert!(verify_signature(secret, &request.headers, &request.body));
+
+    assert!(worker.stop().await.success());
+    fleet.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_disabled_endpoint_stops_receiving() {
+    stops_receiving_after("disable").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_removed_endpoint_stops_receiving() {
+    stops_receiving_after("remove").await;
+}
+
+/// Runs `hookfleet endpoints <change> ID` on a live endpoint; later events must not reach it.
+async fn stops_receiving_after(change: &str) {
+    let fleet = Fleet::new();
+    let receiver = Receiver::start().await;
+    let target = fleet
+        .add_endpoint("tenant-a", &receiver.url("/target"), &[BLOCKED])
+        .await;
+    fleet
+        .add_endpoint("tenant-b", &receiver.url("/sentinel"), &[BLOCKED])
+        .await;
+    let worker = fleet.spawn_worker().await;
+    fleet.publish(BLOCKED, "tenant-a", "{}").await;
+    wait_until(WAIT, "the first delivery", || {
+        receiver.count("/target") == 1
+    })
+    .await;
+
+    let id = target["id"].as_str().unwrap();
+    fleet.run_ok(&["endpoints", change, id]).await;
+    // The contract's propagation bound (§2: a change is seen by every worker within 2 s), not
+    // a synchronisation sleep: nothing observable says when every worker's cache refreshed.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    fleet.publish(BLOCKED, "tenant-a", "{}").await;
+    fleet.publish(BLOCKED, "tenant-b", "{}").await;
+    wait_until(WAIT, "the sentinel", || receiver.count("/sentinel") == 1).await;
+    worker
+        .wait_for_metric(
+            "hookfleet_events_received_total",
+            &[("event_type", BLOCKED)],
+            3.0,
+        )
+        .await;
+
+    assert_eq!(
+        receiver.count("/target"),
+        1,
+        "an event reached an endpoint after `{change}`"
+    );
+    assert!(worker.stop().await.success());
+    fleet.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_endpoint_does_not_hold_up_another() {
+    let fleet = Fleet::new()
+        .env("HOOKFLEET_DELIVERY_TIMEOUT", "1s")
+        .env("HOOKFLEET_CONCURRENCY", "8");
+    let receiver = Receiver::start().await;
+    receiver.set_default("/slow", Reply::status(200).delayed(Duration::from_secs(3)));
+    fleet
+        .add_endpoint("acme", &receiver.url("/slow"), &[BLOCKED])
+        .await;
+    fleet
+        .add_endpoint("acme", &receiver.url("/fast"), &[BLOCKED])
+        .await;
+    let worker = fleet.spawn_worker().await;
+
+    // Two events for both endpoints. Each request to /slow hangs until the worker's 1 s
+    // timeout, so whichever order the worker takes the endpoints in, a worker that let /slow
+    // hold it up would deliver the second event to /fast at least 1 s after /slow's first
+    // request arrived.
+    let first = format!("evt_first_{}", random_hex(8));
+    let second = format!("evt_second_{}", random_hex(8));
+    let published = Instant::now();
+    fleet
+        .publish_raw(BLOCKED, "acme", &first, &minimal_body(&first))
+        .await;
+    wait_until(WAIT, "the slow endpoint's first request", || {
+        receiver.count("/slow") >= 1
+    })
+    .await;
+    let slow_started = receiver.requests("/slow")[0].at;
+    fleet
+        .publish_raw(BLOCKED, "acme", &second, &minimal_body(&second))
+        .await;
+    let arrival = |id: &str| {
+        (receiver.requests("/fast").iter())
+            .find(|r| r.header("webhook-id") == id)
+            .map(|r| r.at)
+    };
+    wait_until(WAIT, "both events at the fast endpoint", || {
+        arrival(&first).is_some() && arrival(&second).is_some()
+    })
+    .await;
+
+    let latency = arrival(&first)
+        .unwrap()
+        .saturating_duration_since(published);
+    assert!(
+        latency < Duration::from_millis(900),
+        "the fast endpoint got the first event {latency:?} after it was published"
+    );
+    let behind = arrival(&second)
+        .unwrap()
+        .saturating_duration_since(slow_started);
+    assert!(
+        behind < Duration::from_millis(900),
+        "the fast endpoint got the second event {behind:?} after the slow one started hanging"
+    );
+    assert!(worker.stop().await.success());
+    fleet.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_private_target_is_refused_at_create_time() {
+    let fleet = Fleet::new().env("HOOKFLEET_ALLOW_PRIVATE_TARGETS", "false");
+    let receiver = Receiver::start().await;
+    let port = receiver.port();
+    for url in [
+        format!("http://127.0.0.1:{port}/x"),
+        format!("http://localhost:{port}/x"),
+    ] {
+        let args = [
+            "endpoints",
+            "add",
+            "--tenant",
+            "acme",
+            "--url",
+            &url,
+            "--events",
+            BLOCKED,
+        ];
+        let output = fleet.run(&args).await;
+        let stderr = String::from_utf8_lossy(&output.stderr).to_lowercase();
+        assert!(!output.status.success(), "{url} was accepted");
+        assert!(
+            ["public", "blocked", "private"]
+                .iter()
+                .any(|word| stderr.contains(word)),
+            "{url}: stderr does not say why: {stderr}"
+        );
+    }
+    let listed: Value = serde_json::from_str(&fleet.run_ok(&["endpoints", "list"]).await).unwrap();
+    assert_eq!(listed, json!([]));
+    fleet.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_private_target_is_refused_at_delivery_time() {
+    let fleet = Fleet::new();
+    let receiver = Receiver::start().await;
+    // Created while private targets are allowed, delivered by a worker that refuses them.
+    fleet
+        .add_endpoint("acme", &receiver.url("/private"), &[BLOCKED])
+        .await;
+    let worker = fleet
+        .spawn_worker_with(&[("HOOKFLEET_ALLOW_PRIVATE_TARGETS", "false")])
+        .await;
+
+    fleet.publish(BLOCKED, "acme", "{}").await;
+    worker
+        .wait_for_metric(
+            "hookfleet_delivery_attempts_total",
+            &[("event_type", BLOCKED), ("outcome", "blocked")],
+            1.0,
+        )
+        .await;
+
+    assert_eq!(receiver.count("/private"), 0, "a blocked target was called");
+    assert!(worker.stop().await.success());
+    fleet.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn publishing_an_undeclared_type_fails_clearly() {
+    // The topology was never declared: the exchange does not exist.
+    let fleet = Fleet::new();
+    let args = [
+        "publish", "--type", BLOCKED, "--tenant", "acme", "--data", "{}",
+    ];
+    let output = fleet.run(&args).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "publish succeeded");
+    assert!(stderr.contains("does not exist"), "stderr: {stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "printed an id for a failed publish"
+    );
+
+    // A type outside the catalog the topology was declared with.
+    let fleet = fleet.env("HOOKFLEET_EVENT_TYPES", BLOCKED);
+    fleet.topology().await;
+    let args = [
+        "publish",
+        "--type",
+        "approval.approved",
+        "--tenant",
+        "acme",
+        "--data",
+        "{}",
+    ];
+    let output = fleet.run(&args).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "publish succeeded");
+    assert!(stderr.contains("approval.approved"), "stderr: {stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "printed an id for a failed publish"
+    );
+    fleet.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_settings_exit_2_with_one_line_naming_the_setting() {
+    let fleet = Fleet::new();
+    for (setting, value) in [
+        ("HOOKFLEET_DELIVERY_TIMEOUT", "banana"),
+        ("HOOKFLEET_CONCURRENCY", "0"),
+        ("HOOKFLEET_CONCURRENCY", "many"),
+        ("HOOKFLEET_QUEUE_TYPE", "foo"),
+        ("HOOKFLEET_NAMESPACE", "bad ns"),
+        ("HOOKFLEET_RETRY_DELAYS", "soon"),
+        ("HOOKFLEET_ALLOW_PRIVATE_TARGETS", "maybe"),
+    ] {
+        // A worker that accepts the value would run until killed: bound the wait.
+        let env = [(setting, value)];
+        let run = fleet.run_with(&env, &["worker"]);
+        let Ok(output) = tokio::time::timeout(Duration::from_secs(5), run).await else {
+            panic!("{setting}={value:?} was accepted: the worker kept running");
+        };
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{setting}={value:?}: {stderr}"
+        );
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{setting}={value:?}: not one line: {stderr}"
+        );
+        assert!(stderr.contains(setting), "{setting}={value:?}: {stderr}");
+    }
+    fleet.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn endpoint_commands_round_trip_as_json() {
+    let fleet = Fleet::new();
+    let json_of = |stdout: String| serde_json::from_str::<Value>(stdout.trim()).unwrap();
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let added = json_of(
+        fleet
+            .run_ok(&[
+                "endpoints",
+                "add",
+                "--tenant",
+                "acme",
+                "--url",
+                "http://127.0.0.1:9/orders",
+                "--events",
+                "log.blocked,approval.approved",
+                "--secret",
+                secret,
+                "--description",
+                "orders service",
+            ])
+            .await,
+    );
+    let id = added["id"].as_str().unwrap().to_owned();
+    assert!(!id.is_empty());
+    assert_eq!(added["tenant"], "acme");
+    assert_eq!(added["url"], "http://127.0.0.1:9/orders");
+    // A set of types: its order is not part of the contract.
+    let mut events: Vec<&str> = (added["events"].as_array().unwrap().iter())
+        .filter_map(Value::as_str)
+        .collect();
+    events.sort_unstable();
+    assert_eq!(events, ["approval.approved", "log.blocked"]);
+    assert_eq!(added["secret"], secret);
+    assert_eq!(added["enabled"], true);
+    assert_eq!(added["description"], "orders service");
+    assert!(added["created_at"].is_string(), "{added}");
+
+    let other = fleet
+        .add_endpoint("globex", "http://127.0.0.1:9/all", &["*"])
+        .await;
+    assert_eq!(other["events"], json!(["*"]));
+    assert!(other["secret"].as_str().unwrap().starts_with("whsec_"));
+    assert_ne!(other["id"], added["id"]);
+
+    assert_eq!(
+        json_of(fleet.run_ok(&["endpoints", "get", &id]).await),
+        added
+    );
+    let acme = json_of(
+        fleet
+            .run_ok(&["endpoints", "list", "--tenant", "acme"])
+            .await,
+    );
+    assert_eq!(acme, json!([added.clone()]));
+    let all = json_of(fleet.run_ok(&["endpoints", "list"]).await);
+    let mut ids: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["id"].as_str())
+        .collect();
+    ids.sort_unstable();
+    let mut expected = vec![id.as_str(), other["id"].as_str().unwrap()];
+    expected.sort_unstable();
+    assert_eq!(ids, expected);
+
+    let disabled = json_of(fleet.run_ok(&["endpoints", "disable", &id]).await);
+    assert_eq!(disabled["enabled"], false);
+    assert_eq!(disabled["id"], id.as_str());
+    let got = json_of(fleet.run_ok(&["endpoints", "get", &id]).await);
+    assert_eq!(got["enabled"], false);
+    let enabled = json_of(fleet.run_ok(&["endpoints", "enable", &id]).await);
+    assert_eq!(enabled, added, "enable restores the endpoint as created");
+
+    let removed = json_of(fleet.run_ok(&["endpoints", "remove", &id]).await);
+    assert_eq!(removed["id"], id.as_str());
+    let gone = fleet.run(&["endpoints", "get", &id]).await;
+    assert!(!gone.status.success(), "a removed endpoint is still found");
+    let acme = json_of(
+        fleet
+            .run_ok(&["endpoints", "list", "--tenant", "acme"])
+            .await,
+    );
+    assert_eq!(acme, json!([]));
+    fleet.cleanup().await;
+}
+
+/// The smallest body of contract §1 for an event published by a plain AMQP client.
+fn minimal_body(id: &str) -> Vec<u8> {
+    format!(r#"{{"id":"{id}","type":"log.blocked","data":{{}}}}"#).into_bytes()
+}
+
+/// Checks every header of contract §3 except the signature.
+fn assert_contract_headers(request: &Recorded, id: &str, user_agent: &str) {
+    assert_eq!(request.method, "POST");
+    assert_eq!(request.header("content-type"), "application/json");
+    assert_eq!(request.header("user-agent"), user_agent);
+    assert_eq!(request.header("webhook-id"), id);
+    let timestamp: u64 = request.header("webhook-timestamp").parse().unwrap();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        timestamp.abs_diff(now) <= 60,
+        "webhook-timestamp {timestamp} is not now ({now})"
+    );
+    let signature = request.header("webhook-signature");
+    assert!(
+        signature.split(' ').all(|s| s.starts_with("v1,")),
+        "{signature}"
+    );
+}
