@@ -65,13 +65,20 @@ impl Default for Progress {
 
 impl Progress {
     fn took(&self) {
-        self.held.fetch_add(1, Ordering::Relaxed);
+        if self.held.fetch_add(1, Ordering::Relaxed) == 0 {
+            // Work starts now: an idle spell before it is no stall.
+            self.mark();
+        }
+    }
+
+    fn mark(&self) {
+        let now = self.started.elapsed().as_millis() as u64;
+        self.last_finished_ms.store(now, Ordering::Relaxed);
     }
 
     fn finished(&self) {
         self.held.fetch_sub(1, Ordering::Relaxed);
-        let now = self.started.elapsed().as_millis() as u64;
-        self.last_finished_ms.store(now, Ordering::Relaxed);
+        self.mark();
     }
 
     /// Whether messages are held and none finished for `limit`.
@@ -129,8 +136,12 @@ impl Consumer {
     async fn session(&self, shutdown: &CancellationToken) -> Result<()> {
         let channel = self.broker.channel().await?;
         let result = self.consume(&channel, shutdown).await;
-        // Closing the channel hands its unacked messages back to the broker at once.
-        let _ = channel.close(200, "session over".into()).await;
+        if result.is_err() {
+            // Hands this session's unacked messages back to the broker at once. On shutdown
+            // the channel stays open so in-flight messages can still be acked; `run` closes
+            // the connection after draining.
+            let _ = channel.close(200, "session over".into()).await;
+        }
         result
     }
 
@@ -173,6 +184,14 @@ impl Consumer {
         let permits = Arc::new(Semaphore::new(self.concurrency));
         let mut watchdog = tokio::time::interval(Duration::from_secs(1));
         loop {
+            // No new work while Redis is away: it could only go back to the queue.
+            if !self.health.redis_up() {
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = self.health.wait_for_redis(Duration::from_secs(3600)) => {}
+                }
+            }
             let permit = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return Ok(()),
@@ -195,6 +214,7 @@ impl Consumer {
                     self.progress.took();
                     let task = handle(
                         self.deliverer.clone(),
+                        self.health.clone(),
                         event_type,
                         delivery,
                         self.message_deadline,
@@ -222,6 +242,7 @@ impl Consumer {
 /// requeue (after a pause) when not.
 async fn handle(
     deliverer: Arc<Deliverer>,
+    health: Arc<Health>,
     event_type: EventType,
     delivery: Delivery,
     deadline: Duration,
@@ -246,9 +267,15 @@ async fn handle(
         }
         Err(error) => {
             warn!(message = "Message not handled; returning it to the queue.", %error, event_type = %event_type);
+            // Held until Redis answers again (bounded), so that an outage does not spin
+            // messages through the queue towards its delivery limit.
             tokio::select! {
                 _ = shutdown.cancelled() => {}
                 _ = tokio::time::sleep(REQUEUE_BACKOFF) => {}
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = health.wait_for_redis(Duration::from_secs(30)) => {}
             }
             let requeue = BasicNackOptions {
                 requeue: true,

@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -32,6 +33,18 @@ impl Health {
 
     pub fn set_redis(&self, yes: bool) {
         self.redis.store(yes, Ordering::Relaxed);
+    }
+
+    pub fn redis_up(&self) -> bool {
+        self.redis.load(Ordering::Relaxed)
+    }
+
+    /// Waits until Redis answers again, at most `limit`.
+    pub async fn wait_for_redis(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while !self.redis_up() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// `None` when ready, else what is missing.
