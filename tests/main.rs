@@ -4,11 +4,13 @@
 //! Layout:
 //! - `util`: the harness (a [`util::Fleet`] per test, the [`util::Receiver`], waiting and
 //!   verifying helpers).
-//! - `delivery`: what a receiver sees, filtering, endpoint changes, slowness, SSRF, the CLI.
+//! - `delivery`: what a receiver sees, filtering, endpoint changes, slowness, SSRF.
+//! - `cli`: the command line's errors (undeclared types, bad settings) and endpoint commands.
 //! - `retry`: delay tiers, dead letters and replay, 410 Gone, metric counts.
 //! - `lifecycle`: de-duplication, malformed messages, SIGKILL and SIGTERM.
 #![allow(clippy::unwrap_used)]
 
+mod cli;
 mod delivery;
 mod lifecycle;
 mod retry;

@@ -1,35 +1,26 @@
-//! [`Fleet`]: one test's namespace and the settings the real `hookfleet` binary runs with;
-//! [`Worker`]: a running `hookfleet worker` child process, its probes and its metrics.
+//! [`Fleet`]: one test's namespace and the settings the real `hookfleet` binary runs with.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{ExitStatus, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use deadpool_redis::redis;
-use lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions, QueueDeleteOptions,
-};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Confirmation, Connection, ConnectionProperties};
 use serde_json::Value;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
-use super::{WAIT, free_port, metric_value, random_hex};
+use super::cleanup::{Names, remove_namespace};
+use super::{AMQP_URL, REDIS_URL, Worker, free_port, random_hex};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hookfleet");
-const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-const REDIS_URL: &str = "redis://127.0.0.1:6379";
 /// The contract's default catalog (§1): cleaned up even when a test narrowed the list.
 const DEFAULT_EVENT_TYPES: &str = "log.blocked,log.pending_approval,log.failed,\
     approval.approved,approval.rejected,webhook.test";
 /// How long one CLI command may run before the test fails instead of hanging.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a worker may take to answer `/readyz` with 200.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a worker may take to exit after SIGTERM (contract §7: delivery timeout + 2 s).
-const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// One test's deployment: a fresh namespace and the environment of every command it runs.
 #[derive(Debug)]
@@ -224,16 +215,7 @@ impl Fleet {
             .stderr(log)
             .spawn()
             .unwrap();
-        let worker = Worker {
-            child,
-            base_url: format!("http://{addr}"),
-            log_path,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(2))
-                .build()
-                .unwrap(),
-        };
-        worker.wait_ready().await
+        Worker::new(child, &addr, log_path).wait_ready().await
     }
 
     /// Deletes the namespace's queues, exchanges and Redis keys. Stop workers first.
@@ -302,189 +284,4 @@ impl Drop for Fleet {
         });
         let _ = cleaner.join();
     }
-}
-
-/// A running `hookfleet worker`; killed if dropped while running (`kill_on_drop`).
-#[derive(Debug)]
-pub struct Worker {
-    child: Child,
-    /// `http://<HOOKFLEET_METRICS_ADDR>`.
-    base_url: String,
-    /// Where the worker's stdout and stderr go.
-    log_path: PathBuf,
-    http: reqwest::Client,
-}
-
-impl Worker {
-    async fn wait_ready(mut self) -> Self {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!(
-                    "worker exited with {status} before ready; log:\n{}",
-                    self.log()
-                );
-            }
-            if self
-                .get("/readyz")
-                .await
-                .is_some_and(|(status, _)| status == 200)
-            {
-                return self;
-            }
-            assert!(
-                started.elapsed() < READY_TIMEOUT,
-                "worker not ready after {READY_TIMEOUT:?}; log:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// GET `path` on the metrics address: `(status, body)`, or `None` if nothing answered.
-    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base_url))
-            .send()
-            .await
-            .ok()?;
-        let status = response.status().as_u16();
-        Some((status, response.text().await.ok()?))
-    }
-
-    /// The `/metrics` page.
-    pub async fn metrics(&self) -> String {
-        match self.get("/metrics").await {
-            Some((200, text)) => text,
-            other => panic!("GET /metrics: {other:?}; log:\n{}", self.log()),
-        }
-    }
-
-    /// Waits until metric `name` (summed over series with `labels`) reaches `at_least`.
-    pub async fn wait_for_metric(&self, name: &str, labels: &[(&str, &str)], at_least: f64) {
-        let started = Instant::now();
-        loop {
-            let text = self.metrics().await;
-            if metric_value(&text, name, labels) >= at_least {
-                return;
-            }
-            assert!(
-                started.elapsed() < WAIT,
-                "timed out waiting for {name}{labels:?} >= {at_least}; metrics:\n{text}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
-    /// Everything the worker wrote so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-
-    /// Sends SIGTERM and waits (bounded) for the worker to exit; returns its exit status.
-    pub async fn stop(mut self) -> ExitStatus {
-        let pid = self.child.id().expect("the worker is still running");
-        let sent = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success(), "kill -TERM {pid} failed");
-        match tokio::time::timeout(STOP_TIMEOUT, self.child.wait()).await {
-            Ok(status) => status.unwrap(),
-            Err(_) => panic!(
-                "worker did not exit within {STOP_TIMEOUT:?} of SIGTERM; log:\n{}",
-                self.log()
-            ),
-        }
-    }
-
-    /// SIGKILL: the worker gets no chance to finish anything (a crash).
-    pub async fn kill(mut self) {
-        self.child.kill().await.unwrap();
-    }
-}
-
-/// Everything a namespace owns in RabbitMQ (names of contract §1 and §3).
-#[derive(Debug)]
-struct Names {
-    namespace: String,
-    event_types: Vec<String>,
-    delays_ms: Vec<u128>,
-}
-
-async fn remove_namespace(names: Names) {
-    if let Err(error) = remove_amqp(&names).await {
-        eprintln!("cleanup of {} in RabbitMQ failed: {error}", names.namespace);
-    }
-    if let Err(error) = remove_redis(&names.namespace).await {
-        eprintln!("cleanup of {} in Redis failed: {error}", names.namespace);
-    }
-}
-
-async fn remove_amqp(names: &Names) -> Result<(), lapin::Error> {
-    let ns = &names.namespace;
-    let tiers = names
-        .delays_ms
-        .iter()
-        .map(|ms| format!("{ns}.delay.{ms}ms"));
-    let queues: Vec<String> = (names.event_types.iter())
-        .map(|t| format!("{ns}.work.{t}"))
-        .chain(tiers.clone())
-        .chain([format!("{ns}.dead")])
-        .collect();
-    let exchanges: Vec<String> = (names.event_types.iter())
-        .map(|t| format!("{ns}.events.{t}"))
-        .chain(tiers)
-        .chain([format!("{ns}.retry"), format!("{ns}.dead")])
-        .collect();
-    let connection = Connection::connect(AMQP_URL, ConnectionProperties::default()).await?;
-    let mut channel = connection.create_channel().await?;
-    for queue in &queues {
-        let deleted = channel
-            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-            .await;
-        if deleted.is_err() {
-            // An error closes the channel; the next name needs a fresh one.
-            channel = connection.create_channel().await?;
-        }
-    }
-    for exchange in &exchanges {
-        let deleted = channel
-            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-            .await;
-        if deleted.is_err() {
-            channel = connection.create_channel().await?;
-        }
-    }
-    connection.close(200, "cleaned up".into()).await
-}
-
-async fn remove_redis(namespace: &str) -> redis::RedisResult<()> {
-    let client = redis::Client::open(REDIS_URL)?;
-    let mut connection = client.get_multiplexed_async_connection().await?;
-    let pattern = format!("*{namespace}:*");
-    let mut cursor: u64 = 0;
-    // Bounded: 1 000 rounds of up to 1 000 keys each is far beyond any test's data.
-    for _ in 0..1_000 {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(1_000)
-            .query_async(&mut connection)
-            .await?;
-        if !keys.is_empty() {
-            redis::cmd("DEL")
-                .arg(&keys)
-                .query_async::<()>(&mut connection)
-                .await?;
-        }
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
-    Ok(())
 }

@@ -5,8 +5,10 @@
 // Helpers shared by every test module; not each module uses each helper.
 #![allow(dead_code)]
 
+mod cleanup;
 mod fleet;
 mod receiver;
+mod worker;
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +20,11 @@ use sha2::Sha256;
 
 pub use fleet::Fleet;
 pub use receiver::{Receiver, Recorded, Reply};
+pub use worker::Worker;
+
+/// The shared broker and store every test uses, each in its own namespace.
+const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+const REDIS_URL: &str = "redis://127.0.0.1:6379";
 
 /// The default timeout of a test's waits: generous for a loaded CI machine, short enough
 /// that a broken fleet fails fast.

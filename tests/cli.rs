@@ -1,0 +1,171 @@
+//! The command line's contract (§4) beyond delivery: its errors (undeclared types, bad
+//! settings) and the endpoint commands' JSON.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::util::Fleet;
+
+const BLOCKED: &str = "log.blocked";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn publishing_an_undeclared_type_fails_clearly() {
+    // The topology was never declared: the exchange does not exist.
+    let fleet = Fleet::new();
+    let args = [
+        "publish", "--type", BLOCKED, "--tenant", "acme", "--data", "{}",
+    ];
+    let output = fleet.run(&args).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "publish succeeded");
+    assert!(stderr.contains("does not exist"), "stderr: {stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "printed an id for a failed publish"
+    );
+
+    // A type outside the catalog the topology was declared with.
+    let fleet = fleet.env("HOOKFLEET_EVENT_TYPES", BLOCKED);
+    fleet.topology().await;
+    let args = [
+        "publish",
+        "--type",
+        "approval.approved",
+        "--tenant",
+        "acme",
+        "--data",
+        "{}",
+    ];
+    let output = fleet.run(&args).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "publish succeeded");
+    assert!(stderr.contains("approval.approved"), "stderr: {stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "printed an id for a failed publish"
+    );
+    fleet.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_settings_exit_2_with_one_line_naming_the_setting() {
+    let fleet = Fleet::new();
+    for (setting, value) in [
+        ("HOOKFLEET_DELIVERY_TIMEOUT", "banana"),
+        ("HOOKFLEET_CONCURRENCY", "0"),
+        ("HOOKFLEET_CONCURRENCY", "many"),
+        ("HOOKFLEET_QUEUE_TYPE", "foo"),
+        ("HOOKFLEET_NAMESPACE", "bad ns"),
+        ("HOOKFLEET_RETRY_DELAYS", "soon"),
+        ("HOOKFLEET_ALLOW_PRIVATE_TARGETS", "maybe"),
+    ] {
+        // A worker that accepts the value would run until killed: bound the wait.
+        let env = [(setting, value)];
+        let run = fleet.run_with(&env, &["worker"]);
+        let Ok(output) = tokio::time::timeout(Duration::from_secs(5), run).await else {
+            panic!("{setting}={value:?} was accepted: the worker kept running");
+        };
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{setting}={value:?}: {stderr}"
+        );
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{setting}={value:?}: not one line: {stderr}"
+        );
+        assert!(stderr.contains(setting), "{setting}={value:?}: {stderr}");
+    }
+    fleet.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn endpoint_commands_round_trip_as_json() {
+    let fleet = Fleet::new();
+    let json_of = |stdout: String| serde_json::from_str::<Value>(stdout.trim()).unwrap();
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let added = json_of(
+        fleet
+            .run_ok(&[
+                "endpoints",
+                "add",
+                "--tenant",
+                "acme",
+                "--url",
+                "http://127.0.0.1:9/orders",
+                "--events",
+                "log.blocked,approval.approved",
+                "--secret",
+                secret,
+                "--description",
+                "orders service",
+            ])
+            .await,
+    );
+    let id = added["id"].as_str().unwrap().to_owned();
+    assert!(!id.is_empty());
+    assert_eq!(added["tenant"], "acme");
+    assert_eq!(added["url"], "http://127.0.0.1:9/orders");
+    // A set of types: its order is not part of the contract.
+    let mut events: Vec<&str> = (added["events"].as_array().unwrap().iter())
+        .filter_map(Value::as_str)
+        .collect();
+    events.sort_unstable();
+    assert_eq!(events, ["approval.approved", "log.blocked"]);
+    assert_eq!(added["secret"], secret);
+    assert_eq!(added["enabled"], true);
+    assert_eq!(added["description"], "orders service");
+    assert!(added["created_at"].is_string(), "{added}");
+
+    let other = fleet
+        .add_endpoint("globex", "http://127.0.0.1:9/all", &["*"])
+        .await;
+    assert_eq!(other["events"], json!(["*"]));
+    assert!(other["secret"].as_str().unwrap().starts_with("whsec_"));
+    assert_ne!(other["id"], added["id"]);
+
+    assert_eq!(
+        json_of(fleet.run_ok(&["endpoints", "get", &id]).await),
+        added
+    );
+    let acme = json_of(
+        fleet
+            .run_ok(&["endpoints", "list", "--tenant", "acme"])
+            .await,
+    );
+    assert_eq!(acme, json!([added.clone()]));
+    let all = json_of(fleet.run_ok(&["endpoints", "list"]).await);
+    let mut ids: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["id"].as_str())
+        .collect();
+    ids.sort_unstable();
+    let mut expected = vec![id.as_str(), other["id"].as_str().unwrap()];
+    expected.sort_unstable();
+    assert_eq!(ids, expected);
+
+    let disabled = json_of(fleet.run_ok(&["endpoints", "disable", &id]).await);
+    assert_eq!(disabled["enabled"], false);
+    assert_eq!(disabled["id"], id.as_str());
+    let got = json_of(fleet.run_ok(&["endpoints", "get", &id]).await);
+    assert_eq!(got["enabled"], false);
+    let enabled = json_of(fleet.run_ok(&["endpoints", "enable", &id]).await);
+    assert_eq!(enabled, added, "enable restores the endpoint as created");
+
+    let removed = json_of(fleet.run_ok(&["endpoints", "remove", &id]).await);
+    assert_eq!(removed["id"], id.as_str());
+    let gone = fleet.run(&["endpoints", "get", &id]).await;
+    assert!(!gone.status.success(), "a removed endpoint is still found");
+    let acme = json_of(
+        fleet
+            .run_ok(&["endpoints", "list", "--tenant", "acme"])
+            .await,
+    );
+    assert_eq!(acme, json!([]));
+    fleet.cleanup().await;
+}
