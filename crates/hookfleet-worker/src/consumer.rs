@@ -18,13 +18,14 @@ use hookfleet_core::EventType;
 use hookfleet_producer::broker::Backoff;
 use hookfleet_producer::{Broker, Topology};
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::options::{BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
+use crate::acks::{self, Settle, Settler};
 use crate::handler::{Deliverer, REQUEUE_BACKOFF};
 use crate::health::Health;
 use crate::{Error, Result};
@@ -181,6 +182,10 @@ impl Consumer {
             prefetch
         );
 
+        // The settler lives as long as any message task of this session holds a handle, and
+        // the tracker waits for it, so a graceful stop sends the last acks before closing.
+        let (settler, rx) = Settler::new();
+        self.tracker.spawn(acks::run(channel.clone(), rx));
         let permits = Arc::new(Semaphore::new(self.concurrency));
         let mut watchdog = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -215,6 +220,7 @@ impl Consumer {
                     let task = handle(
                         self.deliverer.clone(),
                         self.health.clone(),
+                        settler.clone(),
                         event_type,
                         delivery,
                         self.message_deadline,
@@ -243,15 +249,16 @@ impl Consumer {
 async fn handle(
     deliverer: Arc<Deliverer>,
     health: Arc<Health>,
+    settler: Settler,
     event_type: EventType,
     delivery: Delivery,
     deadline: Duration,
     shutdown: CancellationToken,
 ) {
     let Delivery {
+        delivery_tag,
         properties,
         data,
-        acker,
         ..
     } = delivery;
     let work = deliverer.handle(&properties, Bytes::from(data), &event_type);
@@ -260,11 +267,7 @@ async fn handle(
         Err(_) => Err(Error::Stalled(deadline)),
     };
     match result {
-        Ok(()) => {
-            if let Err(error) = acker.ack(BasicAckOptions::default()).await {
-                warn!(message = "Ack failed; the message will come back and be de-duplicated.", %error);
-            }
-        }
+        Ok(()) => settler.settle(Settle::Ack(delivery_tag)),
         Err(error) => {
             warn!(message = "Message not handled; returning it to the queue.", %error, event_type = %event_type);
             // Held until Redis answers again (bounded), so that an outage does not spin
@@ -277,13 +280,7 @@ async fn handle(
                 _ = shutdown.cancelled() => {}
                 _ = health.wait_for_redis(Duration::from_secs(30)) => {}
             }
-            let requeue = BasicNackOptions {
-                requeue: true,
-                ..Default::default()
-            };
-            if let Err(error) = acker.nack(requeue).await {
-                warn!(message = "Requeue failed; the broker will return the message itself.", %error);
-            }
+            settler.settle(Settle::Requeue(delivery_tag));
         }
     }
 }

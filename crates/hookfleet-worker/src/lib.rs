@@ -2,7 +2,8 @@
 //! through RabbitMQ delay queues, park what cannot be delivered, and report it all.
 //!
 //! # Layout
-//! - [`consumer`]: sessions on the broker, bounded concurrency, ack/requeue, the watchdog.
+//! - [`consumer`]: sessions on the broker, bounded concurrency, the watchdog.
+//! - [`acks`]: settling messages with the broker, batched where order allows.
 //! - [`handler`]: one message from receipt to a durable outcome per endpoint.
 //! - [`inbound`]: checking a message against contract §1.
 //! - [`sender`]: one signed POST; [`guard`]: the SSRF rule on it.
@@ -11,6 +12,7 @@
 //! - [`metrics`] and [`health`]: what Prometheus and Kubernetes see.
 #![forbid(unsafe_code)]
 
+pub mod acks;
 pub mod config;
 pub mod consumer;
 pub mod dead_letters;
