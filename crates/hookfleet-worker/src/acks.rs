@@ -111,11 +111,13 @@ impl Book {
                 break;
             }
         }
-        // Finished tags at or below the new floor are covered by the multiple ack.
+        // Finished tags at or below the new floor are covered by one multiple ack, which must
+        // name the highest of them, not the floor: the floor may be a tag acked alone or
+        // requeued before, and RabbitMQ answers a multiple ack naming a tag it no longer holds
+        // with PRECONDITION_FAILED "unknown delivery tag", closing the channel.
         let above = self.finished.split_off(&(self.floor + 1));
-        let covered = !self.finished.is_empty();
+        let prefix = self.finished.last().copied().filter(|tag| *tag > start);
         self.finished = BTreeSet::new();
-        let prefix = (self.floor > start && covered).then_some(self.floor);
         let singles: Vec<u64> = above.into_iter().collect();
         self.settled.extend(singles.iter().copied());
         (prefix, singles)
@@ -133,9 +135,11 @@ mod tests {
             book.finished(tag);
         }
         assert_eq!(book.plan(), (Some(3), vec![5, 6]));
-        // 4 fills the gap: only 4 is left to ack, and the floor passes 5 and 6.
+        // 4 fills the gap: only 4 is left to ack (5 and 6 were acked alone, and a multiple ack
+        // naming 6 would be refused), and the floor passes 5 and 6.
         book.finished(4);
-        assert_eq!(book.plan(), (Some(6), vec![]));
+        assert_eq!(book.plan(), (Some(4), vec![]));
+        assert_eq!(book.floor, 6);
         book.finished(7);
         assert_eq!(book.plan(), (Some(7), vec![]));
     }
@@ -147,8 +151,21 @@ mod tests {
         book.finished(3);
         assert_eq!(book.plan(), (None, vec![3]));
         book.finished(2);
-        assert_eq!(book.plan(), (Some(3), vec![]));
+        assert_eq!(book.plan(), (Some(2), vec![]));
         assert_eq!(book.floor, 3);
+    }
+
+    #[test]
+    fn a_multiple_ack_never_names_a_tag_already_settled() {
+        let mut book = Book::default();
+        book.finished(1);
+        book.finished(3);
+        assert_eq!(book.plan(), (Some(1), vec![3]));
+        // Requeued at the top of the prefix: the multiple ack stops below it.
+        book.settled(4);
+        book.finished(2);
+        assert_eq!(book.plan(), (Some(2), vec![]));
+        assert_eq!(book.floor, 4);
     }
 
     #[test]
