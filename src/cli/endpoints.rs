@@ -61,7 +61,7 @@ pub struct AddArgs {
 }
 
 pub async fn run(common: &Common, command: EndpointsCommand) -> anyhow::Result<ExitCode> {
-    let pool = hookfleet_store::pool(&common.redis_url)?;
+    let pool = hookfleet_store::connect(&common.redis_url)?;
     hookfleet_store::ping(&pool)
         .await
         .context("Redis does not answer")?;

@@ -1,7 +1,6 @@
 //! Removing everything a test's namespace created: its queues and exchanges in RabbitMQ and
 //! its keys in Redis, so that test runs leave the shared broker and store as they found them.
 
-use deadpool_redis::redis;
 use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
 use lapin::{Connection, ConnectionProperties};
 

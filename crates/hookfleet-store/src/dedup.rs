@@ -8,9 +8,8 @@
 
 use std::time::Duration;
 
-use deadpool_redis::Pool;
-use deadpool_redis::redis::{self, Script};
 use hookfleet_core::{EndpointId, EventId};
+use redis::{self, Script};
 
 use crate::Result;
 use crate::keys::Keys;
@@ -30,7 +29,7 @@ pub enum Claim {
 
 #[derive(Debug, Clone)]
 pub struct Dedup {
-    pool: Pool,
+    redis: crate::Redis,
     keys: Keys,
     /// How long a claim lives if its holder dies: the delivery timeout plus a margin.
     claim_ttl: Duration,
@@ -39,9 +38,14 @@ pub struct Dedup {
 }
 
 impl Dedup {
-    pub fn new(pool: Pool, namespace: &str, claim_ttl: Duration, done_ttl: Duration) -> Self {
+    pub fn new(
+        redis: crate::Redis,
+        namespace: &str,
+        claim_ttl: Duration,
+        done_ttl: Duration,
+    ) -> Self {
         Self {
-            pool,
+            redis,
             keys: Keys::new(namespace),
             claim_ttl,
             done_ttl,
@@ -50,7 +54,7 @@ impl Dedup {
 
     pub async fn claim(&self, endpoint: &EndpointId, event: &EventId) -> Result<Claim> {
         let token = format!("lock:{}", uuid::Uuid::now_v7().simple());
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.redis.clone();
         let previous: Option<String> = redis::cmd("SET")
             .arg(self.keys.dedup(endpoint, event))
             .arg(&token)
@@ -69,7 +73,7 @@ impl Dedup {
 
     /// Records that the endpoint answered 2xx.
     pub async fn commit(&self, endpoint: &EndpointId, event: &EventId) -> Result<()> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.redis.clone();
         redis::cmd("SET")
             .arg(self.keys.dedup(endpoint, event))
             .arg(DONE)
@@ -85,7 +89,7 @@ impl Dedup {
         let script = Script::new(
             "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
         );
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.redis.clone();
         script
             .key(self.keys.dedup(endpoint, event))
             .arg(token)

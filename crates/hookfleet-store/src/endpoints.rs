@@ -3,23 +3,22 @@
 //! Each tenant's endpoints are one hash, so the delivery path reads exactly the endpoints of
 //! the event's tenant (`HVALS`), however many other tenants there are.
 
-use deadpool_redis::Pool;
-use deadpool_redis::redis::{self, AsyncCommands};
 use hookfleet_core::{Endpoint, EndpointId, TenantId};
+use redis::{self, AsyncCommands};
 
 use crate::keys::Keys;
 use crate::{Error, Result};
 
 #[derive(Debug, Clone)]
 pub struct EndpointStore {
-    pool: Pool,
+    redis: crate::Redis,
     keys: Keys,
 }
 
 impl EndpointStore {
-    pub fn new(pool: Pool, namespace: &str) -> Self {
+    pub fn new(redis: crate::Redis, namespace: &str) -> Self {
         Self {
-            pool,
+            redis,
             keys: Keys::new(namespace),
         }
     }
@@ -30,7 +29,7 @@ impl EndpointStore {
             id: endpoint.id.to_string(),
             source,
         })?;
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.redis.clone();
         redis::pipe()
             .atomic()
             .hset(
@@ -49,7 +48,7 @@ impl EndpointStore {
     }
 
     pub async fn get(&self, id: &EndpointId) -> Result<Endpoint> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.redis.clone();
         let tenant: Option<String> = conn.hget(self.keys.endpoint_index(), id.as_str()).await?;
         let tenant = tenant
             .and_then(|t| t.parse::<TenantId>().ok())
@@ -64,7 +63,7 @@ impl EndpointStore {
     /// Removes an endpoint; returns the record that was removed.
     pub async fn remove(&self, id: &EndpointId) -> Result<Endpoint> {
         let endpoint = self.get(id).await?;
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.redis.clone();
         redis::pipe()
             .atomic()
             .hdel(self.keys.tenant_endpoints(&endpoint.tenant), id.as_str())
@@ -85,7 +84,7 @@ impl EndpointStore {
     /// One tenant's endpoints, oldest first. A corrupt record is logged and skipped so that
     /// it cannot stop the tenant's other deliveries.
     pub async fn for_tenant(&self, tenant: &TenantId) -> Result<Vec<Endpoint>> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.redis.clone();
         let records: Vec<(String, String)> =
             conn.hgetall(self.keys.tenant_endpoints(tenant)).await?;
         let mut endpoints: Vec<Endpoint> = records
@@ -107,7 +106,7 @@ impl EndpointStore {
         if let Some(tenant) = tenant {
             return self.for_tenant(tenant).await;
         }
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.redis.clone();
         let tenants: Vec<String> = conn.hvals(self.keys.endpoint_index()).await?;
         let mut tenants: Vec<TenantId> =
             tenants.into_iter().filter_map(|t| t.parse().ok()).collect();

@@ -4,10 +4,8 @@
 pub enum Error {
     #[error("invalid Redis settings: {0}")]
     Config(String),
-    #[error("cannot get a Redis connection: {0}")]
-    Pool(#[from] deadpool_redis::PoolError),
     #[error("Redis error: {0}")]
-    Redis(#[from] deadpool_redis::redis::RedisError),
+    Redis(#[from] redis::RedisError),
     #[error("endpoint {0} not found")]
     NotFound(String),
     #[error("endpoint record {id} is corrupt: {source}")]

@@ -56,7 +56,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
     )
     .await?;
 
-    let pool = hookfleet_store::pool(&config.redis_url)?;
+    let pool = hookfleet_store::connect(&config.redis_url)?;
     tokio::spawn(watch_redis(pool.clone(), health.clone(), shutdown.clone()));
 
     let broker = tokio::select! {
@@ -117,7 +117,11 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
 }
 
 /// Keeps readiness in step with Redis: a ping every second.
-async fn watch_redis(pool: deadpool_redis::Pool, health: Arc<Health>, shutdown: CancellationToken) {
+async fn watch_redis(
+    pool: hookfleet_store::Redis,
+    health: Arc<Health>,
+    shutdown: CancellationToken,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut was_up = true;
     loop {
