@@ -1,0 +1,232 @@
+//! `hookfleet-bench`: the end-to-end benchmark of issue 5, against the local RabbitMQ
+//! (127.0.0.1:5672) and Redis (127.0.0.1:6379).
+//!
+//! Build everything first (`cargo build --release`), then
+//! `cargo run --release -p hookfleet-bench -- [--events N] [--json] [--smoke]`. The workers
+//! are the real `hookfleet` release binary found next to this executable (built with
+//! `cargo build --release --bin hookfleet` when missing).
+//!
+//! In one run: the broker and HTTP baselines, then the pipeline with one and two workers,
+//! fan-out 10, many other tenants' endpoints, and a paced run at half the fan-out-1 rate. A
+//! markdown table of results and one of the targets go to stdout (then, with `--json`, one
+//! JSON object per scenario); progress goes to stderr. The exit status is non-zero when any
+//! scenario lost events or failed; targets never change it.
+//!
+//! # Layout
+//! - [`receiver`]: the local HTTP receiver and its tally (lag, duplicates, signatures).
+//! - [`baseline`]: raw lapin and raw reqwest baselines.
+//! - [`pipeline`]: one pipeline scenario, start to clean-up.
+//! - [`load`]: the events and the burst / paced publishers.
+//! - [`endpoints`]: the bench tenant's endpoints and the other tenants'.
+//! - [`fleet`]: namespaces, worker processes, clean-up.
+//! - [`procfs`]: CPU and memory from `/proc`.
+//! - [`scenarios`]: the scenarios of a run, in order.
+//! - [`report`]: the tables and JSON.
+#![forbid(unsafe_code)]
+
+mod baseline;
+mod endpoints;
+mod fleet;
+mod load;
+mod pipeline;
+mod procfs;
+mod receiver;
+mod report;
+mod scenarios;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use clap::Parser;
+
+use report::name;
+
+/// Only the local broker and Redis are ever targeted.
+pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// The one event type of every scenario.
+pub const EVENT_TYPE: &str = "log.blocked";
+
+/// Benchmark the hookfleet pipeline end to end (issue 5). Run `cargo build --release` first.
+#[derive(Debug, Parser)]
+#[command(name = "hookfleet-bench")]
+struct Args {
+    /// Events per scenario (fan-out 10 publishes a tenth of them) [default: 50000; 500 with --smoke].
+    #[arg(long)]
+    events: Option<u64>,
+    /// Also print one JSON object per scenario after the tables.
+    #[arg(long)]
+    json: bool,
+    /// A tiny run for CI: 500 events, 1 000 other endpoints, a 2-second paced run.
+    #[arg(long)]
+    smoke: bool,
+    /// Longest a scenario may run before it reports what it got, in seconds.
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
+    /// Worker concurrency (and prefetch), and the HTTP baseline's concurrency.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Endpoints of other tenants in the many-tenants scenario [default: 100000; 1000 with --smoke].
+    #[arg(long)]
+    other_endpoints: Option<u64>,
+    /// Length of the paced scenario, in seconds [default: 20; 2 with --smoke].
+    #[arg(long)]
+    paced_seconds: Option<u64>,
+    /// Run only these scenarios (comma-separated names as in the table; the paced one also
+    /// runs fanout1-1w, whose rate it needs) [default: all].
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Approximate size of each event body, in bytes.
+    #[arg(long, default_value_t = 500)]
+    payload_bytes: usize,
+}
+
+/// The settings every scenario reads.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub events: u64,
+    pub timeout: Duration,
+    pub concurrency: usize,
+    pub other_endpoints: u64,
+    pub paced_seconds: u64,
+    pub payload_bytes: usize,
+    /// Scenario names to run; empty = all.
+    pub only: Vec<String>,
+}
+
+impl Settings {
+    /// Whether scenario `name` is to run.
+    pub fn wants(&self, name: &str) -> bool {
+        self.only.is_empty()
+            || self.only.iter().any(|n| n == name)
+            || (name == report::name::FANOUT1 && self.wants(report::name::PACED))
+    }
+}
+
+/// What the scenarios share.
+#[derive(Debug)]
+pub struct Bench {
+    pub settings: Settings,
+    pub receiver: receiver::Receiver,
+    pub http: reqwest::Client,
+    pub worker_binary: PathBuf,
+    /// Where worker logs go.
+    pub log_dir: PathBuf,
+    /// Every namespace created, so an interrupted run can still clean up.
+    namespaces: Mutex<Vec<String>>,
+}
+
+impl Bench {
+    pub fn track(&self, namespace: &str) {
+        if let Ok(mut list) = self.namespaces.lock() {
+            list.push(namespace.to_owned());
+        }
+    }
+}
+
+/// Unix time in microseconds.
+pub fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    match start(args).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn start(args: Args) -> anyhow::Result<ExitCode> {
+    let settings = Settings {
+        events: args
+            .events
+            .unwrap_or(if args.smoke { 500 } else { 50_000 })
+            .max(10),
+        timeout: Duration::from_secs(args.timeout.max(1)),
+        concurrency: args.concurrency.clamp(1, 10_000),
+        other_endpoints: args
+            .other_endpoints
+            .unwrap_or(if args.smoke { 1_000 } else { 100_000 }),
+        paced_seconds: args
+            .paced_seconds
+            .unwrap_or(if args.smoke { 2 } else { 20 }),
+        payload_bytes: args.payload_bytes.clamp(100, 200 * 1024),
+        only: args.only.clone(),
+    };
+    let known = [
+        name::BROKER,
+        name::HTTP,
+        name::FANOUT1,
+        name::FANOUT1_2W,
+        name::FANOUT10,
+        name::MANY_TENANTS,
+        name::PACED,
+    ];
+    if let Some(unknown) = settings.only.iter().find(|n| !known.contains(&n.as_str())) {
+        anyhow::bail!("unknown scenario {unknown:?}: use {}", known.join(", "));
+    }
+    let log_dir = std::env::temp_dir().join(format!("hookfleet-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&log_dir)?;
+    let bench = Bench {
+        worker_binary: fleet::worker_binary()?,
+        receiver: receiver::Receiver::start().await?,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .no_proxy()
+            .build()?,
+        log_dir,
+        settings,
+        namespaces: Mutex::default(),
+    };
+    eprintln!(
+        "hookfleet-bench: {} events per scenario, worker {}, logs in {}",
+        bench.settings.events,
+        bench.worker_binary.display(),
+        bench.log_dir.display()
+    );
+    // Other work on the machine skews every number: say so up front.
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    eprintln!(
+        "load average (1/5/15 min): {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let outcomes = tokio::select! {
+        outcomes = scenarios::run_all(&bench) => outcomes,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("interrupted: cleaning up");
+            let namespaces = bench.namespaces.lock().map(|l| l.clone()).unwrap_or_default();
+            for ns in namespaces {
+                fleet::cleanup(&ns, &[baseline::queue_name(&ns)]).await;
+            }
+            return Ok(ExitCode::from(130));
+        }
+    };
+    println!("{}", report::results_table(&outcomes));
+    println!("{}", report::targets_table(&outcomes));
+    if args.json {
+        print!("{}", report::json_lines(&outcomes));
+    }
+    let failed: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| o.failed())
+        .map(|o| o.scenario.as_str())
+        .collect();
+    if failed.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("lost events or failed: {}", failed.join(", "));
+        Ok(ExitCode::FAILURE)
+    }
+}

@@ -1,0 +1,296 @@
+//! What each scenario measured ([`Outcome`]), the markdown tables (results, then the issue's
+//! targets beside the measured values with pass/fail) and the JSON lines of `--json`.
+
+use serde::Serialize;
+
+/// Scenario names, shared by the runner and the targets that compare them.
+pub mod name {
+    pub const BROKER: &str = "broker-baseline";
+    pub const HTTP: &str = "http-baseline";
+    pub const FANOUT1: &str = "fanout1-1w";
+    pub const FANOUT1_2W: &str = "fanout1-2w";
+    pub const FANOUT10: &str = "fanout10-1w";
+    pub const MANY_TENANTS: &str = "many-tenants-1w";
+    pub const PACED: &str = "paced-50pct-1w";
+}
+
+/// End-to-end lag (receiver's clock minus publish time), in milliseconds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Lag {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Lag {
+    /// Percentiles of lags in micros; `None` when there are none.
+    pub fn of(mut lags_us: Vec<u64>) -> Option<Self> {
+        if lags_us.is_empty() {
+            return None;
+        }
+        lags_us.sort_unstable();
+        let at = |q: f64| {
+            let i = ((lags_us.len() as f64 * q).ceil() as usize).clamp(1, lags_us.len()) - 1;
+            lags_us[i] as f64 / 1000.0
+        };
+        Some(Self {
+            p50: at(0.50),
+            p99: at(0.99),
+            max: at(1.0),
+        })
+    }
+}
+
+/// CPU seconds used while a scenario ran, per process group.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CpuSplit {
+    pub workers: f64,
+    pub rabbitmq: f64,
+    pub redis: f64,
+    /// This process: publisher and receiver.
+    pub bench: f64,
+    /// Everything else on the machine (other processes, kernel): interference.
+    pub other: f64,
+}
+
+/// One scenario's result. For the baselines, `delivered` counts messages or requests done.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Outcome {
+    pub scenario: String,
+    pub workers: usize,
+    /// Endpoints of the bench tenant that each event goes to.
+    pub fanout: usize,
+    /// Endpoints of other tenants registered in the namespace.
+    pub other_endpoints: u64,
+    /// Events (or messages, or requests) sent.
+    pub sent: u64,
+    pub expected: u64,
+    pub delivered: u64,
+    pub duplicates: u64,
+    pub seconds: f64,
+    /// Deliveries (messages round trip, requests) per second.
+    pub rate: f64,
+    /// Broker baseline: publish-only and drain-only rates.
+    pub publish_rate: Option<f64>,
+    pub drain_rate: Option<f64>,
+    /// Paced scenario: the publish rate asked for.
+    pub target_rate: Option<f64>,
+    pub lag_ms: Option<Lag>,
+    pub worker_cpu_ms_per_1k: Option<f64>,
+    pub worker_peak_rss_mib: Option<f64>,
+    pub cpu_seconds: Option<CpuSplit>,
+    /// Worker metrics: `hookfleet_deliveries_total{result="delivered"}` summed.
+    pub metric_delivered: Option<f64>,
+    /// Worker metrics: `hookfleet_consumer_restarts_total` summed. Non-zero means the broker
+    /// connection was lost during the run.
+    pub consumer_restarts: f64,
+    /// What happened to the services during the run (broker connection lost, Redis
+    /// restarted): when set, the numbers say nothing about hookfleet.
+    pub disturbed: Option<String>,
+    pub signatures_checked: u64,
+    pub bad_signatures: u64,
+    pub timed_out: bool,
+    pub error: Option<String>,
+}
+
+impl Outcome {
+    pub fn new(scenario: &str) -> Self {
+        Self {
+            scenario: scenario.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// Lost events, a bad signature, or an error.
+    pub fn failed(&self) -> bool {
+        self.delivered < self.expected || self.bad_signatures > 0 || self.error.is_some()
+    }
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("—".to_owned(), |v| format!("{v:.digits$}"))
+}
+
+/// The results table.
+pub fn results_table(outcomes: &[Outcome]) -> String {
+    let mut out = String::from(
+        "| scenario | workers | endpoints (own + others) | delivered / expected | dups | seconds | rate /s | lag p50 / p99 / max ms | worker CPU ms / 1k | worker peak RSS MiB | CPU s worker / rabbit / redis / bench / other | status |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for o in outcomes {
+        let lag = o.lag_ms.map_or("—".to_owned(), |l| {
+            format!("{:.1} / {:.1} / {:.1}", l.p50, l.p99, l.max)
+        });
+        let cpu = o.cpu_seconds.map_or("—".to_owned(), |c| {
+            format!(
+                "{:.1} / {:.1} / {:.1} / {:.1} / {:.1}",
+                c.workers, c.rabbitmq, c.redis, c.bench, c.other
+            )
+        });
+        let mut rate = format!("{:.0}", o.rate);
+        if let (Some(p), Some(d)) = (o.publish_rate, o.drain_rate) {
+            rate = format!("{rate} (publish {p:.0}, drain {d:.0})");
+        }
+        if let Some(t) = o.target_rate {
+            rate = format!("{rate} (paced at {t:.0})");
+        }
+        let mut status = match (&o.error, o.timed_out, o.failed()) {
+            (Some(e), _, _) => format!("FAILED: {e}"),
+            (None, true, _) => "TIMED OUT".to_owned(),
+            (None, false, true) => "LOST EVENTS".to_owned(),
+            _ => "ok".to_owned(),
+        };
+        if let Some(why) = &o.disturbed {
+            status += &format!(" — DISTURBED: {why}");
+        }
+        out += &format!(
+            "| {} | {} | {} + {} | {} / {} | {} | {:.2} | {} | {} | {} | {} | {} | {} |\n",
+            o.scenario,
+            o.workers,
+            o.fanout,
+            o.other_endpoints,
+            o.delivered,
+            o.expected,
+            o.duplicates,
+            o.seconds,
+            rate,
+            lag,
+            opt(o.worker_cpu_ms_per_1k, 1),
+            opt(o.worker_peak_rss_mib, 1),
+            cpu,
+            status,
+        );
+    }
+    out
+}
+
+/// One row of the targets table: what, the target, the measured value, and pass/fail.
+struct Check {
+    what: String,
+    target: &'static str,
+    measured: Option<f64>,
+    unit: &'static str,
+    pass: fn(f64) -> bool,
+}
+
+/// The issue's targets beside the measured values.
+pub fn targets_table(outcomes: &[Outcome]) -> String {
+    let find = |n: &str| outcomes.iter().find(|o| o.scenario == n && o.rate > 0.0);
+    let rate = |n: &str| find(n).map(|o| o.rate);
+    let ratio = |a: Option<f64>, b: Option<f64>| Some(a? / b?);
+    let one = rate(name::FANOUT1);
+    let broker = rate(name::BROKER);
+    let slowest_baseline = match (broker, rate(name::HTTP)) {
+        (Some(b), Some(h)) => Some(b.min(h)),
+        _ => None,
+    };
+    let paced = find(name::PACED).and_then(|o| o.lag_ms);
+    let peak_rss = outcomes
+        .iter()
+        .filter_map(|o| o.worker_peak_rss_mib)
+        .reduce(f64::max);
+    let checks = [
+        Check {
+            what: format!("{} deliveries/s", name::FANOUT1),
+            target: "≥ 15 000",
+            measured: one,
+            unit: "/s",
+            pass: |v| v >= 15_000.0,
+        },
+        Check {
+            what: format!("{} ÷ broker round trip", name::FANOUT1),
+            target: "≥ 0.75",
+            measured: ratio(one, broker),
+            unit: "",
+            pass: |v| v >= 0.75,
+        },
+        Check {
+            what: format!("ratio: {} ÷ min(broker round trip, HTTP)", name::FANOUT1),
+            target: "(reported)",
+            measured: ratio(one, slowest_baseline),
+            unit: "",
+            pass: |_| true,
+        },
+        Check {
+            what: format!("{} ÷ {}", name::FANOUT1_2W, name::FANOUT1),
+            target: "≥ 1 (0.95: noise)",
+            measured: ratio(rate(name::FANOUT1_2W), one),
+            unit: "",
+            pass: |v| v >= 0.95,
+        },
+        Check {
+            what: format!("{} lag p50", name::PACED),
+            target: "≤ 10 ms",
+            measured: paced.map(|l| l.p50),
+            unit: " ms",
+            pass: |v| v <= 10.0,
+        },
+        Check {
+            what: format!("{} lag p99", name::PACED),
+            target: "≤ 50 ms",
+            measured: paced.map(|l| l.p99),
+            unit: " ms",
+            pass: |v| v <= 50.0,
+        },
+        Check {
+            what: format!("{} worker CPU per 1 000 deliveries", name::FANOUT1),
+            target: "≤ 50 ms",
+            measured: find(name::FANOUT1).and_then(|o| o.worker_cpu_ms_per_1k),
+            unit: " ms",
+            pass: |v| v <= 50.0,
+        },
+        Check {
+            what: "worker peak RSS (any scenario)".to_owned(),
+            target: "≤ 64 MiB",
+            measured: peak_rss,
+            unit: " MiB",
+            pass: |v| v <= 64.0,
+        },
+        Check {
+            what: format!(
+                "{} ÷ {} (endpoint deliveries/s)",
+                name::FANOUT10,
+                name::FANOUT1
+            ),
+            target: "≥ 2",
+            measured: ratio(rate(name::FANOUT10), one),
+            unit: "",
+            pass: |v| v >= 2.0,
+        },
+        Check {
+            what: format!("{} ÷ {}", name::MANY_TENANTS, name::FANOUT1),
+            target: "≥ 0.95",
+            measured: ratio(rate(name::MANY_TENANTS), one),
+            unit: "",
+            pass: |v| v >= 0.95,
+        },
+    ];
+    let mut out = String::from("| target | wanted | measured | pass/fail |\n|---|---|---|---|\n");
+    for c in checks {
+        let (measured, verdict) = match c.measured {
+            Some(v) if v.is_finite() => {
+                let digits = if v >= 100.0 { 0 } else { 2 };
+                let verdict = if c.target == "(reported)" {
+                    "—"
+                } else if (c.pass)(v) {
+                    "pass"
+                } else {
+                    "FAIL"
+                };
+                (format!("{v:.digits$}{}", c.unit), verdict)
+            }
+            _ => ("—".to_owned(), "n/a"),
+        };
+        out += &format!("| {} | {} | {measured} | {verdict} |\n", c.what, c.target);
+    }
+    out
+}
+
+/// One JSON object per scenario, one per line.
+pub fn json_lines(outcomes: &[Outcome]) -> String {
+    outcomes
+        .iter()
+        .filter_map(|o| serde_json::to_string(o).ok())
+        .map(|line| line + "\n")
+        .collect()
+}
