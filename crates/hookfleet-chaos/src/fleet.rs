@@ -1,0 +1,444 @@
+//! One scenario's deployment: a fresh namespace, its endpoints (written straight into Redis,
+//! and kept so they can be written again after Redis lost them), its `hookfleet worker`
+//! processes, and removing everything it left behind.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use hookfleet_core::{Endpoint, EventFilter, EventType, TenantId};
+use hookfleet_producer::{Broker, Namespace, Publisher, QueueType, Topology};
+use hookfleet_store::EndpointStore;
+use hookfleet_store::redis;
+use lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::types::FieldTable;
+use lapin::{Connection, ConnectionProperties};
+use tokio::process::{Child, Command};
+
+use crate::{
+    AMQP_URL, DELIVERY_TIMEOUT_SECS, EVENT_TYPE, REDIS_URL, RETRY_DELAYS, RETRY_DELAYS_MS,
+};
+use crate::{Settings, services};
+
+/// How long a worker may take to answer `/readyz` with 200.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a worker may take to exit after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug)]
+pub struct Fleet {
+    pub namespace: String,
+    pub event_type: EventType,
+    settings: Settings,
+    /// Settings of every worker, after the scenario's overrides.
+    env: Vec<(String, String)>,
+    /// Every endpoint added, to write them again after a Redis restart.
+    endpoints: Vec<Endpoint>,
+    workers: usize,
+    pub http: reqwest::Client,
+}
+
+impl Fleet {
+    /// A fresh namespace `chaos_<name>_<8 hex>`; checks the services answer first.
+    pub fn new(settings: &Settings, name: &str) -> anyhow::Result<Self> {
+        services::ensure()?;
+        let namespace = format!("chaos_{name}_{:08x}", rand::random::<u32>());
+        std::fs::create_dir_all(&settings.log_dir)
+            .with_context(|| format!("cannot create {}", settings.log_dir.display()))?;
+        let env = [
+            ("HOOKFLEET_NAMESPACE", namespace.as_str()),
+            ("HOOKFLEET_AMQP_URL", AMQP_URL),
+            ("HOOKFLEET_REDIS_URL", REDIS_URL),
+            ("HOOKFLEET_ALLOW_PRIVATE_TARGETS", "true"),
+            ("HOOKFLEET_EVENT_TYPES", EVENT_TYPE),
+            ("HOOKFLEET_QUEUE_TYPE", "quorum"),
+            ("HOOKFLEET_RETRY_DELAYS", RETRY_DELAYS),
+            (
+                "HOOKFLEET_DELIVERY_TIMEOUT",
+                &format!("{DELIVERY_TIMEOUT_SECS}s"),
+            ),
+            ("HOOKFLEET_CONCURRENCY", "32"),
+            ("HOOKFLEET_STALL_TIMEOUT", "15s"),
+            ("RUST_LOG", "info"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        Ok(Self {
+            namespace,
+            event_type: EVENT_TYPE.parse()?,
+            settings: settings.clone(),
+            env,
+            endpoints: Vec::new(),
+            workers: 0,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()?,
+        })
+    }
+
+    /// Overrides one setting of every worker started from now on.
+    pub fn set(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// The workers' concurrency (`HOOKFLEET_CONCURRENCY`).
+    pub fn concurrency(&self) -> usize {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "HOOKFLEET_CONCURRENCY")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(64)
+    }
+
+    fn store(&self) -> anyhow::Result<EndpointStore> {
+        Ok(EndpointStore::new(
+            hookfleet_store::connect(REDIS_URL)?,
+            &self.namespace,
+        ))
+    }
+
+    /// Adds an endpoint of `tenant` for the scenario's event type at `url`.
+    pub async fn add_endpoint(&mut self, tenant: &TenantId, url: &str) -> anyhow::Result<()> {
+        let endpoint = Endpoint::new(
+            tenant.clone(),
+            url,
+            EventFilter::Only(vec![self.event_type.clone()]),
+            None,
+            "chaos".to_owned(),
+        )?;
+        self.store()?.put(&endpoint).await?;
+        self.endpoints.push(endpoint);
+        Ok(())
+    }
+
+    /// Writes every endpoint again, same ids and secrets (after Redis forgot them).
+    pub async fn restore_endpoints(&self) -> anyhow::Result<()> {
+        let store = self.store()?;
+        for endpoint in &self.endpoints {
+            store.put(endpoint).await?;
+        }
+        Ok(())
+    }
+
+    fn topology(&self) -> anyhow::Result<Topology> {
+        Ok(Topology {
+            namespace: self.ns()?,
+            queue_type: QueueType::Quorum,
+            event_types: vec![self.event_type.clone()],
+            retry_delays: RETRY_DELAYS_MS
+                .iter()
+                .map(|ms| Duration::from_millis(*ms))
+                .collect(),
+        })
+    }
+
+    fn ns(&self) -> anyhow::Result<Namespace> {
+        Ok(Namespace::try_from(self.namespace.clone())?)
+    }
+
+    /// Declares the namespace's exchanges and queues (as a worker does at start), so that
+    /// events can be published before any worker runs.
+    pub async fn declare(&self) -> anyhow::Result<()> {
+        let broker = Broker::connect(AMQP_URL).await?;
+        self.topology()?.declare(&broker.channel().await?).await?;
+        broker.close().await;
+        Ok(())
+    }
+
+    /// A publisher on its own connection, patient enough to outlast a broker restart.
+    pub async fn publisher(&self) -> anyhow::Result<Arc<Publisher>> {
+        let broker = Broker::connect(AMQP_URL).await?;
+        Ok(Arc::new(
+            Publisher::new(broker, self.ns()?).give_up_after(Duration::from_secs(60)),
+        ))
+    }
+
+    /// Messages waiting in the work queue and the delay tiers (ready, not yet handed out).
+    pub async fn backlog(&self) -> anyhow::Result<u32> {
+        let connection = Connection::connect(AMQP_URL, ConnectionProperties::default()).await?;
+        let channel = connection.create_channel().await?;
+        let ns = self.ns()?;
+        let queues = std::iter::once(ns.work_queue(&self.event_type)).chain(
+            RETRY_DELAYS_MS
+                .iter()
+                .map(|ms| ns.delay_tier(Duration::from_millis(*ms))),
+        );
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        let mut total = 0;
+        for queue in queues {
+            let q = channel
+                .queue_declare(queue.as_str().into(), passive, FieldTable::default())
+                .await?;
+            total += q.message_count();
+        }
+        let _ = connection.close(200, "counted".into()).await;
+        Ok(total)
+    }
+
+    /// `hookfleet dead-letters list`: one JSON object per dead letter.
+    pub async fn dead_letters(&self) -> anyhow::Result<Vec<serde_json::Value>> {
+        let mut command = self.command(&["dead-letters", "list", "--limit", "10000"]);
+        let output = tokio::time::timeout(
+            Duration::from_secs(30),
+            command
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .output(),
+        )
+        .await
+        .context("`hookfleet dead-letters list` hung")??;
+        if !output.status.success() {
+            bail!(
+                "`hookfleet dead-letters list` failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).context("a dead letter that is not JSON"))
+            .collect()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.settings.binary);
+        // No HOOKFLEET_* setting leaks in from the caller's environment.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("HOOKFLEET_") {
+                command.env_remove(key);
+            }
+        }
+        command
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Starts `hookfleet worker` and waits until `/readyz` answers 200.
+    pub async fn spawn_worker(&mut self) -> anyhow::Result<Worker> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let log_path = self
+            .settings
+            .log_dir
+            .join(format!("{}-worker-{}.log", self.namespace, self.workers));
+        self.workers += 1;
+        let log = std::fs::File::create(&log_path)
+            .with_context(|| format!("cannot create {}", log_path.display()))?;
+        let child = self
+            .command(&["worker"])
+            .env("HOOKFLEET_METRICS_ADDR", format!("127.0.0.1:{port}"))
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", self.settings.binary.display()))?;
+        let pid = child.id().context("the worker exited at once")?;
+        let mut worker = Worker {
+            child,
+            pid,
+            base_url: format!("http://127.0.0.1:{port}"),
+            log_path,
+            http: self.http.clone(),
+        };
+        worker.wait_ready().await?;
+        Ok(worker)
+    }
+
+    /// Deletes the namespace's queues, exchanges and Redis keys. Bounded; failures are
+    /// printed, so clean-up never hides a scenario's result.
+    pub async fn cleanup(self) {
+        let ns = self.namespace.clone();
+        match tokio::time::timeout(Duration::from_secs(20), remove_amqp(&ns)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => eprintln!("chaos: cleanup of {ns} in RabbitMQ failed: {error}"),
+            Err(_) => eprintln!("chaos: cleanup of {ns} in RabbitMQ timed out"),
+        }
+        match tokio::time::timeout(Duration::from_secs(20), remove_redis(&ns)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => eprintln!("chaos: cleanup of {ns} in Redis failed: {error}"),
+            Err(_) => eprintln!("chaos: cleanup of {ns} in Redis timed out"),
+        }
+    }
+}
+
+/// A running `hookfleet worker`; killed if dropped while running.
+#[derive(Debug)]
+pub struct Worker {
+    child: Child,
+    pub pid: u32,
+    /// `http://<HOOKFLEET_METRICS_ADDR>`.
+    base_url: String,
+    pub log_path: PathBuf,
+    http: reqwest::Client,
+}
+
+impl Worker {
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        while started.elapsed() < READY_TIMEOUT {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "worker exited with {status} before ready; see {}",
+                    self.log_path.display()
+                );
+            }
+            if self.ready().await == Some(200) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!(
+            "worker not ready after {READY_TIMEOUT:?}; see {}",
+            self.log_path.display()
+        )
+    }
+
+    /// The status `/readyz` answers, if anything answers.
+    pub async fn ready(&self) -> Option<u16> {
+        let response = self
+            .http
+            .get(format!("{}/readyz", self.base_url))
+            .send()
+            .await
+            .ok()?;
+        Some(response.status().as_u16())
+    }
+
+    /// The `/metrics` page, if the worker answers.
+    pub async fn metrics(&self) -> Option<String> {
+        let response = self
+            .http
+            .get(format!("{}/metrics", self.base_url))
+            .send()
+            .await
+            .ok()?;
+        response.text().await.ok()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGKILL: a crash, nothing finished or handed back politely.
+    pub async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    /// SIGSTOP / SIGCONT: freezes the process without closing anything.
+    pub fn freeze(&self, frozen: bool) {
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let _ = std::process::Command::new("kill")
+            .args([signal, &self.pid.to_string()])
+            .status();
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited within [`STOP_TIMEOUT`]; true when it
+    /// exited on its own.
+    pub async fn stop(mut self) -> bool {
+        self.freeze(false);
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status();
+        match tokio::time::timeout(STOP_TIMEOUT, self.child.wait()).await {
+            Ok(status) => status.is_ok_and(|s| s.success()),
+            Err(_) => {
+                eprintln!(
+                    "chaos: worker {} ignored SIGTERM; killing it (log {})",
+                    self.pid,
+                    self.log_path.display()
+                );
+                let _ = self.child.kill().await;
+                false
+            }
+        }
+    }
+}
+
+/// The sum of every series of metric `name` whose labels include `label` (Prometheus text).
+pub fn metric_sum(text: &str, name: &str, label: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let metric = series.split('{').next()?;
+            (metric == name && series.contains(label)).then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
+}
+
+async fn remove_amqp(ns: &str) -> Result<(), lapin::Error> {
+    let tiers: Vec<String> = RETRY_DELAYS_MS
+        .iter()
+        .map(|ms| format!("{ns}.delay.{ms}ms"))
+        .collect();
+    let queues = [format!("{ns}.work.{EVENT_TYPE}"), format!("{ns}.dead")]
+        .into_iter()
+        .chain(tiers.iter().cloned());
+    let exchanges = [
+        format!("{ns}.events.{EVENT_TYPE}"),
+        format!("{ns}.retry"),
+        format!("{ns}.dead"),
+    ]
+    .into_iter()
+    .chain(tiers.iter().cloned());
+    let connection = Connection::connect(AMQP_URL, ConnectionProperties::default()).await?;
+    let mut channel = connection.create_channel().await?;
+    for queue in queues {
+        let deleted = channel
+            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+            .await;
+        if deleted.is_err() {
+            // An error (e.g. a queue never declared) closes the channel: open another.
+            channel = connection.create_channel().await?;
+        }
+    }
+    for exchange in exchanges {
+        let deleted = channel
+            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+            .await;
+        if deleted.is_err() {
+            channel = connection.create_channel().await?;
+        }
+    }
+    connection.close(200, "cleaned up".into()).await
+}
+
+/// SCAN + UNLINK of `*<ns>:*`: endpoint keys and de-duplication marks.
+async fn remove_redis(namespace: &str) -> redis::RedisResult<()> {
+    let client = redis::Client::open(REDIS_URL)?;
+    let mut connection = client.get_multiplexed_async_connection().await?;
+    let pattern = format!("*{namespace}:*");
+    let mut cursor: u64 = 0;
+    for _ in 0..10_000 {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(5_000)
+            .query_async(&mut connection)
+            .await?;
+        if !keys.is_empty() {
+            redis::cmd("UNLINK")
+                .arg(&keys)
+                .query_async::<()>(&mut connection)
+                .await?;
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! Fault-injection scenarios for hookfleet (issue 4): each one runs real `hookfleet worker`
+//! processes against the local RabbitMQ and Redis, publishes a known set of events, breaks
+//! something (a worker, the broker, Redis, a receiver, a message) and counts, by `webhook-id`,
+//! what a real receiver got: how many events were lost, how many arrived twice, and how long
+//! the fleet took to catch up once the fault was over.
+//!
+//! The same scenarios run in two sizes: [`Size::Ci`] from `tests/chaos` (bounded, asserted) and
+//! [`Size::Report`] from the `hookfleet-chaos` binary, which prints the reliability table.
+//!
+//! # Layout
+//! - [`services`]: stopping and starting RabbitMQ and Redis, and the guard that always
+//!   starts them again.
+//! - [`fleet`]: one scenario's namespace, endpoints and worker processes.
+//! - [`receiver`]: HTTP receivers that count deliveries and can go down, reset connections,
+//!   answer slowly or refuse one event.
+//! - [`load`]: publishing many events with many confirms in flight.
+//! - [`outcome`]: what a scenario measured, and the markdown table.
+//! - [`scenarios`]: the scenarios themselves.
+#![forbid(unsafe_code)]
+
+pub mod fleet;
+pub mod load;
+pub mod outcome;
+pub mod receiver;
+pub mod scenarios;
+pub mod services;
+
+use std::path::PathBuf;
+
+pub use outcome::Outcome;
+
+/// The local broker (contract §4 default).
+pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// The local Redis (contract §4 default).
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// Every scenario publishes and consumes this one type.
+pub const EVENT_TYPE: &str = "log.blocked";
+/// Short retry waits, so that a transient failure recovers within a scenario; their sum
+/// (15.7 s) is how long an endpoint may stay broken before its events are dead-lettered.
+pub const RETRY_DELAYS: &str = "200ms,500ms,1s,2s,4s,8s";
+/// The same waits in milliseconds (the tier names), for clean-up.
+pub const RETRY_DELAYS_MS: [u64; 6] = [200, 500, 1_000, 2_000, 4_000, 8_000];
+/// The workers' `HOOKFLEET_DELIVERY_TIMEOUT`.
+pub const DELIVERY_TIMEOUT_SECS: u64 = 2;
+
+/// How big the scenarios are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Size {
+    /// Small and bounded (the chaos step of `scripts/test`, a few minutes in all).
+    Ci,
+    /// Several times larger, for the README's reliability table.
+    Report,
+}
+
+impl Size {
+    /// `ci` or `report`, whichever fits this size.
+    pub fn pick<T>(self, ci: T, report: T) -> T {
+        match self {
+            Size::Ci => ci,
+            Size::Report => report,
+        }
+    }
+}
+
+/// What every scenario needs from its caller.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The `hookfleet` binary to run workers with.
+    pub binary: PathBuf,
+    pub size: Size,
+    /// Where worker logs go (one file per worker, named by namespace).
+    pub log_dir: PathBuf,
+}
+
+impl Settings {
+    pub fn new(binary: impl Into<PathBuf>, size: Size) -> Self {
+        Self {
+            binary: binary.into(),
+            size,
+            log_dir: std::env::temp_dir().join("hookfleet-chaos"),
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Scenario 1: SIGKILL one of two workers in the middle of a few thousand events.
+//!
+//! The killed worker's unacked messages go back to the queue when its connection drops, and
+//! the other worker delivers them. What it had POSTed and marked done is skipped; what it had
+//! POSTed (2xx) but not yet marked is sent again: at most its concurrency in duplicates. A
+//! claim it held blocks the other worker until the claim expires (delivery timeout + 10 s),
+//! which is what "time to recover" mostly measures.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::fleet::Fleet;
+use crate::load::{self, Counter, Pace};
+use crate::receiver::{Server, Tally};
+use crate::{Outcome, Settings};
+
+use super::{Recovery, outcome, wait_delivered, wait_quiet, wait_requests};
+
+const PATH: &str = "/hook";
+
+pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Outcome>> {
+    let events = settings.size.pick(2_000, 10_000);
+    let mut fleet = Fleet::new(settings, "crash")?;
+    let tally = Arc::new(Tally::default());
+    // A few milliseconds per request, so that the killed worker dies holding a full
+    // concurrency's worth of messages, some of them mid-POST.
+    tally.set_delay(PATH, Duration::from_millis(5));
+    let server = Server::start(Arc::clone(&tally)).await?;
+    let tenant = "acme".parse()?;
+    fleet.add_endpoint(&tenant, &server.url(PATH)).await?;
+    fleet.declare().await?;
+    let victim = fleet.spawn_worker().await?;
+    let survivor = fleet.spawn_worker().await?;
+
+    let published = Arc::new(Counter::default());
+    let load = tokio::spawn(load::publish(
+        fleet.publisher().await?,
+        fleet.event_type.clone(),
+        tenant,
+        Pace {
+            count: events,
+            in_flight: 256,
+            rate: None,
+        },
+        Arc::clone(&published),
+    ));
+    wait_requests(&tally, PATH, events / 3, Duration::from_secs(60)).await;
+    let victim_log = victim.log_path.clone();
+    victim.kill().await;
+    let killed_at = Instant::now();
+    let published = load.await?;
+
+    let done = wait_delivered(&tally, &[PATH], &published.ids, Duration::from_secs(120)).await;
+    wait_quiet(&fleet, &tally, &[PATH]).await;
+    let count = tally.count(PATH, &published.ids);
+    let allowed = fleet.concurrency();
+    let note = format!(
+        "two workers (concurrency {allowed} each), one SIGKILLed after a third had arrived; \
+         duplicates are allowed up to the killed worker's concurrency (2xx answered, done mark \
+         not yet written); killed worker's log {}",
+        victim_log.display()
+    );
+    survivor.stop().await;
+    fleet.cleanup().await;
+    drop(server);
+    let mut row = outcome(
+        "worker SIGKILL",
+        &published,
+        count,
+        Recovery::measure(&tally, PATH, killed_at, done),
+        note,
+    );
+    row.allowed_duplicates = allowed;
+    Ok(vec![row])
+}

@@ -1,0 +1,82 @@
+//! Fault-injection tests (issue 4): the scenarios of `hookfleet-chaos` at CI size, against the
+//! real `hookfleet` binary, RabbitMQ and Redis. Each asserts that nothing was lost and that
+//! duplicates stay within what the design allows (none, except after a crash or a Redis that
+//! lost its marks).
+//!
+//! They stop and restart RabbitMQ and Redis, so they only run when `HOOKFLEET_CHAOS=1`, one at
+//! a time, after the main suite: `scripts/test` does
+//! `HOOKFLEET_CHAOS=1 cargo test --test chaos -- --test-threads=1`. Otherwise each test
+//! returns at once. Whatever happens, the services are left running.
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+
+use hookfleet_chaos::{Outcome, Settings, Size, outcome, scenarios, services};
+
+/// The settings of a chaos test, or `None` (and a line saying so) when chaos is not enabled.
+fn settings() -> Option<Settings> {
+    if std::env::var("HOOKFLEET_CHAOS").as_deref() != Ok("1") {
+        eprintln!("skipped: set HOOKFLEET_CHAOS=1 (scripts/test does, after the main suite)");
+        return None;
+    }
+    let mut settings = Settings::new(env!("CARGO_BIN_EXE_hookfleet"), Size::Ci);
+    settings.log_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chaos");
+    Some(settings)
+}
+
+/// Prints the rows (visible with `--nocapture` or on failure) and checks each one.
+fn check(result: anyhow::Result<Vec<Outcome>>) {
+    // Whatever the scenario did, the next one starts with both services up.
+    let restored = services::ensure();
+    let outcomes = result.unwrap();
+    eprintln!("{}", outcome::table(&outcomes));
+    restored.unwrap();
+    for o in &outcomes {
+        assert!(
+            o.holds(),
+            "{}: lost {}, duplicates {} (allowed {}): {}",
+            o.scenario,
+            o.lost,
+            o.duplicates,
+            o.allowed_duplicates,
+            o.note
+        );
+        assert!(o.published > 0, "{}: nothing was published", o.scenario);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_killed_mid_stream_loses_nothing() {
+    let Some(settings) = settings() else { return };
+    check(scenarios::worker_crash::run(&settings).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rabbitmq_restart_during_delivery_loses_and_repeats_nothing() {
+    let Some(settings) = settings() else { return };
+    check(scenarios::broker_restart::during_delivery(&settings).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rabbitmq_restart_during_publishing_loses_and_repeats_nothing() {
+    let Some(settings) = settings() else { return };
+    check(scenarios::broker_restart::during_publishing(&settings).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redis_restart_during_delivery_loses_nothing() {
+    let Some(settings) = settings() else { return };
+    check(scenarios::redis_restart::run(&settings).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn receivers_down_slow_or_resetting_get_everything_once() {
+    let Some(settings) = settings() else { return };
+    check(scenarios::receivers::run(&settings).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_poison_event_is_parked_and_the_queue_keeps_flowing() {
+    let Some(settings) = settings() else { return };
+    check(scenarios::poison::run(&settings).await);
+}
