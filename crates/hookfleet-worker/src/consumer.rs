@@ -134,6 +134,13 @@ impl Consumer {
         self.broker.close().await;
     }
 
+    fn check_progress(&self) -> Result<()> {
+        if self.progress.stalled(self.stall_timeout) {
+            return Err(Error::Stalled(self.stall_timeout));
+        }
+        Ok(())
+    }
+
     async fn session(&self, shutdown: &CancellationToken) -> Result<()> {
         let channel = self.broker.channel().await?;
         let result = self.consume(&channel, shutdown).await;
@@ -197,20 +204,23 @@ impl Consumer {
                     _ = self.health.wait_for_redis(Duration::from_secs(3600)) => {}
                 }
             }
-            let permit = tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => return Ok(()),
-                permit = permits.clone().acquire_owned() => permit.map_err(|_| Error::Stalled(Duration::ZERO))?,
+            // The watchdog also runs while every slot is taken: stuck messages holding all of
+            // them is the stall most worth catching.
+            let permit = loop {
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = watchdog.tick() => self.check_progress()?,
+                    permit = permits.clone().acquire_owned() => {
+                        break permit.map_err(|_| Error::Stalled(Duration::ZERO))?;
+                    }
+                }
             };
             let next = loop {
                 tokio::select! {
                     biased;
                     _ = shutdown.cancelled() => return Ok(()),
-                    _ = watchdog.tick() => {
-                        if self.progress.stalled(self.stall_timeout) {
-                            return Err(Error::Stalled(self.stall_timeout));
-                        }
-                    }
+                    _ = watchdog.tick() => self.check_progress()?,
                     next = deliveries.next() => break next,
                 }
             };

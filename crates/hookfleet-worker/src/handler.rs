@@ -127,7 +127,7 @@ impl Deliverer {
 
         let verdict = outcome.verdict();
         if verdict == Verdict::Delivered {
-            self.dedup.commit(&endpoint.id, &event.id).await?;
+            self.commit(endpoint, event).await?;
             self.metrics.delivery(event_type, DeliveryResult::Delivered);
             if event.timestamp > 0 {
                 let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as f64 / 1e9;
@@ -223,6 +223,23 @@ impl Deliverer {
         Ok(())
     }
 
+    /// Records the 2xx, trying again while Redis is away: giving up here would requeue a
+    /// delivered message. Past `COMMIT_PATIENCE` the claim may have expired and the message
+    /// goes back to the queue; a repeat POST is then possible (the documented window).
+    async fn commit(&self, endpoint: &Endpoint, event: &InboundEvent) -> Result<()> {
+        let started = Instant::now();
+        loop {
+            match self.dedup.commit(&endpoint.id, &event.id).await {
+                Ok(()) => return Ok(()),
+                Err(error) if started.elapsed() < COMMIT_PATIENCE => {
+                    warn!(message = "Cannot record the delivery yet; trying again.", %error);
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
     async fn disable(&self, endpoint: &Endpoint) -> Result<()> {
         warn!(message = "Endpoint answered 410 Gone; disabling it.", url = %endpoint.url);
         match self.store.set_enabled(&endpoint.id, false).await {
@@ -241,6 +258,10 @@ fn give_up_reason(verdict: Verdict, attempts: u32, outcome: &AttemptOutcome) -> 
         _ => format!("gave up after {attempts} attempts"),
     }
 }
+
+/// How long a 2xx keeps trying to be recorded; under the claim's lifetime (the delivery
+/// timeout plus 10 s), so no other worker can POST the event meanwhile.
+const COMMIT_PATIENCE: Duration = Duration::from_secs(8);
 
 /// How long a message waits before going back to the queue after an error: long enough not
 /// to spin while Redis or the broker is away.
