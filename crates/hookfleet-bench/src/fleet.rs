@@ -6,9 +6,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use hookfleet_producer::{Broker, QueueType, Topology};
 use hookfleet_store::redis;
-use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-use lapin::{Connection, ConnectionProperties};
+use lapin::options::QueueDeleteOptions;
 use tokio::process::{Child, Command};
 
 use crate::{AMQP_URL, EVENT_TYPE, REDIS_URL};
@@ -230,70 +230,32 @@ pub async fn cleanup(namespace: &str, extra_queues: &[String]) {
     }
 }
 
-async fn remove_amqp(ns: &str, extra_queues: &[String]) -> Result<(), lapin::Error> {
-    let tiers: Vec<String> = RETRY_DELAYS_MS
-        .iter()
-        .map(|ms| format!("{ns}.delay.{ms}ms"))
-        .collect();
-    let queues = [format!("{ns}.work.{EVENT_TYPE}"), format!("{ns}.dead")]
-        .into_iter()
-        .chain(tiers.iter().cloned())
-        .chain(extra_queues.iter().cloned());
-    let exchanges = [
-        format!("{ns}.events.{EVENT_TYPE}"),
-        format!("{ns}.retry"),
-        format!("{ns}.dead"),
-    ]
-    .into_iter()
-    .chain(tiers.iter().cloned());
-    let connection = Connection::connect(AMQP_URL, ConnectionProperties::default()).await?;
-    let mut channel = connection.create_channel().await?;
-    for queue in queues {
-        let deleted = channel
+async fn remove_amqp(ns: &str, extra_queues: &[String]) -> anyhow::Result<()> {
+    let broker = Broker::connect(AMQP_URL).await?;
+    let topology = Topology {
+        namespace: ns.parse()?,
+        queue_type: QueueType::Quorum,
+        event_types: vec![EVENT_TYPE.parse()?],
+        retry_delays: RETRY_DELAYS_MS
+            .iter()
+            .map(|ms| Duration::from_millis(*ms))
+            .collect(),
+    };
+    topology.delete(&broker).await?;
+    for queue in extra_queues {
+        // A channel each: a failed delete closes it.
+        let channel = broker.channel().await?;
+        let _ = channel
             .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
             .await;
-        if deleted.is_err() {
-            // An error (e.g. a queue never declared) closes the channel: open another.
-            channel = connection.create_channel().await?;
-        }
     }
-    for exchange in exchanges {
-        let deleted = channel
-            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-            .await;
-        if deleted.is_err() {
-            channel = connection.create_channel().await?;
-        }
-    }
-    connection.close(200, "cleaned up".into()).await
+    broker.close().await;
+    Ok(())
 }
 
-/// SCAN + UNLINK of `*<ns>:*`: endpoint keys (`{<ns>:endpoints}:…`) and de-duplication marks.
-async fn remove_redis(namespace: &str) -> redis::RedisResult<()> {
-    let client = redis::Client::open(REDIS_URL)?;
-    let mut connection = client.get_multiplexed_async_connection().await?;
-    let pattern = format!("*{namespace}:*");
-    let mut cursor: u64 = 0;
-    // Bounded: 100 000 rounds of COUNT 5 000 covers a keyspace far beyond this machine's.
-    for _ in 0..100_000 {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(5_000)
-            .query_async(&mut connection)
-            .await?;
-        if !keys.is_empty() {
-            redis::cmd("UNLINK")
-                .arg(&keys)
-                .query_async::<()>(&mut connection)
-                .await?;
-        }
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
+/// Every Redis key of the namespace: endpoints and de-duplication marks.
+async fn remove_redis(namespace: &str) -> anyhow::Result<()> {
+    let redis = hookfleet_store::connect(REDIS_URL)?;
+    hookfleet_store::purge(&redis, namespace).await?;
     Ok(())
 }

@@ -11,8 +11,7 @@ use anyhow::{Context, bail};
 use hookfleet_core::{Endpoint, EventFilter, EventType, TenantId};
 use hookfleet_producer::{Broker, Namespace, Publisher, QueueType, Topology};
 use hookfleet_store::EndpointStore;
-use hookfleet_store::redis;
-use lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
 use tokio::process::{Child, Command};
@@ -377,68 +376,25 @@ pub fn metric_sum(text: &str, name: &str, label: &str) -> f64 {
         .sum()
 }
 
-async fn remove_amqp(ns: &str) -> Result<(), lapin::Error> {
-    let tiers: Vec<String> = RETRY_DELAYS_MS
-        .iter()
-        .map(|ms| format!("{ns}.delay.{ms}ms"))
-        .collect();
-    let queues = [format!("{ns}.work.{EVENT_TYPE}"), format!("{ns}.dead")]
-        .into_iter()
-        .chain(tiers.iter().cloned());
-    let exchanges = [
-        format!("{ns}.events.{EVENT_TYPE}"),
-        format!("{ns}.retry"),
-        format!("{ns}.dead"),
-    ]
-    .into_iter()
-    .chain(tiers.iter().cloned());
-    let connection = Connection::connect(AMQP_URL, ConnectionProperties::default()).await?;
-    let mut channel = connection.create_channel().await?;
-    for queue in queues {
-        let deleted = channel
-            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-            .await;
-        if deleted.is_err() {
-            // An error (e.g. a queue never declared) closes the channel: open another.
-            channel = connection.create_channel().await?;
-        }
-    }
-    for exchange in exchanges {
-        let deleted = channel
-            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-            .await;
-        if deleted.is_err() {
-            channel = connection.create_channel().await?;
-        }
-    }
-    connection.close(200, "cleaned up".into()).await
+async fn remove_amqp(ns: &str) -> anyhow::Result<()> {
+    let broker = Broker::connect(AMQP_URL).await?;
+    let topology = Topology {
+        namespace: ns.parse()?,
+        queue_type: QueueType::Quorum,
+        event_types: vec![EVENT_TYPE.parse()?],
+        retry_delays: RETRY_DELAYS_MS
+            .iter()
+            .map(|ms| Duration::from_millis(*ms))
+            .collect(),
+    };
+    topology.delete(&broker).await?;
+    broker.close().await;
+    Ok(())
 }
 
-/// SCAN + UNLINK of `*<ns>:*`: endpoint keys and de-duplication marks.
-async fn remove_redis(namespace: &str) -> redis::RedisResult<()> {
-    let client = redis::Client::open(REDIS_URL)?;
-    let mut connection = client.get_multiplexed_async_connection().await?;
-    let pattern = format!("*{namespace}:*");
-    let mut cursor: u64 = 0;
-    for _ in 0..10_000 {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(5_000)
-            .query_async(&mut connection)
-            .await?;
-        if !keys.is_empty() {
-            redis::cmd("UNLINK")
-                .arg(&keys)
-                .query_async::<()>(&mut connection)
-                .await?;
-        }
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
+/// Every Redis key of the namespace: endpoints and de-duplication marks.
+async fn remove_redis(namespace: &str) -> anyhow::Result<()> {
+    let redis = hookfleet_store::connect(REDIS_URL)?;
+    hookfleet_store::purge(&redis, namespace).await?;
     Ok(())
 }

@@ -9,11 +9,14 @@
 use std::time::Duration;
 
 use hookfleet_core::EventType;
-use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{
+    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Channel, ExchangeKind};
 
-use crate::{Namespace, Result};
+use crate::{Broker, Namespace, Result};
 
 /// How often a message may be handed out (and not acked) before the broker parks it in
 /// `N.dead`: a message that crashes workers cannot loop forever. RabbitMQ 4 defaults to 20;
@@ -123,6 +126,46 @@ impl Topology {
             args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
             self.declare_queue(channel, &tier, args).await?;
             bind(channel, &tier, &tier, "").await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes every queue (with its messages) and exchange of this topology: for tests,
+    /// benchmarks and tearing down a namespace. Names that do not exist are skipped.
+    pub async fn delete(&self, broker: &Broker) -> Result<()> {
+        let ns = &self.namespace;
+        let tiers: Vec<String> = self
+            .retry_delays
+            .iter()
+            .map(|d| ns.delay_tier(*d))
+            .collect();
+        let queues = (self.event_types.iter().map(|t| ns.work_queue(t)))
+            .chain(tiers.iter().cloned())
+            .chain([ns.dead()]);
+        let exchanges = (self.event_types.iter().map(|t| ns.events_exchange(t)))
+            .chain(tiers.iter().cloned())
+            .chain([ns.retry_exchange(), ns.dead()]);
+        let mut channel = broker.channel().await?;
+        for queue in queues {
+            let options = QueueDeleteOptions::default();
+            if channel
+                .queue_delete(queue.as_str().into(), options)
+                .await
+                .is_err()
+            {
+                // A failed delete (a name never declared) closes the channel.
+                channel = broker.channel().await?;
+            }
+        }
+        for exchange in exchanges {
+            let options = ExchangeDeleteOptions::default();
+            if channel
+                .exchange_delete(exchange.as_str().into(), options)
+                .await
+                .is_err()
+            {
+                channel = broker.channel().await?;
+            }
         }
         Ok(())
     }

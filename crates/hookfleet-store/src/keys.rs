@@ -34,9 +34,12 @@ impl Keys {
         format!("{}:dedup:{{{endpoint}:{event}}}", self.namespace)
     }
 
-    /// A pattern matching every key of the namespace (for clean-up in tests and tooling).
-    pub fn all_pattern(&self) -> String {
-        format!("*{}:*", self.namespace)
+    /// SCAN patterns that together match every key of the namespace, and no other's.
+    pub fn all_patterns(&self) -> [String; 2] {
+        [
+            format!("{{{}:endpoints}}:*", self.namespace),
+            format!("{}:dedup:*", self.namespace),
+        ]
     }
 }
 

@@ -51,3 +51,34 @@ pub async fn ping(redis: &Redis) -> Result<()> {
     let _: String = redis::cmd("PING").query_async(&mut redis.clone()).await?;
     Ok(())
 }
+
+/// Deletes every key of `namespace` (endpoints and de-duplication marks): for tests,
+/// benchmarks and tearing down a namespace. Returns how many keys went.
+pub async fn purge(redis: &Redis, namespace: &str) -> Result<u64> {
+    let mut conn = redis.clone();
+    let mut removed = 0;
+    for pattern in keys::Keys::new(namespace).all_patterns() {
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(5_000)
+                .query_async(&mut conn)
+                .await?;
+            if !keys.is_empty() {
+                removed += redis::cmd("UNLINK")
+                    .arg(&keys)
+                    .query_async::<u64>(&mut conn)
+                    .await?;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
+    Ok(removed)
+}
