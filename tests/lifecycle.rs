@@ -273,3 +273,53 @@ impl RawPublisher {
         assert_eq!(confirm, lapin::Confirmation::Ack(None), "publish of {id}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_consumer_cancelled_by_the_broker_is_restarted() {
+    let fleet = Fleet::new().env("HOOKFLEET_EVENT_TYPES", BLOCKED);
+    let receiver = Receiver::start().await;
+    fleet
+        .add_endpoint("acme", &receiver.url("/hook"), &[BLOCKED])
+        .await;
+    let worker = fleet.spawn_worker().await;
+
+    // Deleting the work queue makes the broker cancel the worker's consumer (basic.cancel).
+    let url = "amqp://guest:guest@127.0.0.1:5672/%2f";
+    let connection = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let queue = format!("{}.work.{BLOCKED}", fleet.namespace);
+    channel
+        .queue_delete(queue.as_str().into(), Default::default())
+        .await
+        .unwrap();
+    worker
+        .wait_for_metric(
+            "hookfleet_consumer_restarts_total",
+            &[("reason", "cancelled")],
+            1.0,
+        )
+        .await;
+
+    // The new session declared the topology again: events flow.
+    let worker_ready = || async { worker.get("/readyz").await.map(|r| r.0) == Some(200) };
+    let started = Instant::now();
+    while !worker_ready().await {
+        assert!(
+            started.elapsed() < WAIT,
+            "worker not ready again:\n{}",
+            worker.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let id = fleet.publish(BLOCKED, "acme", "{}").await;
+    wait_until(WAIT, "a delivery after the restart", || {
+        receiver.count("/hook") == 1
+    })
+    .await;
+    assert_eq!(receiver.requests("/hook")[0].header("webhook-id"), id);
+
+    assert!(worker.stop().await.success());
+    fleet.cleanup().await;
+}
