@@ -183,6 +183,8 @@ impl Consumer {
         }
         let mut deliveries = select_all(streams);
         self.health.set_consuming(true);
+        // A new session gets the full stall timeout, even if an old one's messages are stuck.
+        self.progress.mark();
         info!(
             message = "Consuming.",
             queues = self.topology.event_types.len(),
