@@ -7,11 +7,13 @@
 //! - `delivery`: what a receiver sees, filtering, endpoint changes, slowness, SSRF.
 //! - `cli`: the command line's errors (undeclared types, bad settings) and endpoint commands.
 //! - `retry`: delay tiers, dead letters and replay, 410 Gone, metric counts.
+//! - `reference`: a delivery verified by the Standard Webhooks reference library (Python).
 //! - `lifecycle`: de-duplication, malformed messages, SIGKILL and SIGTERM.
 #![allow(clippy::unwrap_used)]
 
 mod cli;
 mod delivery;
 mod lifecycle;
+mod reference;
 mod retry;
 mod util;
