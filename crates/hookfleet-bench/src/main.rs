@@ -18,7 +18,8 @@
 //! - [`pipeline`]: one pipeline scenario, start to clean-up.
 //! - [`load`]: the events and the burst / paced publishers.
 //! - [`endpoints`]: the bench tenant's endpoints and the other tenants'.
-//! - [`fleet`]: namespaces, worker processes, clean-up.
+//! - [`fleet`]: namespaces, worker settings, clean-up (processes and tear-down are
+//!   `hookfleet_testkit`'s).
 //! - [`procfs`]: CPU and memory from `/proc`.
 //! - [`scenarios`]: the scenarios of a run, in order.
 //! - [`report`]: the tables and JSON.
@@ -44,8 +45,7 @@ use clap::Parser;
 use report::name;
 
 /// Only the local broker and Redis are ever targeted.
-pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+pub use hookfleet_testkit::{AMQP_URL, REDIS_URL};
 /// The one event type of every scenario.
 pub const EVENT_TYPE: &str = "log.blocked";
 

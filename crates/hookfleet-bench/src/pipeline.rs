@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use hookfleet_producer::{Broker, Publisher};
 use hookfleet_store::EndpointStore;
 
-use crate::fleet::{self, Worker, metric_sum};
+use hookfleet_testkit::{Launch, WorkerProcess, metric_sum};
+
+use crate::fleet;
 use crate::load::{self, Events, Published};
 use crate::procfs::{CpuSample, peak_rss_mib};
 use crate::report::{CpuSplit, Lag, Outcome};
@@ -60,7 +62,7 @@ async fn drive(
     bench: &Bench,
     spec: &Spec,
     namespace: &str,
-    workers: &mut Vec<Worker>,
+    workers: &mut Vec<WorkerProcess>,
     outcome: &mut Outcome,
 ) -> anyhow::Result<()> {
     let redis_before = fleet::redis_run_id().await;
@@ -72,25 +74,25 @@ async fn drive(
     let secrets = crate::endpoints::register_bench(&store, &bench.receiver, spec.fanout).await?;
     bench.receiver.tally.begin(secrets, spec.events);
 
+    let env = fleet::worker_env(namespace, bench.settings.concurrency);
+    let launch = Launch {
+        binary: &bench.worker_binary,
+        env: &env,
+        http: &bench.http,
+        label: "",
+    };
     for i in 0..spec.workers {
         let log = bench.log_dir.join(format!("{namespace}-worker-{i}.log"));
-        let worker = Worker::spawn(
-            &bench.worker_binary,
-            namespace,
-            bench.settings.concurrency,
-            log,
-            &bench.http,
-        )
-        .await?;
+        let worker = WorkerProcess::spawn(&launch, log).await?;
         eprintln!(
             "[{}] worker {i} ready (pid {}, log {})",
             spec.name,
-            worker.pid,
-            worker.log_path.display()
+            worker.pid(),
+            worker.log_path().display()
         );
         workers.push(worker);
     }
-    let pids: Vec<u32> = workers.iter().map(|w| w.pid).collect();
+    let pids: Vec<u32> = workers.iter().map(|w| w.pid()).collect();
 
     let broker = Broker::connect(AMQP_URL).await?;
     let publisher = Arc::new(Publisher::new(broker.clone(), namespace.parse()?));
@@ -137,7 +139,7 @@ async fn drive(
             break snap;
         }
         if let Some(i) = workers.iter_mut().position(|w| !w.is_running()) {
-            anyhow::bail!("worker {i} exited; see {}", workers[i].log_path.display());
+            anyhow::bail!("worker {i} exited; see {}", workers[i].log_path().display());
         }
         if last_progress.0.elapsed() >= PROGRESS_EVERY {
             let rate =
@@ -188,7 +190,7 @@ async fn drive(
     loop {
         let (mut delivered, mut restarts) = (0.0, 0.0);
         for worker in workers.iter() {
-            if let Some(text) = worker.metrics(&bench.http).await {
+            if let Some(text) = worker.metrics().await {
                 delivered +=
                     metric_sum(&text, "hookfleet_deliveries_total", "result=\"delivered\"");
                 restarts += metric_sum(&text, "hookfleet_consumer_restarts_total", "");

@@ -2,29 +2,23 @@
 //! and kept so they can be written again after Redis lost them), its `hookfleet worker`
 //! processes, and removing everything it left behind.
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use hookfleet_core::{Endpoint, EventFilter, EventType, TenantId};
 use hookfleet_producer::{Broker, Namespace, Publisher, QueueType, Topology};
 use hookfleet_store::EndpointStore;
+use hookfleet_testkit::{Launch, WorkerProcess, teardown};
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
-use tokio::process::{Child, Command};
 
 use crate::{
     AMQP_URL, DELIVERY_TIMEOUT_SECS, EVENT_TYPE, REDIS_URL, RETRY_DELAYS, RETRY_DELAYS_MS,
 };
 use crate::{Settings, services};
-
-/// How long a worker may take to answer `/readyz` with 200.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a worker may take to exit after SIGTERM before it is killed.
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 pub struct Fleet {
@@ -183,7 +177,9 @@ impl Fleet {
 
     /// `hookfleet dead-letters list`: one JSON object per dead letter.
     pub async fn dead_letters(&self) -> anyhow::Result<Vec<serde_json::Value>> {
-        let mut command = self.command(&["dead-letters", "list", "--limit", "10000"]);
+        let mut command = self
+            .launch()
+            .command(&["dead-letters", "list", "--limit", "10000"]);
         let output = tokio::time::timeout(
             Duration::from_secs(30),
             command
@@ -206,195 +202,37 @@ impl Fleet {
             .collect()
     }
 
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(&self.settings.binary);
-        // No HOOKFLEET_* setting leaks in from the caller's environment.
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("HOOKFLEET_") {
-                command.env_remove(key);
-            }
+    /// How every `hookfleet` process of this fleet starts: its binary and settings.
+    fn launch(&self) -> Launch<'_> {
+        Launch {
+            binary: &self.settings.binary,
+            env: &self.env,
+            http: &self.http,
+            label: "chaos: ",
         }
-        command
-            .args(args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        command
     }
 
     /// Starts `hookfleet worker` and waits until `/readyz` answers 200.
-    pub async fn spawn_worker(&mut self) -> anyhow::Result<Worker> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+    pub async fn spawn_worker(&mut self) -> anyhow::Result<WorkerProcess> {
         let log_path = self
             .settings
             .log_dir
             .join(format!("{}-worker-{}.log", self.namespace, self.workers));
         self.workers += 1;
-        let log = std::fs::File::create(&log_path)
-            .with_context(|| format!("cannot create {}", log_path.display()))?;
-        let child = self
-            .command(&["worker"])
-            .env("HOOKFLEET_METRICS_ADDR", format!("127.0.0.1:{port}"))
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("cannot start {}", self.settings.binary.display()))?;
-        let pid = child.id().context("the worker exited at once")?;
-        let mut worker = Worker {
-            child,
-            pid,
-            base_url: format!("http://127.0.0.1:{port}"),
-            log_path,
-            http: self.http.clone(),
-        };
-        worker.wait_ready().await?;
-        Ok(worker)
+        Ok(WorkerProcess::spawn(&self.launch(), log_path).await?)
     }
 
     /// Deletes the namespace's queues, exchanges and Redis keys. Bounded; failures are
     /// printed, so clean-up never hides a scenario's result.
     pub async fn cleanup(self) {
-        let ns = self.namespace.clone();
-        match tokio::time::timeout(Duration::from_secs(20), remove_amqp(&ns)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => eprintln!("chaos: cleanup of {ns} in RabbitMQ failed: {error}"),
-            Err(_) => eprintln!("chaos: cleanup of {ns} in RabbitMQ timed out"),
-        }
-        match tokio::time::timeout(Duration::from_secs(20), remove_redis(&ns)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => eprintln!("chaos: cleanup of {ns} in Redis failed: {error}"),
-            Err(_) => eprintln!("chaos: cleanup of {ns} in Redis timed out"),
-        }
+        let options = teardown::Options {
+            extra_queues: &[],
+            rabbitmq_attempt: Duration::from_secs(20),
+            redis_attempt: Duration::from_secs(20),
+            retry_for: Duration::ZERO,
+            label: "chaos: ",
+        };
+        let delays = RETRY_DELAYS_MS.map(Duration::from_millis);
+        teardown(&self.namespace, &[EVENT_TYPE], &delays, &options).await;
     }
-}
-
-/// A running `hookfleet worker`; killed if dropped while running.
-#[derive(Debug)]
-pub struct Worker {
-    child: Child,
-    pub pid: u32,
-    /// `http://<HOOKFLEET_METRICS_ADDR>`.
-    base_url: String,
-    pub log_path: PathBuf,
-    http: reqwest::Client,
-}
-
-impl Worker {
-    async fn wait_ready(&mut self) -> anyhow::Result<()> {
-        let started = Instant::now();
-        while started.elapsed() < READY_TIMEOUT {
-            if let Some(status) = self.child.try_wait()? {
-                bail!(
-                    "worker exited with {status} before ready; see {}",
-                    self.log_path.display()
-                );
-            }
-            if self.ready().await == Some(200) {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        bail!(
-            "worker not ready after {READY_TIMEOUT:?}; see {}",
-            self.log_path.display()
-        )
-    }
-
-    /// The status `/readyz` answers, if anything answers.
-    pub async fn ready(&self) -> Option<u16> {
-        let response = self
-            .http
-            .get(format!("{}/readyz", self.base_url))
-            .send()
-            .await
-            .ok()?;
-        Some(response.status().as_u16())
-    }
-
-    /// The `/metrics` page, if the worker answers.
-    pub async fn metrics(&self) -> Option<String> {
-        let response = self
-            .http
-            .get(format!("{}/metrics", self.base_url))
-            .send()
-            .await
-            .ok()?;
-        response.text().await.ok()
-    }
-
-    /// Whether the process is still running.
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// SIGKILL: a crash, nothing finished or handed back politely.
-    pub async fn kill(mut self) {
-        let _ = self.child.kill().await;
-    }
-
-    /// SIGSTOP / SIGCONT: freezes the process without closing anything.
-    pub fn freeze(&self, frozen: bool) {
-        let signal = if frozen { "-STOP" } else { "-CONT" };
-        let _ = std::process::Command::new("kill")
-            .args([signal, &self.pid.to_string()])
-            .status();
-    }
-
-    /// SIGTERM, then SIGKILL if it has not exited within [`STOP_TIMEOUT`]; true when it
-    /// exited on its own.
-    pub async fn stop(mut self) -> bool {
-        self.freeze(false);
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
-            .status();
-        match tokio::time::timeout(STOP_TIMEOUT, self.child.wait()).await {
-            Ok(status) => status.is_ok_and(|s| s.success()),
-            Err(_) => {
-                eprintln!(
-                    "chaos: worker {} ignored SIGTERM; killing it (log {})",
-                    self.pid,
-                    self.log_path.display()
-                );
-                let _ = self.child.kill().await;
-                false
-            }
-        }
-    }
-}
-
-/// The sum of every series of metric `name` whose labels include `label` (Prometheus text).
-pub fn metric_sum(text: &str, name: &str, label: &str) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            let metric = series.split('{').next()?;
-            (metric == name && series.contains(label)).then(|| value.parse::<f64>().ok())?
-        })
-        .sum()
-}
-
-async fn remove_amqp(ns: &str) -> anyhow::Result<()> {
-    let broker = Broker::connect(AMQP_URL).await?;
-    let topology = Topology {
-        namespace: ns.parse()?,
-        queue_type: QueueType::Quorum,
-        event_types: vec![EVENT_TYPE.parse()?],
-        retry_delays: RETRY_DELAYS_MS
-            .iter()
-            .map(|ms| Duration::from_millis(*ms))
-            .collect(),
-    };
-    topology.delete(&broker).await?;
-    broker.close().await;
-    Ok(())
-}
-
-/// Every Redis key of the namespace: endpoints and de-duplication marks.
-async fn remove_redis(namespace: &str) -> anyhow::Result<()> {
-    let redis = hookfleet_store::connect(REDIS_URL)?;
-    hookfleet_store::purge(&redis, namespace).await?;
-    Ok(())
 }

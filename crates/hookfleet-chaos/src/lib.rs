@@ -29,10 +29,8 @@ use std::path::PathBuf;
 
 pub use outcome::Outcome;
 
-/// The local broker (contract §4 default).
-pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-/// The local Redis (contract §4 default).
-pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// The local broker and Redis (contract §4 defaults).
+pub use hookfleet_testkit::{AMQP_URL, REDIS_URL};
 /// Every scenario publishes and consumes this one type.
 pub const EVENT_TYPE: &str = "log.blocked";
 /// Short retry waits, so that a transient failure recovers within a scenario; their sum

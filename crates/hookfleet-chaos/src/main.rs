@@ -10,11 +10,12 @@
 //! scenario fails.
 #![forbid(unsafe_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use hookfleet_chaos::{Settings, Size, outcome, scenarios};
+use hookfleet_testkit::binary;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
@@ -38,19 +39,8 @@ async fn main() -> anyhow::Result<ExitCode> {
 /// The `hookfleet` binary of this build's profile (next to this executable), built first so
 /// that the workers run the current code.
 fn hookfleet_binary() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe().context("cannot find the chaos binary itself")?;
-    let dir = exe.parent().context("the executable has no directory")?;
-    let binary = dir.join("hookfleet");
-    let release = dir.file_name().is_some_and(|n| n == "release");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut build = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()));
-    build
-        .args(["build", "--bin", "hookfleet"])
-        .current_dir(root);
-    if release {
-        build.arg("--release");
-    }
-    match build.status() {
+    let binary = binary::beside_current_exe()?;
+    match binary::cargo_build(binary::is_release(&binary)) {
         Ok(status) if status.success() => {}
         _ if binary.exists() => {
             eprintln!(

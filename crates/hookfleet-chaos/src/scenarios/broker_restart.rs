@@ -141,11 +141,11 @@ pub async fn during_publishing(settings: &Settings) -> anyhow::Result<Vec<Outcom
 }
 
 /// `hookfleet_consumer_restarts_total` summed over the workers.
-async fn restarts(workers: &[crate::fleet::Worker]) -> f64 {
+async fn restarts(workers: &[hookfleet_testkit::WorkerProcess]) -> f64 {
     let mut sum = 0.0;
     for worker in workers {
         if let Some(text) = worker.metrics().await {
-            sum += crate::fleet::metric_sum(&text, "hookfleet_consumer_restarts_total", "");
+            sum += hookfleet_testkit::metric_sum(&text, "hookfleet_consumer_restarts_total", "");
         }
     }
     sum

@@ -14,7 +14,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::fleet::{Fleet, Worker};
+use hookfleet_testkit::WorkerProcess;
+
+use crate::fleet::Fleet;
 use crate::load::{self, Pace};
 use crate::receiver::{Server, Tally};
 use crate::services::{self, Restore};
@@ -102,7 +104,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Outcome>> {
 }
 
 /// Waits until every worker answers 503 on `/readyz`; false if one never does.
-async fn all_not_ready(workers: &[Worker], limit: Duration) -> bool {
+async fn all_not_ready(workers: &[WorkerProcess], limit: Duration) -> bool {
     let started = Instant::now();
     for worker in workers {
         while worker.ready().await != Some(503) {

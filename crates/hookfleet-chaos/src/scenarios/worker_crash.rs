@@ -45,7 +45,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Outcome>> {
         Arc::clone(&published),
     ));
     wait_requests(&tally, PATH, events / 3, Duration::from_secs(60)).await;
-    let victim_log = victim.log_path.clone();
+    let victim_log = victim.log_path().to_owned();
     victim.kill().await;
     let killed_at = Instant::now();
     let published = load.await?;
