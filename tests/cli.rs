@@ -169,3 +169,48 @@ async fn endpoint_commands_round_trip_as_json() {
     assert_eq!(acme, json!([]));
     fleet.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn endpoints_test_sends_one_signed_test_event_and_reports_it() {
+    let fleet = Fleet::new();
+    let receiver = crate::util::Receiver::start().await;
+    receiver.set_default("/down", crate::util::Reply::status(503));
+    let up = fleet
+        .add_endpoint("acme", &receiver.url("/up"), &["*"])
+        .await;
+    let down = fleet
+        .add_endpoint("acme", &receiver.url("/down"), &["*"])
+        .await;
+
+    let report: Value = serde_json::from_str(
+        fleet
+            .run_ok(&["endpoints", "test", up["id"].as_str().unwrap()])
+            .await
+            .trim(),
+    )
+    .unwrap();
+    assert_eq!(report["delivered"], true, "{report}");
+    assert_eq!(report["status"], 200);
+    assert!(report["latency_ms"].is_u64());
+    let request = &receiver.requests("/up")[0];
+    let body: Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(body["type"], "webhook.test");
+    assert_eq!(body["data"]["endpoint_id"], up["id"]);
+    let secret = up["secret"].as_str().unwrap();
+    assert!(crate::util::verify_signature(
+        secret,
+        &request.headers,
+        &request.body
+    ));
+
+    let failed = fleet
+        .run(&["endpoints", "test", down["id"].as_str().unwrap()])
+        .await;
+    assert_eq!(failed.status.code(), Some(1), "a failed test exits 1");
+    let report: Value = serde_json::from_slice(&failed.stdout).unwrap();
+    assert_eq!(report["delivered"], false);
+    assert_eq!(report["status"], 503);
+    assert_eq!(report["error"], "HTTP 503");
+
+    fleet.cleanup().await;
+}
