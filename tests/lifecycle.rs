@@ -5,12 +5,10 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{BasicProperties, Connection, ConnectionProperties};
+use lapin::{Connection, ConnectionProperties};
 
 use crate::retry::dead_letters;
-use crate::util::{Fleet, Receiver, Reply, WAIT, wait_until};
+use crate::util::{Fleet, RawPublisher, Receiver, Reply, WAIT, wait_until};
 
 const BLOCKED: &str = "log.blocked";
 
@@ -58,7 +56,7 @@ async fn messages_that_break_the_contract_are_dead_lettered_and_the_worker_goes_
         .await;
     let worker = fleet.spawn_worker().await;
 
-    let publisher = RawPublisher::connect(&fleet.namespace).await;
+    let publisher = RawPublisher::connect(&fleet.namespace, BLOCKED).await;
     publisher
         .publish("evt_notjson", Some("acme"), b"this is not json")
         .await;
@@ -121,7 +119,7 @@ async fn a_worker_killed_mid_batch_loses_nothing_and_repeats_at_most_its_in_flig
         .await;
     fleet.topology().await;
 
-    let publisher = RawPublisher::connect(&fleet.namespace).await;
+    let publisher = RawPublisher::connect(&fleet.namespace, BLOCKED).await;
     let ids: Vec<String> = (0..EVENTS).map(|i| format!("evt_kill_{i}")).collect();
     for id in &ids {
         publisher.publish(id, Some("acme"), b"{}").await;
@@ -172,7 +170,7 @@ async fn sigterm_during_slow_deliveries_exits_in_time_and_loses_nothing() {
         .add_endpoint("acme", &receiver.url("/slow"), &[BLOCKED])
         .await;
     fleet.topology().await;
-    let publisher = RawPublisher::connect(&fleet.namespace).await;
+    let publisher = RawPublisher::connect(&fleet.namespace, BLOCKED).await;
     for i in 0..EVENTS {
         publisher
             .publish(&format!("evt_term_{i}"), Some("acme"), b"{}")
@@ -209,69 +207,6 @@ async fn sigterm_during_slow_deliveries_exits_in_time_and_loses_nothing() {
 
     assert!(worker.stop().await.success());
     fleet.cleanup().await;
-}
-
-/// Publishes as a plain AMQP client would, with full control over the properties, so tests
-/// can break the contract on purpose.
-struct RawPublisher {
-    /// Kept open for the channel's sake.
-    _connection: Connection,
-    channel: lapin::Channel,
-    exchange: String,
-}
-
-impl RawPublisher {
-    async fn connect(namespace: &str) -> Self {
-        let url = "amqp://guest:guest@127.0.0.1:5672/%2f";
-        let connection = Connection::connect(url, ConnectionProperties::default())
-            .await
-            .unwrap();
-        let channel = connection.create_channel().await.unwrap();
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .unwrap();
-        Self {
-            _connection: connection,
-            channel,
-            exchange: format!("{namespace}.events.{BLOCKED}"),
-        }
-    }
-
-    async fn publish(&self, id: &str, tenant: Option<&str>, body: &[u8]) {
-        let mut headers = FieldTable::default();
-        if let Some(tenant) = tenant {
-            headers.insert(
-                "tenant".into(),
-                AMQPValue::LongString(LongString::from(tenant)),
-            );
-        }
-        let properties = BasicProperties::default()
-            .with_message_id(id.into())
-            .with_type(BLOCKED.into())
-            .with_timestamp(1_700_000_000)
-            .with_content_type("application/json".into())
-            .with_delivery_mode(2)
-            .with_headers(headers);
-        let options = BasicPublishOptions {
-            mandatory: true,
-            ..Default::default()
-        };
-        let confirm = self
-            .channel
-            .basic_publish(
-                self.exchange.as_str().into(),
-                "".into(),
-                options,
-                body,
-                properties,
-            )
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-        assert_eq!(confirm, lapin::Confirmation::Ack(None), "publish of {id}");
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

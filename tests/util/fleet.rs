@@ -4,16 +4,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{BasicProperties, Confirmation, Connection, ConnectionProperties};
 use serde_json::Value;
 use tokio::process::Command;
 
 use super::cleanup::{Names, remove_namespace};
-use super::{AMQP_URL, REDIS_URL, Worker, free_port, random_hex};
+use super::{AMQP_URL, REDIS_URL, RawPublisher, Worker, free_port, random_hex};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hookfleet");
 /// The contract's default catalog (§1): cleaned up even when a test narrowed the list.
@@ -143,49 +140,8 @@ impl Fleet {
 
     /// Publishes `body` as any AMQP client would (contract §1), waiting for the confirm.
     pub async fn publish_raw(&self, event_type: &str, tenant: &str, id: &str, body: &[u8]) {
-        let connection = Connection::connect(AMQP_URL, ConnectionProperties::default())
-            .await
-            .unwrap();
-        let channel = connection.create_channel().await.unwrap();
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .unwrap();
-        let mut headers = FieldTable::default();
-        headers.insert(
-            "tenant".into(),
-            AMQPValue::LongString(LongString::from(tenant)),
-        );
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-        let properties = BasicProperties::default()
-            .with_message_id(id.into())
-            .with_type(event_type.into())
-            .with_timestamp(now.as_secs())
-            .with_content_type("application/json".into())
-            .with_delivery_mode(2)
-            .with_headers(headers);
-        let exchange = format!("{}.events.{event_type}", self.namespace);
-        let options = BasicPublishOptions {
-            mandatory: true,
-            ..Default::default()
-        };
-        let confirmation = channel
-            .basic_publish(
-                exchange.as_str().into(),
-                "".into(),
-                options,
-                body,
-                properties,
-            )
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-        assert!(
-            matches!(confirmation, Confirmation::Ack(None)),
-            "publish to {exchange} not confirmed: {confirmation:?}"
-        );
-        connection.close(200, "published".into()).await.unwrap();
+        let publisher = RawPublisher::connect(&self.namespace, event_type).await;
+        publisher.publish(id, Some(tenant), body).await;
     }
 
     /// Starts `hookfleet worker` and waits until `/readyz` answers 200.

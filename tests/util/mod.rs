@@ -7,6 +7,7 @@
 
 mod cleanup;
 mod fleet;
+mod publisher;
 mod receiver;
 mod worker;
 
@@ -19,6 +20,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 pub use fleet::Fleet;
+pub use publisher::RawPublisher;
 pub use receiver::{Receiver, Recorded, Reply};
 pub use worker::Worker;
 

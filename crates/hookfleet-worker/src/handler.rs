@@ -149,18 +149,8 @@ impl Deliverer {
         match tier {
             Some(tier) => {
                 let delay = self.schedule.delays()[tier];
-                retry::schedule(
-                    &self.publisher,
-                    &self.namespace,
-                    delay,
-                    event_type,
-                    properties,
-                    body,
-                    &failure,
-                )
-                .await?;
-                self.metrics
-                    .delivery(event_type, DeliveryResult::RetryScheduled);
+                self.retry_in(delay, event_type, properties, body, &failure)
+                    .await?;
                 info!(message = "Delivery failed; retry scheduled.", error = %failure.last_error, retry_in = ?delay);
             }
             None => {
@@ -207,19 +197,33 @@ impl Deliverer {
             last_error: "another attempt was in flight".to_owned(),
         };
         let event_type = event.event_type.as_str();
+        self.retry_in(delay, event_type, properties, body, &failure)
+            .await?;
+        debug!(message = "Another attempt is in flight; checking back later.", retry_in = ?delay);
+        Ok(())
+    }
+
+    /// Sends the message for `failure.endpoint` to the delay tier of `delay`, confirmed.
+    async fn retry_in(
+        &self,
+        delay: Duration,
+        event_type: &str,
+        properties: &BasicProperties,
+        body: &Bytes,
+        failure: &Failure<'_>,
+    ) -> Result<()> {
+        let tier = self.namespace.delay_tier(delay);
         retry::schedule(
             &self.publisher,
-            &self.namespace,
-            delay,
+            &tier,
             event_type,
             properties,
             body,
-            &failure,
+            failure,
         )
         .await?;
         self.metrics
             .delivery(event_type, DeliveryResult::RetryScheduled);
-        debug!(message = "Another attempt is in flight; checking back later.", retry_in = ?delay);
         Ok(())
     }
 

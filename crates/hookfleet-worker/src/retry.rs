@@ -4,8 +4,6 @@
 //! the one endpoint the message is now for, the attempts made, and the last outcome. Both wait
 //! for the broker's confirm; only then may the original message be acked.
 
-use std::time::Duration;
-
 use hookfleet_core::EndpointId;
 use hookfleet_core::policy::AttemptOutcome;
 use hookfleet_producer::message::{header, remove, set_int, set_str};
@@ -36,21 +34,18 @@ impl<'a> Failure<'a> {
     }
 }
 
-/// Publishes a copy of the message to the delay tier `delay`, for `failure.endpoint` only; it
-/// comes back to the work queue of `event_type` when the tier's TTL expires.
+/// Publishes a copy of the message to the delay tier exchange `tier`, for `failure.endpoint`
+/// only; it comes back to the work queue of `event_type` when the tier's TTL expires.
 pub async fn schedule(
     publisher: &Publisher,
-    namespace: &Namespace,
-    delay: Duration,
+    tier: &str,
     event_type: &str,
     properties: &BasicProperties,
     body: &[u8],
     failure: &Failure<'_>,
 ) -> Result<()> {
     let properties = with_failure(properties, failure);
-    publisher
-        .send(&namespace.delay_tier(delay), event_type, body, properties)
-        .await?;
+    publisher.send(tier, event_type, body, properties).await?;
     Ok(())
 }
 
