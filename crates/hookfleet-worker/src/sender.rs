@@ -104,10 +104,23 @@ fn chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// `Retry-After` in seconds (the HTTP-date form is rare for webhooks and is ignored).
+/// `Retry-After` as seconds or as an HTTP date (RFC 9110 §10.2.3), measured from now.
 fn retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
-    let secs: u64 = value?.to_str().ok()?.trim().parse().ok()?;
-    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+    retry_after_at(value, time::OffsetDateTime::now_utc())
+}
+
+fn retry_after_at(value: Option<&HeaderValue>, now: time::OffsetDateTime) -> Option<Duration> {
+    let text = value?.to_str().ok()?.trim();
+    let wait = match text.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => {
+            // An HTTP date is RFC 2822-shaped ("Wed, 21 Oct 2015 07:28:00 GMT").
+            let rfc2822 = time::format_description::well_known::Rfc2822;
+            let at = time::OffsetDateTime::parse(text, &rfc2822).ok()?;
+            Duration::try_from(at - now).unwrap_or(Duration::ZERO)
+        }
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 #[cfg(test)]
@@ -115,12 +128,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retry_after_takes_seconds_only() {
+    fn retry_after_takes_seconds_or_an_http_date() {
         let v = |s: &'static str| HeaderValue::from_static(s);
-        assert_eq!(retry_after(Some(&v("120"))), Some(Duration::from_secs(120)));
-        assert_eq!(retry_after(Some(&v(" 5 "))), Some(Duration::from_secs(5)));
-        assert_eq!(retry_after(Some(&v("Wed, 21 Oct 2015 07:28:00 GMT"))), None);
-        assert_eq!(retry_after(Some(&v("99999999"))), Some(MAX_RETRY_AFTER));
-        assert_eq!(retry_after(None), None);
+        let now = time::macros::datetime!(2015-10-21 07:26:00 UTC);
+        let table = [
+            (Some(v("120")), Some(Duration::from_secs(120))),
+            (Some(v(" 5 ")), Some(Duration::from_secs(5))),
+            (
+                Some(v("Wed, 21 Oct 2015 07:28:00 GMT")),
+                Some(Duration::from_secs(120)),
+            ),
+            (
+                Some(v("Wed, 21 Oct 2015 07:00:00 GMT")),
+                Some(Duration::ZERO),
+            ),
+            (Some(v("99999999")), Some(MAX_RETRY_AFTER)),
+            (Some(v("soon")), None),
+            (None, None),
+        ];
+        for (header, wait) in table {
+            assert_eq!(retry_after_at(header.as_ref(), now), wait, "{header:?}");
+        }
     }
 }
