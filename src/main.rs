@@ -28,7 +28,11 @@ fn main() -> ExitCode {
         }
     };
     logging::init(cli.common.log_format);
-    let runtime = match tokio::runtime::Runtime::new() {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let cli::Command::Worker(args) = &cli.command {
+        runtime.worker_threads(args.worker.threads.into());
+    }
+    let runtime = match runtime.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -120,6 +120,13 @@ pub struct Worker {
     #[arg(long, env = "HOOKFLEET_ENDPOINT_CACHE_TTL", value_parser = parse_cache_ttl, default_value = "1s")]
     pub endpoint_cache_ttl: Duration,
 
+    /// Threads of the worker's async runtime. One is the most efficient per delivery (measured:
+    /// 5-25% less CPU than two on a 2-core machine, see BENCHMARKS.md); scale out with more
+    /// worker processes, or raise this for one big process.
+    #[arg(long, env = "HOOKFLEET_WORKER_THREADS", default_value = "1",
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
+
     /// A worker that holds messages but finishes none for this long restarts its consumers.
     #[arg(long, env = "HOOKFLEET_STALL_TIMEOUT", value_parser = parse_positive, default_value = "60s")]
     pub stall_timeout: Duration,
