@@ -123,7 +123,7 @@ pub struct Worker {
     /// Threads of the worker's async runtime. One is the most efficient per delivery (measured:
     /// 5-25% less CPU than two on a 2-core machine, see BENCHMARKS.md); scale out with more
     /// worker processes, or raise this for one big process.
-    #[arg(long, env = "HOOKFLEET_WORKER_THREADS", default_value = "1",
+    #[arg(long = "worker-threads", env = "HOOKFLEET_WORKER_THREADS", default_value = "1",
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: u16,
 
