@@ -206,6 +206,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_default_catalog_is_the_contracts() {
+        use clap::CommandFactory;
+        let command = crate::cli::Cli::command();
+        let worker = command.find_subcommand("worker").unwrap();
+        let arg = worker
+            .get_arguments()
+            .find(|a| a.get_id() == "event_types")
+            .unwrap();
+        let default = arg.get_default_values()[0].to_str().unwrap();
+        let mut parsed: Vec<String> = parse_event_types(default)
+            .unwrap()
+            .0
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        let mut contract: Vec<String> = EventType::DEFAULT_CATALOG
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        parsed.sort();
+        contract.sort();
+        assert_eq!(parsed, contract);
+    }
+
+    #[test]
     fn durations_and_lists_parse_or_explain() {
         assert_eq!(parse_timeout("5s"), Ok(Duration::from_secs(5)));
         assert!(parse_timeout("banana").is_err());

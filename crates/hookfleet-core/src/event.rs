@@ -60,14 +60,6 @@ impl EventType {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    /// The default catalog, parsed.
-    pub fn default_catalog() -> Vec<EventType> {
-        Self::DEFAULT_CATALOG
-            .iter()
-            .map(|t| EventType(t.to_string()))
-            .collect()
-    }
 }
 
 impl TryFrom<String> for EventType {

@@ -77,12 +77,6 @@ impl Broker {
         Ok(channel)
     }
 
-    /// Whether the current connection is open (for readiness probes).
-    pub async fn is_connected(&self) -> bool {
-        let slot = self.connection.lock().await;
-        slot.as_ref().is_some_and(|c| c.status().connected())
-    }
-
     /// Closes the connection politely; in-flight unacked messages return to their queues.
     pub async fn close(&self) {
         if let Some(conn) = self.connection.lock().await.take() {
