@@ -15,6 +15,7 @@ use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
 
+use crate::load::{self, Counter, Pace, Published};
 use crate::{
     AMQP_URL, DELIVERY_TIMEOUT_SECS, EVENT_TYPE, REDIS_URL, RETRY_DELAYS, RETRY_DELAYS_MS,
 };
@@ -150,6 +151,24 @@ impl Fleet {
         ))
     }
 
+    /// A load of this fleet's event type for `tenant` on a publisher of its own, ready to be
+    /// awaited or spawned.
+    pub async fn load(
+        &self,
+        tenant: &TenantId,
+        pace: Pace,
+        progress: Arc<Counter>,
+    ) -> anyhow::Result<impl Future<Output = Published> + Send + 'static> {
+        let publisher = self.publisher().await?;
+        Ok(load::publish(
+            publisher,
+            self.event_type.clone(),
+            tenant.clone(),
+            pace,
+            progress,
+        ))
+    }
+
     /// Messages waiting in the work queue and the delay tiers (ready, not yet handed out).
     pub async fn backlog(&self) -> anyhow::Result<u32> {
         let connection = Connection::connect(AMQP_URL, ConnectionProperties::default()).await?;
@@ -220,6 +239,14 @@ impl Fleet {
             .join(format!("{}-worker-{}.log", self.namespace, self.workers));
         self.workers += 1;
         Ok(WorkerProcess::spawn(&self.launch(), log_path).await?)
+    }
+
+    /// Stops `workers` (SIGTERM, bounded) and then removes the namespace: a scenario's end.
+    pub async fn finish(self, workers: impl IntoIterator<Item = WorkerProcess>) {
+        for worker in workers {
+            worker.stop().await;
+        }
+        self.cleanup().await;
     }
 
     /// Deletes the namespace's queues, exchanges and Redis keys. Bounded; failures are

@@ -49,6 +49,17 @@ pub struct Pace {
     pub rate: Option<f64>,
 }
 
+impl Pace {
+    /// `count` events as fast as confirms come, 256 awaiting their confirm at once.
+    pub fn flood(count: usize) -> Self {
+        Self {
+            count,
+            in_flight: 256,
+            rate: None,
+        }
+    }
+}
+
 /// Publishes `pace.count` events of `event_type` for `tenant`.
 pub async fn publish(
     publisher: Arc<Publisher>,

@@ -10,12 +10,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::fleet::Fleet;
-use crate::load::{self, Counter, Pace};
-use crate::receiver::{Server, Tally};
+use crate::load::{Counter, Pace};
+use crate::receiver::Tally;
 use crate::services::{self, Restore};
 use crate::{Outcome, Settings};
 
-use super::{Recovery, blocking, outcome, wait_delivered, wait_quiet, wait_requests};
+use super::{Recovery, blocking, outcome, settle, single_endpoint, wait_requests};
 
 const PATH: &str = "/hook";
 /// How long the broker stays away.
@@ -39,22 +39,11 @@ pub async fn during_delivery(settings: &Settings) -> anyhow::Result<Vec<Outcome>
     // 200 ms per request and 2 × 16 in flight: about 160 events a second, so the restart
     // lands in the middle of delivery.
     tally.set_delay(PATH, Duration::from_millis(200));
-    let server = Server::start(Arc::clone(&tally)).await?;
-    let tenant = "acme".parse()?;
-    fleet.add_endpoint(&tenant, &server.url(PATH)).await?;
-    fleet.declare().await?;
-    let published = load::publish(
-        fleet.publisher().await?,
-        fleet.event_type.clone(),
-        tenant,
-        Pace {
-            count: events,
-            in_flight: 256,
-            rate: None,
-        },
-        Arc::default(),
-    )
-    .await;
+    let (server, tenant) = single_endpoint(&mut fleet, &tally, PATH).await?;
+    let published = fleet
+        .load(&tenant, Pace::flood(events), Arc::default())
+        .await?
+        .await;
     let workers = [fleet.spawn_worker().await?, fleet.spawn_worker().await?];
 
     let guard = Restore::new()?;
@@ -62,14 +51,16 @@ pub async fn during_delivery(settings: &Settings) -> anyhow::Result<Vec<Outcome>
     let back_at = restart_broker(&guard).await?;
     drop(guard);
 
-    let done = wait_delivered(&tally, &[PATH], &published.ids, Duration::from_secs(120)).await;
-    wait_quiet(&fleet, &tally, &[PATH]).await;
-    let count = tally.count(PATH, &published.ids);
+    let (done, count) = settle(
+        &fleet,
+        &tally,
+        PATH,
+        &published.ids,
+        Duration::from_secs(120),
+    )
+    .await;
     let restarts = restarts(&workers).await;
-    for worker in workers {
-        worker.stop().await;
-    }
-    fleet.cleanup().await;
+    fleet.finish(workers).await;
     drop(server);
     Ok(vec![outcome(
         "RabbitMQ restart during delivery",
@@ -91,25 +82,17 @@ pub async fn during_publishing(settings: &Settings) -> anyhow::Result<Vec<Outcom
     let rate = settings.size.pick(200.0, 500.0);
     let mut fleet = Fleet::new(settings, "rmq_publish")?;
     let tally = Arc::new(Tally::default());
-    let server = Server::start(Arc::clone(&tally)).await?;
-    let tenant = "acme".parse()?;
-    fleet.add_endpoint(&tenant, &server.url(PATH)).await?;
-    fleet.declare().await?;
+    let (server, tenant) = single_endpoint(&mut fleet, &tally, PATH).await?;
     let workers = [fleet.spawn_worker().await?, fleet.spawn_worker().await?];
 
     let guard = Restore::new()?;
     let progress = Arc::new(Counter::default());
-    let load = tokio::spawn(load::publish(
-        fleet.publisher().await?,
-        fleet.event_type.clone(),
-        tenant,
-        Pace {
-            count: events,
-            in_flight: 64,
-            rate: Some(rate),
-        },
-        Arc::clone(&progress),
-    ));
+    let pace = Pace {
+        count: events,
+        in_flight: 64,
+        rate: Some(rate),
+    };
+    let load = tokio::spawn(fleet.load(&tenant, pace, Arc::clone(&progress)).await?);
     while progress.get() < events / 4 && !load.is_finished() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -117,14 +100,16 @@ pub async fn during_publishing(settings: &Settings) -> anyhow::Result<Vec<Outcom
     drop(guard);
     let published = load.await?;
 
-    let done = wait_delivered(&tally, &[PATH], &published.ids, Duration::from_secs(120)).await;
-    wait_quiet(&fleet, &tally, &[PATH]).await;
-    let count = tally.count(PATH, &published.ids);
+    let (done, count) = settle(
+        &fleet,
+        &tally,
+        PATH,
+        &published.ids,
+        Duration::from_secs(120),
+    )
+    .await;
     let restarts = restarts(&workers).await;
-    for worker in workers {
-        worker.stop().await;
-    }
-    fleet.cleanup().await;
+    fleet.finish(workers).await;
     drop(server);
     Ok(vec![outcome(
         "RabbitMQ restart during publishing",

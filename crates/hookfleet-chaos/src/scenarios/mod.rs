@@ -18,10 +18,13 @@ pub mod redis_restart;
 pub mod worker_crash;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hookfleet_core::TenantId;
+
 use crate::fleet::Fleet;
-use crate::receiver::{Count, Tally};
+use crate::receiver::{Count, Server, Tally};
 use crate::{Outcome, Settings};
 
 /// How long the queues must stay empty, with nothing new arriving, before counting ends.
@@ -60,6 +63,34 @@ pub async fn run_all(settings: &Settings) -> Vec<Outcome> {
     run!("receivers", receivers::run(settings));
     run!("poison", poison::run(settings));
     outcomes
+}
+
+/// The usual stage: one receiver path served from `tally`, the endpoint of tenant `acme`
+/// pointing at it, the topology declared. Keep the server alive for the scenario.
+pub async fn single_endpoint(
+    fleet: &mut Fleet,
+    tally: &Arc<Tally>,
+    path: &str,
+) -> anyhow::Result<(Server, TenantId)> {
+    let server = Server::start(Arc::clone(tally)).await?;
+    let tenant: TenantId = "acme".parse()?;
+    fleet.add_endpoint(&tenant, &server.url(path)).await?;
+    fleet.declare().await?;
+    Ok((server, tenant))
+}
+
+/// Waits (at most `limit`) until `path` got every id, then until everything is quiet, and
+/// counts: when all had arrived, and what arrived.
+pub async fn settle(
+    fleet: &Fleet,
+    tally: &Tally,
+    path: &str,
+    ids: &HashSet<String>,
+    limit: Duration,
+) -> (Option<Instant>, Count) {
+    let done = wait_delivered(tally, &[path], ids, limit).await;
+    wait_quiet(fleet, tally, &[path]).await;
+    (done, tally.count(path, ids))
 }
 
 /// Waits until every path got every expected id, polling every 50 ms; returns when that

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hookfleet_core::{EventId, TenantId};
+use hookfleet_core::EventId;
 use hookfleet_producer::OutboundEvent;
 use hookfleet_producer::message::set_str;
 use lapin::BasicProperties;
@@ -15,10 +15,10 @@ use lapin::types::FieldTable;
 
 use crate::fleet::Fleet;
 use crate::load::{self, Pace, Published};
-use crate::receiver::{Server, Tally};
+use crate::receiver::Tally;
 use crate::{Outcome, RETRY_DELAYS_MS, Settings};
 
-use super::{Recovery, outcome, wait_delivered, wait_quiet};
+use super::{Recovery, outcome, single_endpoint, wait_delivered, wait_quiet};
 
 const PATH: &str = "/hook";
 
@@ -26,10 +26,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Outcome>> {
     let events = settings.size.pick(1_000, 5_000);
     let mut fleet = Fleet::new(settings, "poison")?;
     let tally = Arc::new(Tally::default());
-    let server = Server::start(Arc::clone(&tally)).await?;
-    let tenant: TenantId = "acme".parse()?;
-    fleet.add_endpoint(&tenant, &server.url(PATH)).await?;
-    fleet.declare().await?;
+    let (server, tenant) = single_endpoint(&mut fleet, &tally, PATH).await?;
     let workers = [fleet.spawn_worker().await?, fleet.spawn_worker().await?];
     let publisher = fleet.publisher().await?;
     let pace = Pace {
@@ -81,10 +78,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Outcome>> {
     wait_quiet(&fleet, &tally, &[PATH]).await;
     let count = tally.count(PATH, &good.ids);
     let (attempts, oks) = tally.seen(PATH, poison_id.as_str());
-    for worker in workers {
-        worker.stop().await;
-    }
-    fleet.cleanup().await;
+    fleet.finish(workers).await;
     drop(server);
 
     let expected_attempts = RETRY_DELAYS_MS.len() as u32 + 1;

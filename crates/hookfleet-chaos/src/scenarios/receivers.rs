@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::fleet::Fleet;
-use crate::load::{self, Pace};
+use crate::load::Pace;
 use crate::receiver::{Server, Tally};
 use crate::{Outcome, Settings};
 
@@ -42,18 +42,10 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Outcome>> {
     servers[0].down().await;
     servers[1].set_reset(true);
     let started = Instant::now();
-    let published = load::publish(
-        fleet.publisher().await?,
-        fleet.event_type.clone(),
-        tenant,
-        Pace {
-            count: events,
-            in_flight: 256,
-            rate: None,
-        },
-        Arc::default(),
-    )
-    .await;
+    let published = fleet
+        .load(&tenant, Pace::flood(events), Arc::default())
+        .await?
+        .await;
     tokio::time::sleep(RESET.saturating_sub(started.elapsed())).await;
     servers[1].set_reset(false);
     let reset_over = Instant::now();
@@ -111,10 +103,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Outcome>> {
             )
         })
         .collect();
-    for worker in workers {
-        worker.stop().await;
-    }
-    fleet.cleanup().await;
+    fleet.finish(workers).await;
     drop(servers);
     Ok(rows)
 }

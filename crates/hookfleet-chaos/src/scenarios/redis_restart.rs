@@ -17,12 +17,12 @@ use std::time::{Duration, Instant};
 use hookfleet_testkit::WorkerProcess;
 
 use crate::fleet::Fleet;
-use crate::load::{self, Pace};
-use crate::receiver::{Server, Tally};
+use crate::load::Pace;
+use crate::receiver::Tally;
 use crate::services::{self, Restore};
 use crate::{Outcome, Settings};
 
-use super::{Recovery, blocking, outcome, wait_delivered, wait_quiet, wait_requests};
+use super::{Recovery, blocking, outcome, settle, single_endpoint, wait_requests};
 
 const PATH: &str = "/hook";
 /// How long Redis stays away once the workers noticed.
@@ -34,22 +34,11 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Outcome>> {
     fleet.set("HOOKFLEET_CONCURRENCY", "16");
     let tally = Arc::new(Tally::default());
     tally.set_delay(PATH, Duration::from_millis(100));
-    let server = Server::start(Arc::clone(&tally)).await?;
-    let tenant = "acme".parse()?;
-    fleet.add_endpoint(&tenant, &server.url(PATH)).await?;
-    fleet.declare().await?;
-    let published = load::publish(
-        fleet.publisher().await?,
-        fleet.event_type.clone(),
-        tenant,
-        Pace {
-            count: events,
-            in_flight: 256,
-            rate: None,
-        },
-        Arc::default(),
-    )
-    .await;
+    let (server, tenant) = single_endpoint(&mut fleet, &tally, PATH).await?;
+    let published = fleet
+        .load(&tenant, Pace::flood(events), Arc::default())
+        .await?
+        .await;
     let workers = [fleet.spawn_worker().await?, fleet.spawn_worker().await?];
 
     let guard = Restore::new()?;
@@ -72,14 +61,16 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Outcome>> {
     let back_at = Instant::now();
     drop(guard);
 
-    let done = wait_delivered(&tally, &[PATH], &published.ids, Duration::from_secs(120)).await;
-    wait_quiet(&fleet, &tally, &[PATH]).await;
-    let count = tally.count(PATH, &published.ids);
+    let (done, count) = settle(
+        &fleet,
+        &tally,
+        PATH,
+        &published.ids,
+        Duration::from_secs(120),
+    )
+    .await;
     let concurrency = fleet.concurrency();
-    for worker in workers {
-        worker.stop().await;
-    }
-    fleet.cleanup().await;
+    fleet.finish(workers).await;
     drop(server);
     anyhow::ensure!(
         not_ready,

@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::fleet::Fleet;
-use crate::load::{self, Counter, Pace};
-use crate::receiver::{Server, Tally};
+use crate::load::{Counter, Pace};
+use crate::receiver::Tally;
 use crate::{Outcome, Settings};
 
-use super::{Recovery, outcome, wait_delivered, wait_quiet, wait_requests};
+use super::{Recovery, outcome, settle, single_endpoint, wait_requests};
 
 const PATH: &str = "/hook";
 
@@ -25,34 +25,30 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Outcome>> {
     // A few milliseconds per request, so that the killed worker dies holding a full
     // concurrency's worth of messages, some of them mid-POST.
     tally.set_delay(PATH, Duration::from_millis(5));
-    let server = Server::start(Arc::clone(&tally)).await?;
-    let tenant = "acme".parse()?;
-    fleet.add_endpoint(&tenant, &server.url(PATH)).await?;
-    fleet.declare().await?;
+    let (server, tenant) = single_endpoint(&mut fleet, &tally, PATH).await?;
     let victim = fleet.spawn_worker().await?;
     let survivor = fleet.spawn_worker().await?;
 
     let published = Arc::new(Counter::default());
-    let load = tokio::spawn(load::publish(
-        fleet.publisher().await?,
-        fleet.event_type.clone(),
-        tenant,
-        Pace {
-            count: events,
-            in_flight: 256,
-            rate: None,
-        },
-        Arc::clone(&published),
-    ));
+    let load = tokio::spawn(
+        fleet
+            .load(&tenant, Pace::flood(events), Arc::clone(&published))
+            .await?,
+    );
     wait_requests(&tally, PATH, events / 3, Duration::from_secs(60)).await;
     let victim_log = victim.log_path().to_owned();
     victim.kill().await;
     let killed_at = Instant::now();
     let published = load.await?;
 
-    let done = wait_delivered(&tally, &[PATH], &published.ids, Duration::from_secs(120)).await;
-    wait_quiet(&fleet, &tally, &[PATH]).await;
-    let count = tally.count(PATH, &published.ids);
+    let (done, count) = settle(
+        &fleet,
+        &tally,
+        PATH,
+        &published.ids,
+        Duration::from_secs(120),
+    )
+    .await;
     let allowed = fleet.concurrency();
     let note = format!(
         "two workers (concurrency {allowed} each), one SIGKILLed after a third had arrived; \
@@ -60,8 +56,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Outcome>> {
          not yet written); killed worker's log {}",
         victim_log.display()
     );
-    survivor.stop().await;
-    fleet.cleanup().await;
+    fleet.finish([survivor]).await;
     drop(server);
     let mut row = outcome(
         "worker SIGKILL",
