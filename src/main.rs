@@ -1,4 +1,4 @@
-//! `hookfleet`: the one binary of the fleet (contract §4).
+//! `hookfleet`: the one binary of the fleet (docs/contract.md §4).
 //!
 //! # Layout
 //! - [`settings`]: every flag and environment variable, parsed and checked.

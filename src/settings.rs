@@ -8,9 +8,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{ArgAction, Args, ValueEnum};
+use hookfleet_amqp::{QueueType, Topology};
 use hookfleet_core::EventType;
+use hookfleet_core::Namespace;
 use hookfleet_core::policy::RetrySchedule;
-use hookfleet_producer::{Namespace, QueueType};
 
 /// Where the broker and Redis are, and which deployment this is.
 #[derive(Debug, Args)]
@@ -73,6 +74,18 @@ pub struct Catalog {
     /// Each distinct wait is a RabbitMQ delay queue.
     #[arg(long, env = "HOOKFLEET_RETRY_DELAYS", value_parser = parse_delays, default_value = "30s,2m,8m")]
     pub retry_delays: RetryDelays,
+}
+
+impl Catalog {
+    /// The broker topology these settings describe, for `namespace`.
+    pub fn topology(&self, namespace: &Namespace) -> Topology {
+        Topology::new(
+            namespace.clone(),
+            self.queue_type,
+            self.event_types.0.clone(),
+            self.retry_delays.0.delays().to_vec(),
+        )
+    }
 }
 
 /// How one HTTP attempt is made.

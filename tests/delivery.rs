@@ -1,4 +1,4 @@
-//! Delivery end to end: which endpoints receive an event, what a receiver sees (contract §3),
+//! Delivery end to end: which endpoints receive an event, what a receiver sees (docs/contract.md §3),
 //! endpoint changes, slow receivers and private targets.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -303,12 +303,12 @@ async fn a_private_target_is_refused_at_delivery_time() {
     fleet.cleanup().await;
 }
 
-/// The smallest body of contract §1 for an event published by a plain AMQP client.
+/// The smallest body of docs/contract.md §1 for an event published by a plain AMQP client.
 fn minimal_body(id: &str) -> Vec<u8> {
     format!(r#"{{"id":"{id}","type":"log.blocked","data":{{}}}}"#).into_bytes()
 }
 
-/// Checks every header of contract §3 except the signature.
+/// Checks every header of docs/contract.md §3 except the signature.
 fn assert_contract_headers(request: &Recorded, id: &str, user_agent: &str) {
     assert_eq!(request.method, "POST");
     assert_eq!(request.header("content-type"), "application/json");

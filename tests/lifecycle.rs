@@ -1,4 +1,4 @@
-//! De-duplication, contract-breaking messages, crashes and graceful shutdown (contract §1, §3,
+//! De-duplication, contract-breaking messages, crashes and graceful shutdown (docs/contract.md §1, §3,
 //! §7): whatever happens, every event reaches every endpoint, and at most the documented crash
 //! window repeats one.
 
@@ -184,7 +184,7 @@ async fn sigterm_during_slow_deliveries_exits_in_time_and_loses_nothing() {
     .await;
     let stopping = Instant::now();
     assert!(worker.stop().await.success(), "exit status 0 after SIGTERM");
-    // Contract §7: within the delivery timeout (2 s here) plus 2 s.
+    // docs/contract.md §7: within the delivery timeout (2 s here) plus 2 s.
     assert!(
         stopping.elapsed() < Duration::from_secs(4),
         "took {:?}",

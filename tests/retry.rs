@@ -1,5 +1,5 @@
 //! Retries through the delay tiers, dead letters and their replay, `410 Gone`, and the metrics
-//! that count them (contract §3, §4 `dead-letters`, §6). The fleet's retry schedule is
+//! that count them (docs/contract.md §3, §4 `dead-letters`, §6). The fleet's retry schedule is
 //! `200ms,400ms,800ms`.
 
 use std::time::Duration;

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
+use hookfleet_amqp::{Broker, ConfirmedPublisher};
 use hookfleet_core::EndpointId;
-use hookfleet_producer::{Broker, Publisher};
 use hookfleet_worker::dead_letters;
 
 use super::print_json;
@@ -37,7 +37,7 @@ pub async fn run(common: &Common, command: DeadLettersCommand) -> anyhow::Result
             }
         }
         DeadLettersCommand::Replay { endpoint, limit } => {
-            let publisher = Publisher::new(broker.clone(), common.namespace.clone());
+            let publisher = ConfirmedPublisher::new(broker.clone());
             let report = dead_letters::replay(
                 &broker,
                 &publisher,

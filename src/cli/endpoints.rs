@@ -109,7 +109,7 @@ async fn add(store: &EndpointStore, args: AddArgs) -> anyhow::Result<Endpoint> {
     Ok(endpoint)
 }
 
-/// What `endpoints test` reports (contract §5's shape).
+/// What `endpoints test` reports (docs/contract.md §5's shape).
 #[derive(Debug, serde::Serialize)]
 struct TestReport {
     delivered: bool,

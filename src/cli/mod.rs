@@ -1,4 +1,4 @@
-//! The commands of contract §4, one module each.
+//! The commands of docs/contract.md §4, one module each.
 
 mod dead_letters;
 mod endpoints;

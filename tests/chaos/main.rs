@@ -1,4 +1,4 @@
-//! Fault-injection tests (issue 4): the scenarios of `hookfleet-chaos` at CI size, against the
+//! Fault-injection tests: the scenarios of `hookfleet-chaos` at CI size, against the
 //! real `hookfleet` binary, RabbitMQ and Redis. Each asserts that nothing was lost and that
 //! duplicates stay within what the design allows (none, except after a crash or a Redis that
 //! lost its marks).

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use hookfleet_producer::{Broker, QueueType, Topology};
+use hookfleet_amqp::{Broker, QueueType, Topology};
 
 use super::{AMQP_URL, REDIS_URL};
 
-/// Everything a namespace owns in RabbitMQ (names of contract §1 and §3).
+/// Everything a namespace owns in RabbitMQ (names of docs/contract.md §1 and §3).
 #[derive(Debug)]
 pub(super) struct Names {
     pub namespace: String,
@@ -31,16 +31,16 @@ pub(super) async fn remove_namespace(names: Names) {
 }
 
 async fn remove_amqp(names: &Names) -> Result<(), Box<dyn std::error::Error>> {
-    let topology = Topology {
-        namespace: names.namespace.parse()?,
-        queue_type: QueueType::Quorum,
-        event_types: (names.event_types.iter())
+    let topology = Topology::new(
+        names.namespace.parse()?,
+        QueueType::Quorum,
+        (names.event_types.iter())
             .map(|t| t.parse())
             .collect::<Result<_, _>>()?,
-        retry_delays: (names.delays_ms.iter())
+        (names.delays_ms.iter())
             .map(|ms| Duration::from_millis(*ms as u64))
             .collect(),
-    };
+    );
     let broker = Broker::connect(AMQP_URL).await?;
     topology.delete(&broker).await?;
     broker.close().await;

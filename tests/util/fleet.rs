@@ -138,7 +138,7 @@ impl Fleet {
         id
     }
 
-    /// Publishes `body` as any AMQP client would (contract §1), waiting for the confirm.
+    /// Publishes `body` as any AMQP client would (docs/contract.md §1), waiting for the confirm.
     pub async fn publish_raw(&self, event_type: &str, tenant: &str, id: &str, body: &[u8]) {
         let publisher = RawPublisher::connect(&self.namespace, event_type).await;
         publisher.publish(id, Some(tenant), body).await;

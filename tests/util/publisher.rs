@@ -1,4 +1,4 @@
-//! [`RawPublisher`]: publishing as a plain AMQP client in any language would (contract §1),
+//! [`RawPublisher`]: publishing as a plain AMQP client in any language would (docs/contract.md §1),
 //! with full control over the properties, so tests can also break the contract on purpose.
 
 use std::time::{SystemTime, UNIX_EPOCH};

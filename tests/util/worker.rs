@@ -11,7 +11,7 @@ use super::{WAIT, metric_value};
 
 /// How long a worker may take to answer `/readyz` with 200.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a worker may take to exit after SIGTERM (contract §7: delivery timeout + 2 s).
+/// How long a worker may take to exit after SIGTERM (docs/contract.md §7: delivery timeout + 2 s).
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A running `hookfleet worker`; killed if dropped while running (`kill_on_drop`).

@@ -1,4 +1,4 @@
-//! `hookfleet-bench`: the end-to-end benchmark of issue 5, against the local RabbitMQ
+//! `hookfleet-bench`: the end-to-end benchmark, against the local RabbitMQ
 //! (127.0.0.1:5672) and Redis (127.0.0.1:6379).
 //!
 //! Build everything first (`cargo build --release`), then
@@ -49,7 +49,7 @@ pub use hookfleet_testkit::{AMQP_URL, REDIS_URL};
 /// The one event type of every scenario.
 pub const EVENT_TYPE: &str = "log.blocked";
 
-/// Benchmark the hookfleet pipeline end to end (issue 5). Run `cargo build --release` first.
+/// Benchmark the hookfleet pipeline end to end. Run `cargo build --release` first.
 #[derive(Debug, Parser)]
 #[command(name = "hookfleet-bench")]
 struct Args {

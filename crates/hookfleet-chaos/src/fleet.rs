@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use hookfleet_amqp::{Broker, QueueType, Topology};
+use hookfleet_core::Namespace;
 use hookfleet_core::{Endpoint, EventFilter, EventType, TenantId};
-use hookfleet_producer::{Broker, Namespace, Publisher, QueueType, Topology};
+use hookfleet_producer::Publisher;
 use hookfleet_store::EndpointStore;
 use hookfleet_testkit::{Launch, WorkerProcess, teardown};
 use lapin::options::QueueDeclareOptions;
@@ -119,15 +121,15 @@ impl Fleet {
     }
 
     fn topology(&self) -> anyhow::Result<Topology> {
-        Ok(Topology {
-            namespace: self.ns()?,
-            queue_type: QueueType::Quorum,
-            event_types: vec![self.event_type.clone()],
-            retry_delays: RETRY_DELAYS_MS
+        Ok(Topology::new(
+            self.ns()?,
+            QueueType::Quorum,
+            vec![self.event_type.clone()],
+            RETRY_DELAYS_MS
                 .iter()
                 .map(|ms| Duration::from_millis(*ms))
                 .collect(),
-        })
+        ))
     }
 
     fn ns(&self) -> anyhow::Result<Namespace> {

@@ -1,4 +1,4 @@
-//! Fault-injection scenarios for hookfleet (issue 4): each one runs real `hookfleet worker`
+//! Fault-injection scenarios for hookfleet: each one runs real `hookfleet worker`
 //! processes against the local RabbitMQ and Redis, publishes a known set of events, breaks
 //! something (a worker, the broker, Redis, a receiver, a message) and counts, by `webhook-id`,
 //! what a real receiver got: how many events were lost, how many arrived twice, and how long
@@ -29,7 +29,7 @@ use std::path::PathBuf;
 
 pub use outcome::Outcome;
 
-/// The local broker and Redis (contract §4 defaults).
+/// The local broker and Redis (docs/contract.md §4 defaults).
 pub use hookfleet_testkit::{AMQP_URL, REDIS_URL};
 /// Every scenario publishes and consumes this one type.
 pub const EVENT_TYPE: &str = "log.blocked";

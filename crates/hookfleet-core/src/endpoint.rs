@@ -1,4 +1,4 @@
-//! Endpoints: where a tenant wants its events, and which ones (contract §2).
+//! Endpoints: where a tenant wants its events, and which ones (docs/contract.md §2).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -17,6 +17,8 @@ pub enum Error {
     Url { url: String, reason: String },
     #[error("invalid events list: {0}")]
     Events(String),
+    #[error("invalid namespace {0:?}: must be 1-64 characters of A-Z a-z 0-9 _ -")]
+    Namespace(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -5,6 +5,9 @@ use std::fmt;
 
 use crate::{Error, Result};
 
+/// The largest body the contract allows (§1: 256 KiB).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
 /// Checks the shape shared by ids and tenants: they travel in AMQP properties, HTTP headers and
 /// Redis keys, so whitespace and control characters are refused.
 fn is_token(s: &str) -> bool {

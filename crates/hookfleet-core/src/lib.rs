@@ -1,10 +1,11 @@
 //! hookfleet's domain: the values every other crate passes around, parsed once at the edge.
 //!
 //! # Layout
-//! - [`event`]: event ids, event types, tenants and the payload envelope (contract §1).
-//! - [`endpoint`]: endpoints and their subscriptions (contract §2).
+//! - [`event`]: event ids, event types, tenants and the payload envelope (docs/contract.md §1).
+//! - [`namespace`]: the deployment's prefix and every broker name derived from it.
+//! - [`endpoint`]: endpoints and their subscriptions (docs/contract.md §2).
 //! - [`secret`]: `whsec_` signing secrets, never printed.
-//! - [`signature`]: Standard Webhooks `v1` signatures (contract §3).
+//! - [`signature`]: Standard Webhooks `v1` signatures (docs/contract.md §3).
 //! - [`policy`]: what an attempt's outcome means and when to try again.
 //! - [`target`]: which addresses a delivery may reach (the SSRF rule).
 //!
@@ -13,6 +14,7 @@
 
 pub mod endpoint;
 pub mod event;
+pub mod namespace;
 pub mod policy;
 pub mod secret;
 pub mod signature;
@@ -22,5 +24,6 @@ mod error;
 
 pub use endpoint::{Endpoint, EndpointId, EventFilter};
 pub use error::{Error, Result};
-pub use event::{Envelope, EventId, EventType, TenantId};
+pub use event::{Envelope, EventId, EventType, MAX_BODY_BYTES, TenantId};
+pub use namespace::Namespace;
 pub use secret::Secret;

@@ -1,4 +1,4 @@
-//! Signing secrets: `whsec_` + base64 of 24–64 random bytes (contract §2).
+//! Signing secrets: `whsec_` + base64 of 24–64 random bytes (docs/contract.md §2).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;

@@ -51,15 +51,11 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 }
 
 fn is_public_v6(ip: Ipv6Addr) -> bool {
-    // Addresses that embed an IPv4 address are judged by it.
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return is_public_v4(v4);
-    }
     let seg = ip.segments();
-    if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0; 4] {
-        let [a, b] = seg[6].to_be_bytes();
-        let [c, d] = seg[7].to_be_bytes();
-        return is_public_v4(Ipv4Addr::new(a, b, c, d));
+    // Addresses that embed an IPv4 address reach that IPv4 host through a translator or tunnel,
+    // so they are judged by it; otherwise `::ffff:127.0.0.1` would slip past the IPv4 rule.
+    if let Some(v4) = embedded_v4(ip) {
+        return is_public_v4(v4);
     }
     let reserved = ip.is_unspecified()
         || ip.is_loopback()
@@ -69,8 +65,43 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (seg[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
         || (seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation
         || (seg[0] == 0x0100 && seg[1..4] == [0; 3]) // discard
-        || seg[0..6] == [0; 6]; // IPv4-compatible (deprecated)
+        // IPv4-compatible `::a.b.c.d`, deprecated and never routed; refused whole, which is
+        // stricter than judging the embedded IPv4 (RFC 4291 §2.5.5.1:
+        // https://www.rfc-editor.org/rfc/rfc4291#section-2.5.5.1).
+        || seg[0..6] == [0; 6]
+        // Teredo `2001::/32`: the client's IPv4 is stored XOR-ed and the server's IPv4 is
+        // chosen by whoever built the address, so neither can be trusted; refuse the prefix
+        // (RFC 4380 §4: https://www.rfc-editor.org/rfc/rfc4380#section-4).
+        || (seg[0] == 0x2001 && seg[1] == 0)
+        // NAT64 local-use `64:ff9b:1::/48`: the operator's own translators, with no fixed
+        // place for the IPv4 (RFC 8215: https://www.rfc-editor.org/rfc/rfc8215).
+        || (seg[0] == 0x64 && seg[1] == 0xff9b && seg[2] == 1);
     !reserved
+}
+
+/// The IPv4 address an IPv6 address carries at a fixed place, if it is of such a form.
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let seg = ip.segments();
+    let v4 = |hi: u16, lo: u16| {
+        let [a, b] = hi.to_be_bytes();
+        let [c, d] = lo.to_be_bytes();
+        Ipv4Addr::new(a, b, c, d)
+    };
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        // IPv4-mapped `::ffff:0:0/96`: an IPv6 socket connects to the IPv4 host itself
+        // (RFC 4291 §2.5.5.2: https://www.rfc-editor.org/rfc/rfc4291#section-2.5.5.2).
+        Some(v4)
+    } else if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0; 4] {
+        // NAT64 well-known prefix `64:ff9b::/96`: a translator forwards to the last 32 bits
+        // (RFC 6052 §2.1: https://www.rfc-editor.org/rfc/rfc6052#section-2.1).
+        Some(v4(seg[6], seg[7]))
+    } else if seg[0] == 0x2002 {
+        // 6to4 `2002::/16`: a relay tunnels to the IPv4 in bits 16..48
+        // (RFC 3056 §2: https://www.rfc-editor.org/rfc/rfc3056#section-2).
+        Some(v4(seg[1], seg[2]))
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -117,6 +148,69 @@ mod tests {
             "64:ff9b::808:808",
         ] {
             assert!(is_public(ip.parse().unwrap()), "{ip} should be public");
+        }
+    }
+
+    #[test]
+    fn ipv6_forms_that_embed_an_ipv4_are_judged_by_it() {
+        for (ip, public) in [
+            // IPv4-mapped (RFC 4291 §2.5.5.2)
+            ("::ffff:127.0.0.1", false),
+            ("::ffff:169.254.169.254", false),
+            ("::ffff:1.1.1.1", true),
+            // IPv4-compatible (RFC 4291 §2.5.5.1): deprecated, refused whole
+            ("::127.0.0.1", false),
+            ("::10.0.0.1", false),
+            ("::8.8.8.8", false),
+            // 6to4 (RFC 3056): the IPv4 is bits 16..48
+            ("2002:7f00:1::", false),
+            ("2002:a00:1:1::1", false),
+            ("2002:a9fe:a9fe::1", false),
+            ("2002:c0a8:101::", false),
+            ("2002:808:808::1", true),
+            // Teredo (RFC 4380): refused whole, whatever it embeds
+            ("2001::1", false),
+            ("2001:0:4136:e378:8000:63bf:3fff:fdd2", false),
+            ("2001:0:808:808::", false),
+            // NAT64 well-known prefix (RFC 6052)
+            ("64:ff9b::7f00:1", false),
+            ("64:ff9b::a9fe:a9fe", false),
+            ("64:ff9b::808:808", true),
+            // NAT64 local-use prefix (RFC 8215): refused whole
+            ("64:ff9b:1::808:808", false),
+            ("64:ff9b:1:ffff::1", false),
+            // Just outside those prefixes
+            ("2001:1::1", true),
+            ("2003::1", true),
+            ("64:ff9b:2::1", true),
+        ] {
+            assert_eq!(is_public(ip.parse().unwrap()), public, "{ip}");
+        }
+    }
+
+    /// The WHATWG URL parser reads a host of digits, hex or octal parts, or fewer than four
+    /// parts as an IPv4 address (https://url.spec.whatwg.org/#concept-ipv4-parser), and the
+    /// host after the last `@` is the one connected to; both must reach `is_public` as such.
+    #[test]
+    fn url_hosts_are_judged_as_the_parser_reads_them() {
+        let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let one = IpAddr::V4(Ipv4Addr::new(1, 1, 1, 1));
+        for (url, ip, public) in [
+            ("http://2130706433/", loopback, false),
+            ("http://0x7f.1/", loopback, false),
+            ("http://017700000001/", loopback, false),
+            ("http://127.1/", loopback, false),
+            ("http://user:pass@127.0.0.1/", loopback, false),
+            ("http://1.1.1.1@127.0.0.1/", loopback, false),
+            ("http://127.0.0.1@1.1.1.1/", one, true),
+        ] {
+            let parsed = parse_url(url).unwrap();
+            let host = match parsed.host() {
+                Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
+                other => panic!("{url}: host {other:?} is not an IPv4 literal"),
+            };
+            assert_eq!(host, ip, "{url}");
+            assert_eq!(is_public(host), public, "{url}");
         }
     }
 

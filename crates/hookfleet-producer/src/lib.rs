@@ -1,30 +1,30 @@
-//! Publishing hookfleet events to RabbitMQ, and the broker topology they travel through.
+//! Publishing hookfleet events to RabbitMQ from any Rust service.
 //!
-//! Any Rust service can publish with [`Publisher`]: it returns only once the broker has
-//! confirmed the message, so an event reported as published is never lost.
+//! ```no_run
+//! # async fn example() -> hookfleet_producer::Result<()> {
+//! use hookfleet_producer::{OutboundEvent, Publisher};
+//!
+//! let publisher = Publisher::connect("amqp://guest:guest@127.0.0.1:5672/%2f", "hookfleet".parse()?).await?;
+//! let data = serde_json::json!({"agent": "a-17", "rule": "no-prod-writes"});
+//! let event = OutboundEvent::new("log.blocked".parse()?, "acme".parse()?, &data, None);
+//! publisher.publish(&event).await?; // returns once the broker confirmed it
+//! println!("published {}", event.id.as_str());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`Publisher::publish`] returns only once the broker has confirmed the message, so an event
+//! reported as published is never lost. The message follows docs/contract.md §1 (docs/contract.md).
 //!
 //! # Layout
-//! - [`names`]: the namespace and every exchange and queue name derived from it.
-//! - [`topology`]: declaring exchanges and queues, idempotently.
-//! - [`broker`]: one connection to RabbitMQ, re-opened when it drops.
-//! - [`publisher`]: confirmed, mandatory publishing, re-sent across reconnects.
-//! - [`message`]: the AMQP shape of an event (contract §1) and hookfleet's own headers.
+//! - [`message`]: [`OutboundEvent`], the AMQP shape of an event.
+//! - [`publisher`]: [`Publisher`], confirmed and mandatory.
 #![forbid(unsafe_code)]
 
-pub mod broker;
 pub mod message;
-pub mod names;
 pub mod publisher;
-pub mod topology;
 
-mod error;
-
-pub use broker::Broker;
-pub use error::{Error, Result};
+pub use hookfleet_amqp::{Broker, Error, Result};
+pub use hookfleet_core::{EventId, EventType, Namespace, TenantId};
 pub use message::OutboundEvent;
-pub use names::Namespace;
 pub use publisher::Publisher;
-pub use topology::{QueueType, Topology};
-
-/// Re-exported so users of this crate need not depend on lapin's exact version.
-pub use lapin;

@@ -1,46 +1,42 @@
-//! Confirmed publishing: `publish` returns only when RabbitMQ has taken responsibility for the
-//! message, and re-sends across reconnects until then.
-//!
-//! Every publish is `mandatory`: a message no queue would receive comes back with the confirm
-//! (reply 312 NO_ROUTE) and is reported as [`Error::Unroutable`] instead of a silent success.
-//! A publish to a missing exchange closes the channel with 404 and is [`Error::NotDeclared`].
+//! [`Publisher`]: publish one event and return only once RabbitMQ has confirmed it.
 
 use std::time::Duration;
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
-use lapin::{BasicProperties, Channel, Confirmation, ErrorKind};
-use tokio::sync::Mutex;
+use hookfleet_amqp::{Broker, ConfirmedPublisher};
+use hookfleet_core::{MAX_BODY_BYTES, Namespace};
 
-use crate::broker::Backoff;
-use crate::message::MAX_BODY_BYTES;
-use crate::{Broker, Error, Namespace, OutboundEvent, Result};
+use crate::{Error, OutboundEvent, Result};
 
-/// Publishes with confirms on one shared channel; cheap to share behind an `Arc`, and
-/// concurrent publishes are pipelined on the channel.
+/// Publishes events of one namespace with publisher confirms. Cheap to share behind an `Arc`:
+/// concurrent publishes are pipelined on one channel.
+///
+/// Every publish is `mandatory`: a message no queue would receive is [`Error::Unroutable`], a
+/// missing exchange [`Error::NotDeclared`] (the event type is not in the catalog, or the
+/// topology was never declared). Connection trouble is retried on a fresh connection, for 30 s
+/// by default; a re-send after a lost confirm may publish twice, which workers de-duplicate.
 #[derive(Debug)]
 pub struct Publisher {
-    broker: Broker,
+    confirmed: ConfirmedPublisher,
     namespace: Namespace,
-    /// The confirm-mode channel, opened on first use and after it closes.
-    channel: Mutex<Option<Channel>>,
-    /// How long to keep re-sending through broker trouble before reporting failure.
-    give_up_after: Duration,
 }
 
 impl Publisher {
+    /// A publisher on an existing broker handle (one connection can serve many publishers).
     pub fn new(broker: Broker, namespace: Namespace) -> Self {
         Self {
-            broker,
+            confirmed: ConfirmedPublisher::new(broker),
             namespace,
-            channel: Mutex::new(None),
-            give_up_after: Duration::from_secs(30),
         }
+    }
+
+    /// Connects to the broker at `url` now, so a wrong URL or a stopped broker is reported here.
+    pub async fn connect(url: &str, namespace: Namespace) -> Result<Self> {
+        Ok(Self::new(Broker::connect(url).await?, namespace))
     }
 
     /// Sets how long a publish keeps trying through connection loss (default 30 s).
     pub fn give_up_after(mut self, limit: Duration) -> Self {
-        self.give_up_after = limit;
+        self.confirmed = self.confirmed.give_up_after(limit);
         self
     }
 
@@ -57,116 +53,8 @@ impl Publisher {
             });
         }
         let exchange = self.namespace.events_exchange(&event.event_type);
-        self.send(&exchange, "", &event.body, event.properties())
+        self.confirmed
+            .send(&exchange, "", &event.body, event.properties())
             .await
     }
-
-    /// Publishes any message and waits for the confirm, re-sending on a fresh channel while the
-    /// failure is transient. A re-send after a lost confirm may duplicate the message; the
-    /// worker's de-duplication absorbs that (at-least-once).
-    pub async fn send(
-        &self,
-        exchange: &str,
-        routing_key: &str,
-        body: &[u8],
-        properties: BasicProperties,
-    ) -> Result<()> {
-        let started = tokio::time::Instant::now();
-        let mut backoff = Backoff::default();
-        loop {
-            let error = match self
-                .try_send(exchange, routing_key, body, properties.clone())
-                .await
-            {
-                Ok(()) => return Ok(()),
-                Err(e) if !e.is_transient() => return Err(e),
-                Err(e) => e,
-            };
-            if started.elapsed() >= self.give_up_after {
-                return Err(Error::GaveUp {
-                    exchange: exchange.to_owned(),
-                    elapsed: started.elapsed(),
-                    last: Box::new(error),
-                });
-            }
-            tracing::warn!(message = "Publish failed; retrying.", %exchange, %error);
-            backoff.wait().await;
-        }
-    }
-
-    async fn try_send(
-        &self,
-        exchange: &str,
-        routing_key: &str,
-        body: &[u8],
-        properties: BasicProperties,
-    ) -> Result<()> {
-        let channel = self.channel().await?;
-        let options = BasicPublishOptions {
-            mandatory: true,
-            ..Default::default()
-        };
-        let confirm = async {
-            channel
-                .basic_publish(
-                    exchange.into(),
-                    routing_key.into(),
-                    options,
-                    body,
-                    properties,
-                )
-                .await?
-                .await
-        };
-        let result = match confirm.await {
-            Ok(Confirmation::Ack(None)) => Ok(()),
-            Ok(Confirmation::Ack(Some(_)) | Confirmation::Nack(Some(_))) => {
-                Err(Error::Unroutable {
-                    exchange: exchange.to_owned(),
-                })
-            }
-            Ok(Confirmation::Nack(None) | Confirmation::NotRequested) => Err(Error::Nacked {
-                exchange: exchange.to_owned(),
-            }),
-            Err(e) if is_not_found(&e) => Err(Error::NotDeclared {
-                exchange: exchange.to_owned(),
-            }),
-            Err(e) => Err(Error::Amqp(e)),
-        };
-        if result.is_err() && !channel.status().connected() {
-            self.forget(&channel).await;
-        }
-        result
-    }
-
-    /// The shared confirm channel, opening one if needed.
-    async fn channel(&self) -> Result<Channel> {
-        let mut slot = self.channel.lock().await;
-        if let Some(channel) = slot.as_ref()
-            && channel.status().connected()
-        {
-            return Ok(channel.clone());
-        }
-        let channel = self.broker.channel().await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
-        *slot = Some(channel.clone());
-        Ok(channel)
-    }
-
-    /// Drops `channel` from the slot, unless another task already replaced it.
-    async fn forget(&self, channel: &Channel) {
-        let mut slot = self.channel.lock().await;
-        if slot.as_ref().is_some_and(|c| c.id() == channel.id()) {
-            *slot = None;
-        }
-    }
-}
-
-fn is_not_found(e: &lapin::Error) -> bool {
-    matches!(
-        e.kind(),
-        ErrorKind::ProtocolError(amqp) if *amqp.kind() == AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND)
-    )
 }

@@ -24,7 +24,7 @@ pub use metrics::metric_sum;
 pub use teardown::teardown;
 pub use worker::{Launch, WorkerProcess};
 
-/// The local broker (contract §4 default): the only one the tools ever target.
+/// The local broker (docs/contract.md §4 default): the only one the tools ever target.
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-/// The local Redis (contract §4 default): the only one the tools ever target.
+/// The local Redis (docs/contract.md §4 default): the only one the tools ever target.
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";

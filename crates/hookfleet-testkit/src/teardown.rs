@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
+use hookfleet_amqp::lapin::options::QueueDeleteOptions;
+use hookfleet_amqp::{Broker, QueueType, Topology};
 use hookfleet_core::EventType;
-use hookfleet_producer::lapin::options::QueueDeleteOptions;
-use hookfleet_producer::{Broker, QueueType, Topology};
 
 use crate::{AMQP_URL, REDIS_URL};
 
@@ -30,7 +30,7 @@ pub struct Options<'a> {
 #[derive(Debug, thiserror::Error)]
 enum Failure {
     #[error("failed: {0}")]
-    Producer(#[from] hookfleet_producer::Error),
+    Amqp(#[from] hookfleet_amqp::Error),
     #[error("failed: {0}")]
     EventType(#[from] hookfleet_core::Error),
     #[error("failed: {0}")]
@@ -95,16 +95,17 @@ async fn remove_amqp(
     extra_queues: &[String],
 ) -> Result<(), Failure> {
     let broker = Broker::connect(AMQP_URL).await?;
-    let topology = Topology {
-        namespace: namespace.parse()?,
-        // Deleting does not depend on the queue type; both tools' workers run quorum queues.
-        queue_type: QueueType::Quorum,
-        event_types: event_types
-            .iter()
-            .map(|t| t.parse::<EventType>())
-            .collect::<Result<_, _>>()?,
-        retry_delays: retry_delays.to_vec(),
-    };
+    let event_types = event_types
+        .iter()
+        .map(|t| t.parse::<EventType>())
+        .collect::<Result<_, _>>()?;
+    // Deleting does not depend on the queue type.
+    let topology = Topology::new(
+        namespace.parse()?,
+        QueueType::Quorum,
+        event_types,
+        retry_delays.to_vec(),
+    );
     topology.delete(&broker).await?;
     for queue in extra_queues {
         // A channel each: a failed delete closes it.

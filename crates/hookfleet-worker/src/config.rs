@@ -3,9 +3,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use hookfleet_amqp::QueueType;
 use hookfleet_core::EventType;
+use hookfleet_core::Namespace;
 use hookfleet_core::policy::RetrySchedule;
-use hookfleet_producer::{Namespace, QueueType};
 
 #[derive(Clone)]
 pub struct WorkerConfig {

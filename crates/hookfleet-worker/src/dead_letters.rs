@@ -5,9 +5,10 @@
 //! back to the work queue, so an interrupted replay loses nothing (at worst a message is both
 //! replayed and still listed, and de-duplication absorbs the second delivery).
 
+use hookfleet_amqp::headers::{self as header, get_int, get_str, remove};
+use hookfleet_amqp::{Broker, ConfirmedPublisher};
+use hookfleet_core::Namespace;
 use hookfleet_core::{EndpointId, EventType};
-use hookfleet_producer::message::{get_int, get_str, header, remove};
-use hookfleet_producer::{Broker, Namespace, Publisher};
 use lapin::options::{BasicAckOptions, BasicGetOptions};
 use lapin::{BasicProperties, Channel};
 use serde::Serialize;
@@ -107,7 +108,7 @@ pub struct ReplayReport {
 /// only when given, at most `limit`.
 pub async fn replay(
     broker: &Broker,
-    publisher: &Publisher,
+    publisher: &ConfirmedPublisher,
     namespace: &Namespace,
     endpoint: Option<&EndpointId>,
     limit: usize,

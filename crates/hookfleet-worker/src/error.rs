@@ -6,7 +6,7 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] hookfleet_store::Error),
     #[error(transparent)]
-    Broker(#[from] hookfleet_producer::Error),
+    Broker(#[from] hookfleet_amqp::Error),
     #[error("RabbitMQ error: {0}")]
     Amqp(#[from] lapin::Error),
     #[error("cannot build the HTTP client: {0}")]

@@ -1,4 +1,4 @@
-//! The SSRF guard on the delivery path (contract §2): a DNS resolver that only hands reqwest
+//! The SSRF guard on the delivery path (docs/contract.md §2): a DNS resolver that only hands reqwest
 //! public addresses, and a check for IP-literal URLs, which reqwest never sends to a resolver.
 //!
 //! The resolver *pins* the address: reqwest connects to exactly the addresses that were
@@ -103,6 +103,30 @@ mod tests {
         }
         assert!(check_literal(&"http://1.1.1.1/".parse().unwrap()).is_ok());
         assert!(check_literal(&"http://example.com/".parse().unwrap()).is_ok());
+    }
+
+    /// The delivery path: `parse_url`, then `check_literal`. Numeric IPv4 spellings are read
+    /// as 127.0.0.1 by the WHATWG parser, IPv6 forms embedding a private IPv4 are refused, and
+    /// only the host after the last `@` counts.
+    #[test]
+    fn literals_are_judged_as_the_delivery_path_reads_them() {
+        for (url, allowed) in [
+            ("http://2130706433/", false),
+            ("http://0x7f.1/", false),
+            ("http://017700000001/", false),
+            ("http://127.1/", false),
+            ("http://[::ffff:127.0.0.1]/", false),
+            ("http://[2002:7f00:1::]/", false),
+            ("http://[2001::1]/", false),
+            ("http://[64:ff9b::a9fe:a9fe]/", false),
+            ("http://[64:ff9b:1::808:808]/", false),
+            ("http://user:pass@127.0.0.1/", false),
+            ("http://1.1.1.1@127.0.0.1/", false),
+            ("http://127.0.0.1@1.1.1.1/", true),
+        ] {
+            let parsed = hookfleet_core::target::parse_url(url).unwrap();
+            assert_eq!(check_literal(&parsed).is_ok(), allowed, "{url}");
+        }
     }
 
     #[tokio::test]

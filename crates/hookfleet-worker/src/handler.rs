@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::future::join_all;
+use hookfleet_amqp::ConfirmedPublisher;
+use hookfleet_core::Namespace;
 use hookfleet_core::policy::{AttemptOutcome, RetrySchedule, Verdict};
 use hookfleet_core::{Endpoint, EventType};
-use hookfleet_producer::{Namespace, Publisher};
 use hookfleet_store::{Claim, Dedup, EndpointCache, EndpointStore};
 use lapin::BasicProperties;
 use tracing::{Span, debug, info, warn};
@@ -31,7 +32,7 @@ pub struct Deliverer {
     pub store: EndpointStore,
     pub dedup: Dedup,
     pub sender: Sender,
-    pub publisher: Arc<Publisher>,
+    pub publisher: Arc<ConfirmedPublisher>,
     pub schedule: RetrySchedule,
     pub metrics: Metrics,
 }

@@ -1,8 +1,9 @@
-//! Reading a message from a work queue: everything contract §1 requires is checked here, once,
+//! Reading a message from a work queue: everything docs/contract.md §1 requires is checked here, once,
 //! so the rest of the worker only sees valid events.
 
+use hookfleet_amqp::headers::{self as header, get_int, get_str};
+use hookfleet_core::MAX_BODY_BYTES;
 use hookfleet_core::{EndpointId, EventId, EventType, TenantId};
-use hookfleet_producer::message::{MAX_BODY_BYTES, get_int, get_str, header};
 use lapin::BasicProperties;
 
 /// A message that meets the contract.
@@ -89,7 +90,7 @@ impl InboundEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hookfleet_producer::message::set_str;
+    use hookfleet_amqp::headers::set_str;
     use lapin::types::FieldTable;
 
     fn props(id: Option<&str>, kind: Option<&str>, tenant: Option<&str>) -> BasicProperties {

@@ -5,7 +5,7 @@
 //! - [`consumer`]: sessions on the broker, bounded concurrency, the watchdog.
 //! - [`acks`]: settling messages with the broker, batched where order allows.
 //! - [`handler`]: one message from receipt to a durable outcome per endpoint.
-//! - [`inbound`]: checking a message against contract §1.
+//! - [`inbound`]: checking a message against docs/contract.md §1.
 //! - [`sender`]: one signed POST; [`guard`]: the SSRF rule on it.
 //! - [`retry`]: publishing to a delay tier or to the dead-letter queue.
 //! - [`dead_letters`]: listing and replaying `N.dead`.
@@ -29,7 +29,7 @@ mod error;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookfleet_producer::{Broker, Publisher, Topology};
+use hookfleet_amqp::{Broker, ConfirmedPublisher, Topology};
 use hookfleet_store::{Dedup, EndpointCache, EndpointStore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -65,10 +65,8 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
     };
     // Retries and dead letters must be confirmed before the original is acked; past this the
     // message goes back to the queue instead of waiting on.
-    let publisher = Arc::new(
-        Publisher::new(broker.clone(), config.namespace.clone())
-            .give_up_after(Duration::from_secs(10)),
-    );
+    let publisher =
+        Arc::new(ConfirmedPublisher::new(broker.clone()).give_up_after(Duration::from_secs(10)));
     let ns = config.namespace.as_str();
     let store = EndpointStore::new(pool.clone(), ns);
     let claim_ttl = config.delivery_timeout + Duration::from_secs(10);
@@ -88,12 +86,12 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
     });
     let consumer = Consumer {
         broker,
-        topology: Topology {
-            namespace: config.namespace.clone(),
-            queue_type: config.queue_type,
-            event_types: config.event_types.clone(),
-            retry_delays: config.retry.delays().to_vec(),
-        },
+        topology: Topology::new(
+            config.namespace.clone(),
+            config.queue_type,
+            config.event_types.clone(),
+            config.retry.delays().to_vec(),
+        ),
         deliverer,
         health,
         concurrency: config.concurrency,

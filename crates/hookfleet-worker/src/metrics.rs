@@ -1,4 +1,4 @@
-//! Every metric of contract §6, owned here and nowhere else.
+//! Every metric of docs/contract.md §6, owned here and nowhere else.
 //!
 //! Labels stay low-cardinality: event type and a fixed outcome set, never an endpoint, tenant
 //! or URL.

@@ -4,10 +4,11 @@
 //! the one endpoint the message is now for, the attempts made, and the last outcome. Both wait
 //! for the broker's confirm; only then may the original message be acked.
 
+use hookfleet_amqp::ConfirmedPublisher;
+use hookfleet_amqp::headers::{self as header, remove, set_int, set_str};
 use hookfleet_core::EndpointId;
+use hookfleet_core::Namespace;
 use hookfleet_core::policy::AttemptOutcome;
-use hookfleet_producer::message::{header, remove, set_int, set_str};
-use hookfleet_producer::{Namespace, Publisher};
 use lapin::BasicProperties;
 use lapin::types::FieldTable;
 
@@ -37,7 +38,7 @@ impl<'a> Failure<'a> {
 /// Publishes a copy of the message to the delay tier exchange `tier`, for `failure.endpoint`
 /// only; it comes back to the work queue of `event_type` when the tier's TTL expires.
 pub async fn schedule(
-    publisher: &Publisher,
+    publisher: &ConfirmedPublisher,
     tier: &str,
     event_type: &str,
     properties: &BasicProperties,
@@ -52,7 +53,7 @@ pub async fn schedule(
 /// Publishes the message to `N.dead` with the reason; `failure` is absent for a message that
 /// broke the contract before any endpoint was tried.
 pub async fn dead_letter(
-    publisher: &Publisher,
+    publisher: &ConfirmedPublisher,
     namespace: &Namespace,
     routing_key: &str,
     properties: &BasicProperties,

@@ -1,4 +1,4 @@
-//! One signed POST to one endpoint (contract §3).
+//! One signed POST to one endpoint (docs/contract.md §3).
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! The scenarios of issue 4, and the waiting and counting they share.
+//! The fault-injection scenarios, and the waiting and counting they share.
 //!
 //! Each scenario publishes a known set of events, injects its fault, then waits until every
 //! receiver path got every event (or the scenario's time limit passed), and then until the

@@ -7,16 +7,17 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hookfleet_amqp::headers::set_str;
+use hookfleet_amqp::{Broker, ConfirmedPublisher};
 use hookfleet_core::EventId;
 use hookfleet_producer::OutboundEvent;
-use hookfleet_producer::message::set_str;
 use lapin::BasicProperties;
 use lapin::types::FieldTable;
 
 use crate::fleet::Fleet;
 use crate::load::{self, Pace, Published};
 use crate::receiver::Tally;
-use crate::{Outcome, RETRY_DELAYS_MS, Settings};
+use crate::{AMQP_URL, Outcome, RETRY_DELAYS_MS, Settings};
 
 use super::{Recovery, outcome, single_endpoint, wait_delivered, wait_quiet};
 
@@ -64,9 +65,11 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Outcome>> {
         .with_delivery_mode(2)
         .with_headers(headers);
     let exchange = publisher.namespace().events_exchange(&fleet.event_type);
-    publisher
+    let broker = Broker::connect(AMQP_URL).await?;
+    ConfirmedPublisher::new(broker.clone())
         .send(&exchange, "", b"{not json", properties)
         .await?;
+    broker.close().await;
     let poisoned_at = Instant::now();
     let rest = batch().await;
     merge(&mut good, rest);

@@ -1,9 +1,10 @@
-//! Every RabbitMQ name hookfleet uses, derived from the namespace, so that several deployments
-//! (and every test) can share one broker without touching each other.
+//! The namespace (`HOOKFLEET_NAMESPACE`) and every RabbitMQ name derived from it, so that
+//! several deployments (and every test) share one broker and one Redis without touching each
+//! other. Redis keys start with the same namespace (see `hookfleet_store::keys`).
 //!
 //! | name                     | kind                         | job                                  |
 //! |--------------------------|------------------------------|--------------------------------------|
-//! | `N.events.<type>`        | fanout exchange              | where platforms publish (contract §1) |
+//! | `N.events.<type>`        | fanout exchange              | where platforms publish (docs/contract.md §1) |
 //! | `N.work.<type>`          | queue                        | what workers consume                 |
 //! | `N.retry`                | direct exchange              | delay tiers expire into it; key = type |
 //! | `N.delay.<ms>ms`         | fanout exchange + TTL queue  | one retry tier                       |
@@ -11,11 +12,10 @@
 
 use std::time::Duration;
 
-use hookfleet_core::EventType;
+use crate::{Error, EventType, Result};
 
-use crate::{Error, Result};
-
-/// The prefix of every exchange, queue and Redis key (`HOOKFLEET_NAMESPACE`).
+/// The prefix of every exchange, queue and Redis key (`HOOKFLEET_NAMESPACE`): 1–64 characters
+/// of `A-Z a-z 0-9 _ -`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Namespace(String);
 
@@ -42,7 +42,7 @@ impl Namespace {
         format!("{}.delay.{}ms", self.0, delay.as_millis())
     }
 
-    /// The dead-letter exchange and queue (contract §3: `N.dead`).
+    /// The dead-letter exchange and queue (docs/contract.md §3: `N.dead`).
     pub fn dead(&self) -> String {
         format!("{}.dead", self.0)
     }

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use hookfleet_core::EventType;
+use hookfleet_core::{EventType, Namespace};
 use lapin::options::{
     ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
     QueueDeleteOptions,
@@ -16,7 +16,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Channel, ExchangeKind};
 
-use crate::{Broker, Namespace, Result};
+use crate::{Broker, Result};
 
 /// How often a message may be handed out (and not acked) before the broker parks it in
 /// `N.dead`: a message that crashes workers cannot loop forever. RabbitMQ 4 defaults to 20;
@@ -56,6 +56,22 @@ pub struct Topology {
 }
 
 impl Topology {
+    /// The topology of one deployment: its namespace, queue type, event catalog and retry
+    /// schedule, as the settings give them.
+    pub fn new(
+        namespace: Namespace,
+        queue_type: QueueType,
+        event_types: Vec<EventType>,
+        retry_delays: Vec<Duration>,
+    ) -> Self {
+        Self {
+            namespace,
+            queue_type,
+            event_types,
+            retry_delays,
+        }
+    }
+
     pub async fn declare(&self, channel: &Channel) -> Result<()> {
         let ns = &self.namespace;
         let durable = ExchangeDeclareOptions {

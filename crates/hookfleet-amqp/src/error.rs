@@ -1,4 +1,4 @@
-//! Errors of the producer side.
+//! Errors of talking to RabbitMQ.
 
 /// What can go wrong talking to RabbitMQ.
 #[derive(Debug, thiserror::Error)]
@@ -17,8 +17,8 @@ pub enum Error {
     Nacked { exchange: String },
     #[error("the body is {size} bytes; the limit is {limit} bytes")]
     TooLarge { size: usize, limit: usize },
-    #[error("invalid namespace {0:?}: must be 1-64 characters of A-Z a-z 0-9 _ -")]
-    Namespace(String),
+    #[error(transparent)]
+    Invalid(#[from] hookfleet_core::Error),
     #[error("gave up publishing to {exchange} after {elapsed:?}: {last}")]
     GaveUp {
         exchange: String,
