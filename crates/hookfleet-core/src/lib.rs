@@ -7,11 +7,15 @@
 //! - [`secret`]: `whsec_` signing secrets, never printed.
 //! - [`signature`]: Standard Webhooks `v1` signatures (docs/contract.md §3).
 //! - [`policy`]: what an attempt's outcome means and when to try again.
+//! - [`delays`]: which delay tiers exist, with jitter, and which one a wait goes to.
+//! - [`circuit`]: the circuit breaker's rule over an endpoint's shared state.
 //! - [`target`]: which addresses a delivery may reach (the SSRF rule).
 //!
 //! Nothing here does I/O, so all of it is covered by plain unit tests.
 #![forbid(unsafe_code)]
 
+pub mod circuit;
+pub mod delays;
 pub mod endpoint;
 pub mod event;
 pub mod namespace;

@@ -81,7 +81,18 @@ impl AttemptOutcome {
         }
     }
 
-    fn retry_after(&self) -> Option<Duration> {
+    /// Whether this outcome counts towards opening the endpoint's circuit: the receiver is down
+    /// or overwhelmed (timeout, no connection, 5xx), not merely refusing this one event.
+    pub fn counts_against_circuit(&self) -> bool {
+        match self {
+            AttemptOutcome::Status { code, .. } => *code >= 500,
+            AttemptOutcome::Timeout | AttemptOutcome::ConnectError(_) => true,
+            AttemptOutcome::Blocked(_) => false,
+        }
+    }
+
+    /// The wait a 429 or 503 asked for with `Retry-After`.
+    pub fn retry_after(&self) -> Option<Duration> {
         match self {
             AttemptOutcome::Status {
                 code: 429 | 503,
@@ -179,6 +190,23 @@ mod tests {
         for (outcome, verdict, label) in table {
             assert_eq!(outcome.verdict(), verdict, "{outcome:?}");
             assert_eq!(outcome.label(), label, "{outcome:?}");
+        }
+    }
+
+    #[test]
+    fn only_an_endpoint_in_trouble_counts_against_its_circuit() {
+        let table = [
+            (status(200), false),
+            (status(404), false),
+            (status(429), false),
+            (status(500), true),
+            (status(503), true),
+            (AttemptOutcome::Timeout, true),
+            (AttemptOutcome::ConnectError("refused".into()), true),
+            (AttemptOutcome::Blocked("10.0.0.1".into()), false),
+        ];
+        for (outcome, counts) in table {
+            assert_eq!(outcome.counts_against_circuit(), counts, "{outcome:?}");
         }
     }
 

@@ -34,11 +34,18 @@ impl Keys {
         format!("{}:dedup:{{{endpoint}:{event}}}", self.namespace)
     }
 
+    /// HASH: the endpoint's circuit breaker state (see `circuit`). Tagged by the endpoint, so
+    /// each script touches one slot.
+    pub fn circuit(&self, endpoint: &EndpointId) -> String {
+        format!("{}:circuit:{{{endpoint}}}", self.namespace)
+    }
+
     /// SCAN patterns that together match every key of the namespace, and no other's.
-    pub fn all_patterns(&self) -> [String; 2] {
+    pub fn all_patterns(&self) -> [String; 3] {
         [
             format!("{{{}:endpoints}}:*", self.namespace),
             format!("{}:dedup:*", self.namespace),
+            format!("{}:circuit:*", self.namespace),
         ]
     }
 }
@@ -56,5 +63,6 @@ mod tests {
         let e: EndpointId = "ep_1".parse().unwrap();
         let id: EventId = "evt_1".parse().unwrap();
         assert_eq!(k.dedup(&e, &id), "hf:dedup:{ep_1:evt_1}");
+        assert_eq!(k.circuit(&e), "hf:circuit:{ep_1}");
     }
 }

@@ -5,9 +5,11 @@
 //! - [`endpoints`]: endpoint records and their per-tenant index.
 //! - [`cache`]: a short-lived per-tenant cache of endpoints for the delivery path.
 //! - [`dedup`]: claim-then-commit marks per (endpoint, event id).
+//! - [`circuit`]: each endpoint's circuit breaker state, shared by every worker.
 #![forbid(unsafe_code)]
 
 pub mod cache;
+pub mod circuit;
 pub mod dedup;
 pub mod endpoints;
 pub mod keys;
@@ -15,6 +17,7 @@ pub mod keys;
 mod error;
 
 pub use cache::EndpointCache;
+pub use circuit::{CircuitPolicy, Circuits, ProbeGrant, Recorded};
 pub use dedup::{Claim, Dedup};
 pub use endpoints::EndpointStore;
 pub use error::{Error, Result};
