@@ -1,5 +1,29 @@
-# Sourced by scripts/test and .ci/run: make sure RabbitMQ and Redis answer on 127.0.0.1,
-# starting them (as this machine's Debian packages install them) when they do not.
+# Sourced by scripts/test, scripts/fleet and .ci/run (and by the chaos scenarios, through
+# `bash -c`): make sure RabbitMQ and Redis answer on 127.0.0.1. On a fresh Debian or Ubuntu
+# machine they are installed from the distribution's packages (as root; otherwise one line
+# says what to install), then started as this machine's Debian packages install them.
+
+# Debian puts the servers in /usr/sbin, which a user's PATH may lack.
+case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH="$PATH:/usr/sbin:/sbin" ;; esac
+
+# need_packages "COMMAND=PACKAGE..."...: installs, with apt-get as root, the packages of each
+# missing command; otherwise prints one line saying what to install, and fails.
+need_packages() {
+  local missing=() pair
+  for pair in "$@"; do
+    # shellcheck disable=SC2206 # one word per package
+    command -v "${pair%%=*}" >/dev/null 2>&1 || missing+=(${pair#*=})
+  done
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing ${missing[*]} from the distribution's packages." >&2
+    apt-get update -qq >&2 &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+  else
+    echo "FATAL: missing ${missing[*]}; install as root: apt-get update && apt-get install -y ${missing[*]}" >&2
+    return 1
+  fi
+}
 
 rabbitmq_answers() {
   timeout 20 rabbitmq-diagnostics -q ping >/dev/null 2>&1
@@ -9,19 +33,26 @@ redis_answers() {
   [ "$(timeout 5 redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = "PONG" ]
 }
 
+# Redis as this machine runs it: no persistence, so a restart loses every key (production
+# Redis runs with appendonly yes, see the README).
+start_redis() {
+  echo "Redis does not answer; starting it." >&2
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  for _ in $(seq 50); do redis_answers && break; sleep 0.2; done
+}
+
+start_rabbitmq() {
+  echo "RabbitMQ does not answer; starting it." >&2
+  rabbitmq-server -detached || true
+  timeout 120 rabbitmqctl await_startup >/dev/null 2>&1 || true
+}
+
 ensure_services() {
-  if ! redis_answers; then
-    echo "Redis does not answer; starting it." >&2
-    mkdir -p /var/lib/redis /var/log/redis
-    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
-      --dir /var/lib/redis --logfile /var/log/redis/ci.log
-    for _ in $(seq 50); do redis_answers && break; sleep 0.2; done
-  fi
-  if ! rabbitmq_answers; then
-    echo "RabbitMQ does not answer; starting it." >&2
-    rabbitmq-server -detached || true
-    timeout 120 rabbitmqctl await_startup >/dev/null 2>&1 || true
-  fi
+  need_packages rabbitmq-server=rabbitmq-server redis-server=redis-server || return 1
+  redis_answers || start_redis
+  rabbitmq_answers || start_rabbitmq
   # A node whose app was stopped (e.g. by an interrupted fault-injection test) answers ping
   # but accepts no connections: start the app too; it is a no-op when running.
   timeout 60 rabbitmqctl start_app >/dev/null 2>&1 || true

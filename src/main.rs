@@ -67,6 +67,15 @@ fn settings_error(error: &clap::Error) -> String {
         .split([' ', '='])
         .next()
         .unwrap_or_default();
+    // Clap quotes the refused value; a URL setting's value may carry a password.
+    let line = match error.get(ContextKind::InvalidValue) {
+        Some(ContextValue::String(value))
+            if long.ends_with("-url") && value.contains(['@', '?', '#']) =>
+        {
+            line.replace(value, &hookfleet_core::target::redact_url(value))
+        }
+        _ => line,
+    };
     match env_of(&cli::Cli::command(), long) {
         Some(env) => format!("{line} (setting {env})"),
         None => line,

@@ -12,19 +12,21 @@ use hookfleet_amqp::{QueueType, Topology};
 use hookfleet_core::EventType;
 use hookfleet_core::Namespace;
 use hookfleet_core::policy::RetrySchedule;
+use hookfleet_core::target::redact_url;
 
 /// Where the broker and Redis are, and which deployment this is.
 #[derive(Debug, Args)]
 pub struct Common {
-    /// RabbitMQ URL.
+    /// RabbitMQ URL: amqp:// or amqps://, user:password@host:port/vhost.
     #[arg(
         long,
         global = true,
         env = "HOOKFLEET_AMQP_URL",
         hide_env_values = true,
+        value_parser = parse_amqp_url,
         default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
     )]
-    pub amqp_url: String,
+    pub amqp_url: ServiceUrl,
 
     /// Redis URL (endpoints and de-duplication marks live there).
     #[arg(
@@ -32,9 +34,10 @@ pub struct Common {
         global = true,
         env = "HOOKFLEET_REDIS_URL",
         hide_env_values = true,
+        value_parser = parse_redis_url,
         default_value = "redis://127.0.0.1:6379"
     )]
-    pub redis_url: String,
+    pub redis_url: ServiceUrl,
 
     /// Prefix of every exchange, queue and Redis key: deployments with different namespaces
     /// share a broker and a Redis without touching each other.
@@ -114,10 +117,37 @@ pub struct Delivery {
 /// What only a worker needs.
 #[derive(Debug, Args)]
 pub struct Worker {
-    /// Messages handled at once (and the prefetch of each consumer).
-    #[arg(long, env = "HOOKFLEET_CONCURRENCY", default_value = "64",
-          value_parser = clap::value_parser!(u16).range(1..=10_000))]
-    pub concurrency: u16,
+    /// Messages a worker handles at once. A delivery waiting on a slow receiver costs a socket
+    /// and a few KiB, so thousands are fine; each consumer's prefetch is this shared out among
+    /// the queues.
+    #[arg(long, env = "HOOKFLEET_MAX_INFLIGHT", default_value = "4096",
+          value_parser = clap::value_parser!(u32).range(1..=65_535))]
+    pub max_inflight: u32,
+
+    /// Body bytes of the messages a worker handles at once (e.g. 64MiB); intake pauses above it.
+    #[arg(long, env = "HOOKFLEET_MAX_INFLIGHT_BYTES", value_parser = parse_bytes, default_value = "64MiB")]
+    pub max_inflight_bytes: usize,
+
+    /// Deliveries in flight to one endpoint in one worker; more are deferred through a delay
+    /// queue without using an attempt, so one slow endpoint cannot take the worker.
+    #[arg(long, env = "HOOKFLEET_ENDPOINT_CONCURRENCY", default_value = "256",
+          value_parser = clap::value_parser!(u32).range(1..=65_535))]
+    pub endpoint_concurrency: u32,
+
+    /// Failures in a row (timeouts, connection errors, 5xx) that open an endpoint's circuit;
+    /// its deliveries are then deferred, with no HTTP call and no attempt used.
+    #[arg(long, env = "HOOKFLEET_CIRCUIT_THRESHOLD", default_value = "5",
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub circuit_threshold: u32,
+
+    /// How long an open circuit defers deliveries before one probe decides.
+    #[arg(long, env = "HOOKFLEET_CIRCUIT_COOLDOWN", value_parser = parse_positive, default_value = "30s")]
+    pub circuit_cooldown: Duration,
+
+    /// An endpoint failing without a break this long is disabled, and `endpoint.disabled` is
+    /// published.
+    #[arg(long, env = "HOOKFLEET_DISABLE_AFTER", value_parser = parse_positive, default_value = "5d")]
+    pub disable_after: Duration,
 
     /// How long a delivered (endpoint, event id) is remembered, so a republished or
     /// redelivered event is not sent twice.
@@ -143,6 +173,70 @@ pub struct Worker {
     /// A worker that holds messages but finishes none for this long restarts its consumers.
     #[arg(long, env = "HOOKFLEET_STALL_TIMEOUT", value_parser = parse_positive, default_value = "60s")]
     pub stall_timeout: Duration,
+}
+
+/// A checked connection URL (RabbitMQ, Redis). It may carry a password, so `Debug` shows it
+/// through [`redact_url`] and there is no `Display`: only [`ServiceUrl::expose`] gives the text,
+/// to the client that connects with it.
+#[derive(Clone)]
+pub struct ServiceUrl(String);
+
+impl ServiceUrl {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ServiceUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ServiceUrl")
+            .field(&redact_url(&self.0))
+            .finish()
+    }
+}
+
+/// A URL lapin can connect with, so that a malformed one stops the command at start instead
+/// of a worker retrying it forever.
+fn parse_amqp_url(s: &str) -> Result<ServiceUrl, String> {
+    match s.parse::<lapin::uri::AMQPUri>() {
+        Ok(_) => Ok(ServiceUrl(s.to_owned())),
+        Err(e) => Err(without_password(
+            format!("{e}: expected amqp://user:password@host:port/vhost"),
+            s,
+        )),
+    }
+}
+
+/// A URL the Redis client accepts (redis://, or unix sockets).
+fn parse_redis_url(s: &str) -> Result<ServiceUrl, String> {
+    use hookfleet_store::redis::IntoConnectionInfo;
+    match s.into_connection_info() {
+        Ok(_) => Ok(ServiceUrl(s.to_owned())),
+        Err(e) => Err(without_password(
+            format!("{e}: expected redis://[user:password@]host[:port][/db]"),
+            s,
+        )),
+    }
+}
+
+/// `message` with `url` redacted and its password masked, should a parser have quoted them.
+fn without_password(message: String, url: &str) -> String {
+    let mut message = message.replace(url, &redact_url(url));
+    if let Some(password) = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.password().map(str::to_owned))
+    {
+        let decoded = url::form_urlencoded::parse(password.as_bytes())
+            .next()
+            .map(|(k, _)| k.into_owned())
+            .unwrap_or_default();
+        for form in [password, decoded] {
+            if !form.is_empty() {
+                message = message.replace(&form, "***");
+            }
+        }
+    }
+    message
 }
 
 /// A checked, non-empty list of event types.
@@ -187,6 +281,28 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
         return Err("must be at most 5m".into());
     }
     Ok(d)
+}
+
+/// A size such as `64MiB`, `512KiB`, `1GiB` or a number of bytes.
+fn parse_bytes(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let number: usize = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size: expected e.g. 64MiB, 512KiB or 1048576"))?;
+    let scale: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        other => return Err(format!("unknown unit {other:?}: use B, KiB, MiB or GiB")),
+    };
+    let bytes = number.checked_mul(scale).ok_or("too large")?;
+    if !(hookfleet_core::MAX_BODY_BYTES..=u32::MAX as usize).contains(&bytes) {
+        return Err("must be at least 256KiB (one largest body) and under 4GiB".into());
+    }
+    Ok(bytes)
 }
 
 fn parse_cache_ttl(s: &str) -> Result<Duration, String> {
@@ -244,6 +360,35 @@ mod tests {
     }
 
     #[test]
+    fn service_urls_are_checked_and_never_show_their_password() {
+        assert!(parse_amqp_url("amqp://guest:guest@127.0.0.1:5672/%2f").is_ok());
+        assert!(parse_amqp_url("amqps://u:p@broker.example.com/vh").is_ok());
+        for bad in [
+            "nonsense",
+            "http://x",
+            "amqp://guest:s3cret@host:notaport/%2f",
+            "amqp://guest:s3cret@127.0.0.1:5672/%2f?heartbeat=soon",
+        ] {
+            let error = parse_amqp_url(bad).err().unwrap_or_else(|| panic!("{bad}"));
+            assert!(!error.contains("s3cret"), "{bad}: {error}");
+        }
+        assert!(parse_redis_url("redis://127.0.0.1:6379").is_ok());
+        assert!(parse_redis_url("redis://:pw@127.0.0.1:6379/2").is_ok());
+        for bad in ["nonsense", "http://x", "redis://:s3cret@127.0.0.1:notaport"] {
+            let error = parse_redis_url(bad)
+                .err()
+                .unwrap_or_else(|| panic!("{bad}"));
+            assert!(!error.contains("s3cret"), "{bad}: {error}");
+        }
+        let url = parse_amqp_url("amqp://guest:s3cret@127.0.0.1:5672/%2f").unwrap();
+        assert!(!format!("{url:?}").contains("s3cret"));
+        assert_eq!(
+            without_password("x amqp://u:s3cret@h/ y s3cret".into(), "amqp://u:s3cret@h/"),
+            "x amqp://***@h/ y ***"
+        );
+    }
+
+    #[test]
     fn durations_and_lists_parse_or_explain() {
         assert_eq!(parse_timeout("5s"), Ok(Duration::from_secs(5)));
         assert!(parse_timeout("banana").is_err());
@@ -256,5 +401,10 @@ mod tests {
         assert_eq!(parse_event_types("b.x,a").unwrap().0.len(), 2);
         assert!(parse_event_types("Bad").is_err());
         assert!(parse_event_types(" , ").is_err());
+        assert_eq!(parse_bytes("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_bytes("262144"), Ok(262_144));
+        assert!(parse_bytes("1KiB").is_err(), "below one largest body");
+        assert!(parse_bytes("12 parsecs").is_err());
+        assert!(parse_bytes("8GiB").is_err());
     }
 }

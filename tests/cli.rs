@@ -53,8 +53,8 @@ async fn bad_settings_exit_2_with_one_line_naming_the_setting() {
     let fleet = Fleet::new();
     for (setting, value) in [
         ("HOOKFLEET_DELIVERY_TIMEOUT", "banana"),
-        ("HOOKFLEET_CONCURRENCY", "0"),
-        ("HOOKFLEET_CONCURRENCY", "many"),
+        ("HOOKFLEET_MAX_INFLIGHT", "0"),
+        ("HOOKFLEET_MAX_INFLIGHT", "many"),
         ("HOOKFLEET_QUEUE_TYPE", "foo"),
         ("HOOKFLEET_NAMESPACE", "bad ns"),
         ("HOOKFLEET_RETRY_DELAYS", "soon"),
@@ -127,16 +127,23 @@ async fn endpoint_commands_round_trip_as_json() {
     assert!(other["secret"].as_str().unwrap().starts_with("whsec_"));
     assert_ne!(other["id"], added["id"]);
 
+    // Only `add` and `--reveal` print the secret; elsewhere it is masked.
+    let mut masked = added.clone();
+    masked["secret"] = json!("whsec_***");
+    assert_eq!(
+        json_of(fleet.run_ok(&["endpoints", "get", &id, "--reveal"]).await),
+        added
+    );
     assert_eq!(
         json_of(fleet.run_ok(&["endpoints", "get", &id]).await),
-        added
+        masked
     );
     let acme = json_of(
         fleet
             .run_ok(&["endpoints", "list", "--tenant", "acme"])
             .await,
     );
-    assert_eq!(acme, json!([added.clone()]));
+    assert_eq!(acme, json!([masked.clone()]));
     let all = json_of(fleet.run_ok(&["endpoints", "list"]).await);
     let mut ids: Vec<&str> = all
         .as_array()
@@ -155,7 +162,7 @@ async fn endpoint_commands_round_trip_as_json() {
     let got = json_of(fleet.run_ok(&["endpoints", "get", &id]).await);
     assert_eq!(got["enabled"], false);
     let enabled = json_of(fleet.run_ok(&["endpoints", "enable", &id]).await);
-    assert_eq!(enabled, added, "enable restores the endpoint as created");
+    assert_eq!(enabled, masked, "enable restores the endpoint as created");
 
     let removed = json_of(fleet.run_ok(&["endpoints", "remove", &id]).await);
     assert_eq!(removed["id"], id.as_str());
@@ -173,7 +180,7 @@ async fn endpoint_commands_round_trip_as_json() {
 #[tokio::test(flavor = "multi_thread")]
 async fn endpoints_test_sends_one_signed_test_event_and_reports_it() {
     let fleet = Fleet::new();
-    let receiver = crate::util::Receiver::start().await;
+    let receiver = crate::util::Receiver::start().await.unwrap();
     receiver.set_default("/down", crate::util::Reply::status(503));
     let up = fleet
         .add_endpoint("acme", &receiver.url("/up"), &["*"])

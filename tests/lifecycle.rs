@@ -7,15 +7,14 @@ use std::time::{Duration, Instant};
 
 use lapin::{Connection, ConnectionProperties};
 
-use crate::retry::dead_letters;
-use crate::util::{Fleet, RawPublisher, Receiver, Reply, WAIT, wait_until};
+use crate::util::{Fleet, Receiver, Reply, WAIT, wait_until};
 
 const BLOCKED: &str = "log.blocked";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_event_id_published_twice_is_delivered_once() {
     let fleet = Fleet::new();
-    let receiver = Receiver::start().await;
+    let receiver = Receiver::start().await.unwrap();
     fleet
         .add_endpoint("acme", &receiver.url("/once"), &[BLOCKED])
         .await;
@@ -39,35 +38,43 @@ async fn the_same_event_id_published_twice_is_delivered_once() {
             "hookfleet_deliveries_total",
             &[("result", "duplicate")],
             1.0,
+            WAIT,
         )
-        .await;
+        .await
+        .unwrap();
     assert_eq!(receiver.count("/once"), 1);
 
-    assert!(worker.stop().await.success());
+    assert!(worker.stop().await.unwrap().success());
     fleet.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn messages_that_break_the_contract_are_dead_lettered_and_the_worker_goes_on() {
     let fleet = Fleet::new();
-    let receiver = Receiver::start().await;
+    let receiver = Receiver::start().await.unwrap();
     fleet
         .add_endpoint("acme", &receiver.url("/hook"), &[BLOCKED])
         .await;
     let worker = fleet.spawn_worker().await;
 
-    let publisher = RawPublisher::connect(&fleet.namespace, BLOCKED).await;
+    let publisher = fleet.raw_publisher(BLOCKED).await;
     publisher
         .publish("evt_notjson", Some("acme"), b"this is not json")
-        .await;
-    publisher.publish("evt_notenant", None, b"{}").await;
+        .await
+        .unwrap();
+    publisher
+        .publish("evt_notenant", None, b"{}")
+        .await
+        .unwrap();
     let oversized = format!(r#"{{"pad":"{}"}}"#, "x".repeat(300 * 1024));
     publisher
         .publish("evt_big", Some("acme"), oversized.as_bytes())
-        .await;
+        .await
+        .unwrap();
     publisher
         .publish("evt_good", Some("acme"), br#"{"ok":true}"#)
-        .await;
+        .await
+        .unwrap();
 
     wait_until(WAIT, "the good event", || receiver.count("/hook") == 1).await;
     worker
@@ -75,13 +82,16 @@ async fn messages_that_break_the_contract_are_dead_lettered_and_the_worker_goes_
             "hookfleet_deliveries_total",
             &[("result", "dead_lettered")],
             3.0,
+            WAIT,
         )
-        .await;
+        .await
+        .unwrap();
     assert_eq!(
         receiver.requests("/hook")[0].header("webhook-id"),
         "evt_good"
     );
-    let reasons: HashMap<String, String> = dead_letters(&fleet)
+    let reasons: HashMap<String, String> = fleet
+        .dead_letters()
         .await
         .iter()
         .map(|l| {
@@ -99,7 +109,7 @@ async fn messages_that_break_the_contract_are_dead_lettered_and_the_worker_goes_
     );
     assert_eq!(worker.get("/healthz").await.map(|r| r.0), Some(200));
 
-    assert!(worker.stop().await.success());
+    assert!(worker.stop().await.unwrap().success());
     fleet.cleanup().await;
 }
 
@@ -107,8 +117,8 @@ async fn messages_that_break_the_contract_are_dead_lettered_and_the_worker_goes_
 async fn a_worker_killed_mid_batch_loses_nothing_and_repeats_at_most_its_in_flight() {
     const EVENTS: usize = 40;
     const CONCURRENCY: &str = "8";
-    let fleet = Fleet::new().env("HOOKFLEET_CONCURRENCY", CONCURRENCY);
-    let receiver = Receiver::start().await;
+    let fleet = Fleet::new().env("HOOKFLEET_MAX_INFLIGHT", CONCURRENCY);
+    let receiver = Receiver::start().await.unwrap();
     // Slow enough that the kill finds deliveries in flight.
     receiver.set_default(
         "/hook",
@@ -119,10 +129,10 @@ async fn a_worker_killed_mid_batch_loses_nothing_and_repeats_at_most_its_in_flig
         .await;
     fleet.topology().await;
 
-    let publisher = RawPublisher::connect(&fleet.namespace, BLOCKED).await;
+    let publisher = fleet.raw_publisher(BLOCKED).await;
     let ids: Vec<String> = (0..EVENTS).map(|i| format!("evt_kill_{i}")).collect();
     for id in &ids {
-        publisher.publish(id, Some("acme"), b"{}").await;
+        publisher.publish(id, Some("acme"), b"{}").await.unwrap();
     }
     let first = fleet.spawn_worker().await;
     wait_until(WAIT, "a third of the batch", || {
@@ -153,15 +163,15 @@ async fn a_worker_killed_mid_batch_loses_nothing_and_repeats_at_most_its_in_flig
     let repeats: usize = seen.values().map(|n| n - 1).sum();
     assert!(repeats <= 8, "{repeats} repeats: {seen:?}");
 
-    assert!(second.stop().await.success());
+    assert!(second.stop().await.unwrap().success());
     fleet.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_during_slow_deliveries_exits_in_time_and_loses_nothing() {
     const EVENTS: usize = 6;
-    let fleet = Fleet::new().env("HOOKFLEET_CONCURRENCY", "2");
-    let receiver = Receiver::start().await;
+    let fleet = Fleet::new().env("HOOKFLEET_MAX_INFLIGHT", "2");
+    let receiver = Receiver::start().await.unwrap();
     receiver.set_default(
         "/slow",
         Reply::status(200).delayed(Duration::from_millis(1500)),
@@ -170,11 +180,12 @@ async fn sigterm_during_slow_deliveries_exits_in_time_and_loses_nothing() {
         .add_endpoint("acme", &receiver.url("/slow"), &[BLOCKED])
         .await;
     fleet.topology().await;
-    let publisher = RawPublisher::connect(&fleet.namespace, BLOCKED).await;
+    let publisher = fleet.raw_publisher(BLOCKED).await;
     for i in 0..EVENTS {
         publisher
             .publish(&format!("evt_term_{i}"), Some("acme"), b"{}")
-            .await;
+            .await
+            .unwrap();
     }
 
     let worker = fleet.spawn_worker().await;
@@ -183,7 +194,10 @@ async fn sigterm_during_slow_deliveries_exits_in_time_and_loses_nothing() {
     })
     .await;
     let stopping = Instant::now();
-    assert!(worker.stop().await.success(), "exit status 0 after SIGTERM");
+    assert!(
+        worker.stop().await.unwrap().success(),
+        "exit status 0 after SIGTERM"
+    );
     // docs/contract.md §7: within the delivery timeout (2 s here) plus 2 s.
     assert!(
         stopping.elapsed() < Duration::from_secs(4),
@@ -205,26 +219,26 @@ async fn sigterm_during_slow_deliveries_exits_in_time_and_loses_nothing() {
     })
     .await;
 
-    assert!(worker.stop().await.success());
+    assert!(worker.stop().await.unwrap().success());
     fleet.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_consumer_cancelled_by_the_broker_is_restarted() {
     let fleet = Fleet::new().env("HOOKFLEET_EVENT_TYPES", BLOCKED);
-    let receiver = Receiver::start().await;
+    let receiver = Receiver::start().await.unwrap();
     fleet
         .add_endpoint("acme", &receiver.url("/hook"), &[BLOCKED])
         .await;
-    let worker = fleet.spawn_worker().await;
+    let mut worker = fleet.spawn_worker().await;
 
     // Deleting the work queue makes the broker cancel the worker's consumer (basic.cancel).
-    let url = "amqp://guest:guest@127.0.0.1:5672/%2f";
+    let url = hookfleet_testkit::AMQP_URL;
     let connection = Connection::connect(url, ConnectionProperties::default())
         .await
         .unwrap();
     let channel = connection.create_channel().await.unwrap();
-    let queue = format!("{}.work.{BLOCKED}", fleet.namespace);
+    let queue = format!("{}.work.{BLOCKED}", fleet.namespace());
     channel
         .queue_delete(queue.as_str().into(), Default::default())
         .await
@@ -234,20 +248,13 @@ async fn a_consumer_cancelled_by_the_broker_is_restarted() {
             "hookfleet_consumer_restarts_total",
             &[("reason", "cancelled")],
             1.0,
+            WAIT,
         )
-        .await;
+        .await
+        .unwrap();
 
     // The new session declared the topology again: events flow.
-    let worker_ready = || async { worker.get("/readyz").await.map(|r| r.0) == Some(200) };
-    let started = Instant::now();
-    while !worker_ready().await {
-        assert!(
-            started.elapsed() < WAIT,
-            "worker not ready again:\n{}",
-            worker.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    worker.wait_ready(WAIT).await.unwrap();
     let id = fleet.publish(BLOCKED, "acme", "{}").await;
     wait_until(WAIT, "a delivery after the restart", || {
         receiver.count("/hook") == 1
@@ -255,6 +262,6 @@ async fn a_consumer_cancelled_by_the_broker_is_restarted() {
     .await;
     assert_eq!(receiver.requests("/hook")[0].header("webhook-id"), id);
 
-    assert!(worker.stop().await.success());
+    assert!(worker.stop().await.unwrap().success());
     fleet.cleanup().await;
 }

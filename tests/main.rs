@@ -13,6 +13,7 @@
 
 mod cli;
 mod delivery;
+mod hygiene;
 mod lifecycle;
 mod reference;
 mod retry;

@@ -19,7 +19,7 @@ print("verified")
 #[tokio::test(flavor = "multi_thread")]
 async fn the_standard_webhooks_reference_library_verifies_a_delivery() {
     let fleet = Fleet::new();
-    let receiver = Receiver::start().await;
+    let receiver = Receiver::start().await.unwrap();
     let endpoint = fleet
         .add_endpoint("acme", &receiver.url("/hook"), &["log.blocked"])
         .await;
@@ -58,6 +58,6 @@ async fn the_standard_webhooks_reference_library_verifies_a_delivery() {
     );
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "verified");
 
-    assert!(worker.stop().await.success());
+    assert!(worker.stop().await.unwrap().success());
     fleet.cleanup().await;
 }

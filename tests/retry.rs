@@ -6,14 +6,14 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::util::{Fleet, Receiver, Reply, WAIT, metric_value, wait_until};
+use crate::util::{Fleet, Receiver, Reply, WAIT, metric_sum, wait_until};
 
 const BLOCKED: &str = "log.blocked";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_endpoint_failing_twice_gets_three_attempts_spaced_by_the_tiers() {
     let fleet = Fleet::new();
-    let receiver = Receiver::start().await;
+    let receiver = Receiver::start().await.unwrap();
     receiver.enqueue("/flaky", [Reply::status(500), Reply::status(503)]);
     fleet
         .add_endpoint("acme", &receiver.url("/flaky"), &[BLOCKED])
@@ -31,8 +31,10 @@ async fn an_endpoint_failing_twice_gets_three_attempts_spaced_by_the_tiers() {
             "hookfleet_deliveries_total",
             &[("result", "delivered")],
             2.0,
+            WAIT,
         )
-        .await;
+        .await
+        .unwrap();
 
     let attempts = receiver.requests("/flaky");
     assert!(attempts.iter().all(|r| r.header("webhook-id") == id));
@@ -53,8 +55,8 @@ async fn an_endpoint_failing_twice_gets_three_attempts_spaced_by_the_tiers() {
         "the retry for /flaky re-sent to /steady"
     );
 
-    let metrics = worker.metrics().await;
-    let value = |name, labels: &[(&str, &str)]| metric_value(&metrics, name, labels);
+    let metrics = worker.metrics().await.unwrap();
+    let value = |name, labels: &[(&str, &str)]| metric_sum(&metrics, name, labels);
     let blocked = ("event_type", BLOCKED);
     assert_eq!(value("hookfleet_events_received_total", &[blocked]), 1.0);
     assert_eq!(
@@ -92,14 +94,14 @@ async fn an_endpoint_failing_twice_gets_three_attempts_spaced_by_the_tiers() {
     assert_eq!(value("hookfleet_event_lag_seconds_count", &[blocked]), 2.0);
     assert_eq!(value("hookfleet_inflight_deliveries", &[]), 0.0);
 
-    assert!(worker.stop().await.success());
+    assert!(worker.stop().await.unwrap().success());
     fleet.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_always_failing_delivery_is_dead_lettered_and_replays_once_the_endpoint_recovers() {
     let fleet = Fleet::new();
-    let receiver = Receiver::start().await;
+    let receiver = Receiver::start().await.unwrap();
     receiver.set_default("/down", Reply::status(500));
     let endpoint = fleet
         .add_endpoint("acme", &receiver.url("/down"), &[BLOCKED])
@@ -113,11 +115,13 @@ async fn an_always_failing_delivery_is_dead_lettered_and_replays_once_the_endpoi
             "hookfleet_deliveries_total",
             &[("result", "dead_lettered")],
             1.0,
+            WAIT,
         )
-        .await;
+        .await
+        .unwrap();
     assert_eq!(receiver.count("/down"), 4, "1 attempt + 3 retries");
 
-    let letters = dead_letters(&fleet).await;
+    let letters = fleet.dead_letters().await;
     assert_eq!(letters.len(), 1, "{letters:?}");
     let letter = &letters[0];
     assert_eq!(letter["event_id"], id.as_str());
@@ -144,21 +148,23 @@ async fn an_always_failing_delivery_is_dead_lettered_and_replays_once_the_endpoi
             "hookfleet_deliveries_total",
             &[("result", "delivered")],
             1.0,
+            WAIT,
         )
-        .await;
+        .await
+        .unwrap();
     assert!(
-        dead_letters(&fleet).await.is_empty(),
+        fleet.dead_letters().await.is_empty(),
         "replayed letters stay removed"
     );
 
-    assert!(worker.stop().await.success());
+    assert!(worker.stop().await.unwrap().success());
     fleet.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn replay_for_one_endpoint_leaves_the_others_dead_letters_alone() {
     let fleet = Fleet::new().env("HOOKFLEET_RETRY_DELAYS", "100ms");
-    let receiver = Receiver::start().await;
+    let receiver = Receiver::start().await.unwrap();
     receiver.set_default("/a", Reply::status(500));
     receiver.set_default("/b", Reply::status(500));
     let a = fleet
@@ -175,9 +181,11 @@ async fn replay_for_one_endpoint_leaves_the_others_dead_letters_alone() {
             "hookfleet_deliveries_total",
             &[("result", "dead_lettered")],
             2.0,
+            WAIT,
         )
-        .await;
-    assert_eq!(dead_letters(&fleet).await.len(), 2);
+        .await
+        .unwrap();
+    assert_eq!(fleet.dead_letters().await.len(), 2);
 
     receiver.set_default("/a", Reply::status(200));
     let a_id = a["id"].as_str().unwrap();
@@ -190,7 +198,7 @@ async fn replay_for_one_endpoint_leaves_the_others_dead_letters_alone() {
     );
     wait_until(WAIT, "the replay to /a", || receiver.count("/a") == 3).await;
 
-    let left = dead_letters(&fleet).await;
+    let left = fleet.dead_letters().await;
     assert_eq!(left.len(), 1, "{left:?}");
     assert_ne!(left[0]["endpoint"], a_id);
     assert_eq!(
@@ -199,14 +207,14 @@ async fn replay_for_one_endpoint_leaves_the_others_dead_letters_alone() {
         "replaying /a's letter must not re-send to /b"
     );
 
-    assert!(worker.stop().await.success());
+    assert!(worker.stop().await.unwrap().success());
     fleet.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn gone_disables_the_endpoint_and_dead_letters_without_retrying() {
     let fleet = Fleet::new();
-    let receiver = Receiver::start().await;
+    let receiver = Receiver::start().await.unwrap();
     receiver.set_default("/gone", Reply::status(410));
     let endpoint = fleet
         .add_endpoint("acme", &receiver.url("/gone"), &[BLOCKED])
@@ -219,29 +227,21 @@ async fn gone_disables_the_endpoint_and_dead_letters_without_retrying() {
             "hookfleet_deliveries_total",
             &[("result", "dead_lettered")],
             1.0,
+            WAIT,
         )
-        .await;
+        .await
+        .unwrap();
     assert_eq!(receiver.count("/gone"), 1, "410 is not retried");
     let id = endpoint["id"].as_str().unwrap();
     let now: Value =
         serde_json::from_str(fleet.run_ok(&["endpoints", "get", id]).await.trim()).unwrap();
     assert_eq!(now["enabled"], false);
-    let letters = dead_letters(&fleet).await;
+    let letters = fleet.dead_letters().await;
     assert!(
         letters[0]["reason"].as_str().unwrap().contains("410"),
         "{letters:?}"
     );
 
-    assert!(worker.stop().await.success());
+    assert!(worker.stop().await.unwrap().success());
     fleet.cleanup().await;
-}
-
-/// `hookfleet dead-letters list`, parsed.
-pub async fn dead_letters(fleet: &Fleet) -> Vec<Value> {
-    fleet
-        .run_ok(&["dead-letters", "list"])
-        .await
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
 }

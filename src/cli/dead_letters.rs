@@ -29,7 +29,7 @@ pub enum DeadLettersCommand {
 }
 
 pub async fn run(common: &Common, command: DeadLettersCommand) -> anyhow::Result<ExitCode> {
-    let broker = Broker::connect(&common.amqp_url).await?;
+    let broker = Broker::connect(common.amqp_url.expose()).await?;
     match command {
         DeadLettersCommand::List { limit } => {
             for letter in dead_letters::list(&broker, &common.namespace, limit).await? {

@@ -16,15 +16,23 @@ use crate::settings::{Catalog, Common, Delivery};
 
 #[derive(Debug, Subcommand)]
 pub enum EndpointsCommand {
-    /// Add an endpoint; prints it with its id and secret.
+    /// Add an endpoint; prints it with its id and its secret in full.
     Add(AddArgs),
-    /// List endpoints, all or one tenant's.
+    /// List endpoints, all or one tenant's; secrets are shown as whsec_*** unless --reveal.
     List {
         #[arg(long)]
         tenant: Option<TenantId>,
+        /// Print the signing secrets in full.
+        #[arg(long)]
+        reveal: bool,
     },
-    /// Print one endpoint.
-    Get { id: EndpointId },
+    /// Print one endpoint; its secret is shown as whsec_*** unless --reveal.
+    Get {
+        id: EndpointId,
+        /// Print the signing secret in full.
+        #[arg(long)]
+        reveal: bool,
+    },
     /// Remove an endpoint; prints what was removed.
     Remove { id: EndpointId },
     /// Resume deliveries to an endpoint.
@@ -61,18 +69,26 @@ pub struct AddArgs {
 }
 
 pub async fn run(common: &Common, command: EndpointsCommand) -> anyhow::Result<ExitCode> {
-    let pool = hookfleet_store::connect(&common.redis_url)?;
+    let pool = hookfleet_store::connect(common.redis_url.expose())?;
     hookfleet_store::ping(&pool)
         .await
         .context("Redis does not answer")?;
     let store = EndpointStore::new(pool, common.namespace.as_str());
     match command {
         EndpointsCommand::Add(args) => print_json(&add(&store, args).await?)?,
-        EndpointsCommand::List { tenant } => print_json(&store.list(tenant.as_ref()).await?)?,
-        EndpointsCommand::Get { id } => print_json(&store.get(&id).await?)?,
-        EndpointsCommand::Remove { id } => print_json(&store.remove(&id).await?)?,
-        EndpointsCommand::Enable { id } => print_json(&store.set_enabled(&id, true).await?)?,
-        EndpointsCommand::Disable { id } => print_json(&store.set_enabled(&id, false).await?)?,
+        EndpointsCommand::List { tenant, reveal } => {
+            let endpoints = store.list(tenant.as_ref()).await?;
+            let shown: Vec<_> = endpoints.iter().map(|e| shown(e, reveal)).collect();
+            print_json(&shown)?
+        }
+        EndpointsCommand::Get { id, reveal } => print_json(&shown(&store.get(&id).await?, reveal))?,
+        EndpointsCommand::Remove { id } => print_json(&shown(&store.remove(&id).await?, false))?,
+        EndpointsCommand::Enable { id } => {
+            print_json(&shown(&store.set_enabled(&id, true).await?, false))?
+        }
+        EndpointsCommand::Disable { id } => {
+            print_json(&shown(&store.set_enabled(&id, false).await?, false))?
+        }
         EndpointsCommand::Test { id, delivery } => {
             let endpoint = store.get(&id).await?;
             let report = test(&endpoint, &delivery).await?;
@@ -83,6 +99,20 @@ pub async fn run(common: &Common, command: EndpointsCommand) -> anyhow::Result<E
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a secret looks like when it is not revealed.
+const MASKED_SECRET: &str = "whsec_***";
+
+/// An endpoint as printed: the secret masked unless `reveal`, so that listing endpoints on a
+/// shared terminal or into a log does not hand out every signing key. `add` prints it in
+/// full once (the operator needs it to configure the receiver), and `get --reveal` again.
+fn shown(endpoint: &Endpoint, reveal: bool) -> serde_json::Value {
+    let mut value = serde_json::to_value(endpoint).unwrap_or_default();
+    if !reveal && let Some(secret) = value.get_mut("secret") {
+        *secret = MASKED_SECRET.into();
+    }
+    value
 }
 
 async fn add(store: &EndpointStore, args: AddArgs) -> anyhow::Result<Endpoint> {
@@ -145,4 +175,27 @@ async fn test(endpoint: &Endpoint, delivery: &Delivery) -> anyhow::Result<TestRe
         latency_ms: started.elapsed().as_millis(),
         error: (!delivered).then(|| outcome.describe()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_masked_unless_revealed() {
+        let endpoint = Endpoint::new(
+            "acme".parse().unwrap(),
+            "https://example.com/hook",
+            EventFilter::parse_list("*").unwrap(),
+            None,
+            String::new(),
+        )
+        .unwrap();
+        let full = endpoint.secret.expose();
+        let masked = shown(&endpoint, false);
+        assert_eq!(masked["secret"], MASKED_SECRET);
+        assert!(!masked.to_string().contains(full));
+        assert_eq!(masked["url"], "https://example.com/hook");
+        assert_eq!(shown(&endpoint, true)["secret"], full);
+    }
 }

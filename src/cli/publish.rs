@@ -32,7 +32,7 @@ fn parse_json(s: &str) -> Result<serde_json::Value, String> {
 }
 
 pub async fn run(common: &Common, args: PublishArgs) -> anyhow::Result<ExitCode> {
-    let broker = Broker::connect(&common.amqp_url).await?;
+    let broker = Broker::connect(common.amqp_url.expose()).await?;
     let publisher = Publisher::new(broker.clone(), common.namespace.clone());
     let event = OutboundEvent::new(args.event_type, args.tenant, &args.data, args.id);
     publisher.publish(&event).await?;

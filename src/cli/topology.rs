@@ -15,7 +15,7 @@ pub struct TopologyArgs {
 }
 
 pub async fn run(common: &Common, args: TopologyArgs) -> anyhow::Result<ExitCode> {
-    let broker = Broker::connect(&common.amqp_url).await?;
+    let broker = Broker::connect(common.amqp_url.expose()).await?;
     let channel = broker.channel().await?;
     args.catalog
         .topology(&common.namespace)

@@ -20,12 +20,17 @@ pub struct WorkerArgs {
 
 pub async fn run(common: &Common, args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let config = WorkerConfig {
-        amqp_url: common.amqp_url.clone(),
-        redis_url: common.redis_url.clone(),
+        amqp_url: common.amqp_url.expose().to_owned(),
+        redis_url: common.redis_url.expose().to_owned(),
         namespace: common.namespace.clone(),
         queue_type: args.catalog.queue_type,
         event_types: args.catalog.event_types.0,
-        concurrency: args.worker.concurrency.into(),
+        max_inflight: args.worker.max_inflight as usize,
+        max_inflight_bytes: args.worker.max_inflight_bytes,
+        endpoint_concurrency: args.worker.endpoint_concurrency as usize,
+        circuit_threshold: args.worker.circuit_threshold,
+        circuit_cooldown: args.worker.circuit_cooldown,
+        disable_after: args.worker.disable_after,
         delivery_timeout: args.delivery.delivery_timeout,
         retry: args.catalog.retry_delays.0,
         dedup_ttl: args.worker.dedup_ttl,

@@ -3,25 +3,20 @@
 //! duplicates stay within what the design allows (none, except after a crash or a Redis that
 //! lost its marks).
 //!
-//! They stop and restart RabbitMQ and Redis, so they only run when `HOOKFLEET_CHAOS=1`, one at
-//! a time, after the main suite: `scripts/test` does
-//! `HOOKFLEET_CHAOS=1 cargo test --test chaos -- --test-threads=1`. Otherwise each test
-//! returns at once. Whatever happens, the services are left running.
+//! They stop and restart RabbitMQ and Redis, so they are `#[ignore]`d: a plain `cargo test`
+//! lists them as ignored and never disturbs the services. `scripts/test` runs them after the
+//! main suite, one at a time: `cargo test --test chaos -- --ignored --test-threads=1`.
+//! Whatever happens, the services are left running.
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 
 use hookfleet_chaos::{Outcome, Settings, Size, outcome, scenarios, services};
 
-/// The settings of a chaos test, or `None` (and a line saying so) when chaos is not enabled.
-fn settings() -> Option<Settings> {
-    if std::env::var("HOOKFLEET_CHAOS").as_deref() != Ok("1") {
-        eprintln!("skipped: set HOOKFLEET_CHAOS=1 (scripts/test does, after the main suite)");
-        return None;
-    }
+fn settings() -> Settings {
     let mut settings = Settings::new(env!("CARGO_BIN_EXE_hookfleet"), Size::Ci);
     settings.log_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chaos");
-    Some(settings)
+    settings
 }
 
 /// Prints the rows (visible with `--nocapture` or on failure) and checks each one.
@@ -46,37 +41,37 @@ fn check(result: anyhow::Result<Vec<Outcome>>) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "restarts RabbitMQ and Redis: scripts/test runs it alone"]
 async fn a_worker_killed_mid_stream_loses_nothing() {
-    let Some(settings) = settings() else { return };
-    check(scenarios::worker_crash::run(&settings).await);
+    check(scenarios::worker_crash::run(&settings()).await);
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "restarts RabbitMQ and Redis: scripts/test runs it alone"]
 async fn a_rabbitmq_restart_during_delivery_loses_and_repeats_nothing() {
-    let Some(settings) = settings() else { return };
-    check(scenarios::broker_restart::during_delivery(&settings).await);
+    check(scenarios::broker_restart::during_delivery(&settings()).await);
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "restarts RabbitMQ and Redis: scripts/test runs it alone"]
 async fn a_rabbitmq_restart_during_publishing_loses_and_repeats_nothing() {
-    let Some(settings) = settings() else { return };
-    check(scenarios::broker_restart::during_publishing(&settings).await);
+    check(scenarios::broker_restart::during_publishing(&settings()).await);
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "restarts RabbitMQ and Redis: scripts/test runs it alone"]
 async fn a_redis_restart_during_delivery_loses_nothing() {
-    let Some(settings) = settings() else { return };
-    check(scenarios::redis_restart::run(&settings).await);
+    check(scenarios::redis_restart::run(&settings()).await);
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "restarts RabbitMQ and Redis: scripts/test runs it alone"]
 async fn receivers_down_slow_or_resetting_get_everything_once() {
-    let Some(settings) = settings() else { return };
-    check(scenarios::receivers::run(&settings).await);
+    check(scenarios::receivers::run(&settings()).await);
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "restarts RabbitMQ and Redis: scripts/test runs it alone"]
 async fn a_poison_event_is_parked_and_the_queue_keeps_flowing() {
-    let Some(settings) = settings() else { return };
-    check(scenarios::poison::run(&settings).await);
+    check(scenarios::poison::run(&settings()).await);
 }

@@ -1,70 +1,46 @@
-//! [`Fleet`]: one test's namespace and the settings the real `hookfleet` binary runs with.
+//! [`Fleet`]: one test's namespace (a `hookfleet_testkit::Fleet` with the tests' settings),
+//! the CLI commands the tests drive, and clean-up even after a panic.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::{Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::Output;
 use std::time::Duration;
 
+use hookfleet_testkit::{RawPublisher, WorkerEnv, WorkerProcess};
 use serde_json::Value;
-use tokio::process::Command;
-
-use super::cleanup::{Names, remove_namespace};
-use super::{AMQP_URL, REDIS_URL, RawPublisher, Worker, free_port, random_hex};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hookfleet");
-/// The contract's default catalog (§1): cleaned up even when a test narrowed the list.
-const DEFAULT_EVENT_TYPES: &str = "log.blocked,log.pending_approval,log.failed,\
-    approval.approved,approval.rejected,webhook.test";
-/// How long one CLI command may run before the test fails instead of hanging.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One test's deployment: a fresh namespace and the environment of every command it runs.
 #[derive(Debug)]
 pub struct Fleet {
-    pub namespace: String,
-    /// Environment variables passed to every command (builder-style overrides via [`Fleet::env`]).
-    env: BTreeMap<String, String>,
-    /// Numbers worker log files.
-    workers: AtomicUsize,
-    /// Whether [`Fleet::cleanup`] ran; if not, `Drop` removes the namespace (after a panic).
-    cleaned: bool,
+    /// `None` once cleaned up; otherwise `Drop` removes the namespace (after a panic).
+    kit: Option<hookfleet_testkit::Fleet>,
 }
 
 impl Fleet {
     pub fn new() -> Self {
-        let namespace = format!("t_{}", random_hex(12));
-        let env = [
-            ("HOOKFLEET_NAMESPACE", namespace.as_str()),
-            ("HOOKFLEET_AMQP_URL", AMQP_URL),
-            ("HOOKFLEET_REDIS_URL", REDIS_URL),
-            ("HOOKFLEET_ALLOW_PRIVATE_TARGETS", "true"),
-            ("HOOKFLEET_RETRY_DELAYS", "200ms,400ms,800ms"),
-            // Short, so that timeouts and shutdowns keep tests fast.
-            ("HOOKFLEET_DELIVERY_TIMEOUT", "2s"),
-            // Never the default 0.0.0.0:9464, even for a command that starts a worker by mistake.
-            (
-                "HOOKFLEET_METRICS_ADDR",
-                &format!("127.0.0.1:{}", free_port()),
-            ),
-            ("RUST_LOG", "info"),
-            // Plain text in the log files (https://no-color.org).
-            ("NO_COLOR", "1"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-        Self {
-            namespace,
-            env,
-            workers: AtomicUsize::new(0),
-            cleaned: false,
-        }
+        let ms = Duration::from_millis;
+        // Short retries and timeout, so that retries, timeouts and shutdowns keep tests fast.
+        let env = WorkerEnv::fresh("t")
+            .retry_delays(&[ms(200), ms(400), ms(800)])
+            .delivery_timeout(ms(2_000));
+        let kit = hookfleet_testkit::Fleet::new(BIN, env!("CARGO_TARGET_TMPDIR"), env).unwrap();
+        Self { kit: Some(kit) }
+    }
+
+    fn kit(&self) -> &hookfleet_testkit::Fleet {
+        self.kit.as_ref().expect("the fleet was cleaned up")
+    }
+
+    pub fn namespace(&self) -> &str {
+        self.kit().namespace()
     }
 
     /// Sets one environment variable for every command of this fleet.
     pub fn env(mut self, key: &str, value: &str) -> Self {
-        self.env.insert(key.to_owned(), value.to_owned());
+        self.kit
+            .as_mut()
+            .expect("the fleet was cleaned up")
+            .set(key, value);
         self
     }
 
@@ -75,38 +51,16 @@ impl Fleet {
 
     /// [`Fleet::run`] with extra environment variables for this command only.
     pub async fn run_with(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
-        let child = self
-            .command(env, args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        match tokio::time::timeout(COMMAND_TIMEOUT, child.wait_with_output()).await {
-            Ok(output) => output.unwrap(),
-            // Dropping the future kills the child (`kill_on_drop`).
-            Err(_) => panic!(
-                "`hookfleet {}` did not finish within {COMMAND_TIMEOUT:?}",
-                args.join(" ")
-            ),
-        }
+        self.kit().run(env, args).await.unwrap()
     }
 
     /// Runs a command that must succeed; returns its stdout.
     pub async fn run_ok(&self, args: &[&str]) -> String {
-        let output = self.run(args).await;
-        assert!(
-            output.status.success(),
-            "`hookfleet {}` failed with {}: {}",
-            args.join(" "),
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
+        self.kit().run_ok(args).await.unwrap()
     }
 
     pub async fn topology(&self) {
-        self.run_ok(&["topology"]).await;
+        self.kit().declare().await.unwrap();
     }
 
     /// `hookfleet endpoints add`; returns the endpoint as printed.
@@ -140,81 +94,35 @@ impl Fleet {
 
     /// Publishes `body` as any AMQP client would (docs/contract.md §1), waiting for the confirm.
     pub async fn publish_raw(&self, event_type: &str, tenant: &str, id: &str, body: &[u8]) {
-        let publisher = RawPublisher::connect(&self.namespace, event_type).await;
-        publisher.publish(id, Some(tenant), body).await;
+        let publisher = self.raw_publisher(event_type).await;
+        publisher.publish(id, Some(tenant), body).await.unwrap();
+    }
+
+    pub async fn raw_publisher(&self, event_type: &str) -> RawPublisher {
+        RawPublisher::connect(self.namespace(), event_type)
+            .await
+            .unwrap()
+    }
+
+    /// `hookfleet dead-letters list`, parsed.
+    pub async fn dead_letters(&self) -> Vec<Value> {
+        self.kit().dead_letters().await.unwrap()
     }
 
     /// Starts `hookfleet worker` and waits until `/readyz` answers 200.
-    pub async fn spawn_worker(&self) -> Worker {
+    pub async fn spawn_worker(&self) -> WorkerProcess {
         self.spawn_worker_with(&[]).await
     }
 
     /// [`Fleet::spawn_worker`] with extra environment variables for this worker only.
-    pub async fn spawn_worker_with(&self, env: &[(&str, &str)]) -> Worker {
-        let addr = format!("127.0.0.1:{}", free_port());
-        let n = self.workers.fetch_add(1, Ordering::Relaxed);
-        let log_path = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("{}-worker-{n}.log", self.namespace));
-        let log = std::fs::File::create(&log_path).unwrap();
-        // Printed, so that a failing test's output says where to look.
-        eprintln!(
-            "worker {n} of {}: log {}",
-            self.namespace,
-            log_path.display()
-        );
-        let mut env = env.to_vec();
-        env.insert(0, ("HOOKFLEET_METRICS_ADDR", &addr));
-        let child = self
-            .command(&env, &["worker"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        Worker::new(child, &addr, log_path).wait_ready().await
+    pub async fn spawn_worker_with(&self, env: &[(&str, &str)]) -> WorkerProcess {
+        self.kit().spawn_worker(env).await.unwrap()
     }
 
     /// Deletes the namespace's queues, exchanges and Redis keys. Stop workers first.
     pub async fn cleanup(mut self) {
-        self.cleaned = true;
-        remove_namespace(self.names()).await;
-    }
-
-    fn command(&self, env: &[(&str, &str)], args: &[&str]) -> Command {
-        let mut command = Command::new(BIN);
-        // Hermetic: no HOOKFLEET_* setting leaks in from the developer's shell.
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("HOOKFLEET_") {
-                command.env_remove(key);
-            }
-        }
-        command
-            .envs(&self.env)
-            .envs(env.iter().copied())
-            .args(args)
-            .kill_on_drop(true);
-        command
-    }
-
-    fn names(&self) -> Names {
-        let setting = |key: &str| self.env.get(key).map(String::as_str).unwrap_or("");
-        let mut event_types: Vec<String> = DEFAULT_EVENT_TYPES
-            .split(',')
-            .chain(setting("HOOKFLEET_EVENT_TYPES").split(','))
-            .map(|t| t.trim().to_owned())
-            .filter(|t| !t.is_empty())
-            .collect();
-        event_types.sort();
-        event_types.dedup();
-        let delays_ms = setting("HOOKFLEET_RETRY_DELAYS")
-            .split(',')
-            .filter_map(|d| humantime::parse_duration(d.trim()).ok())
-            .map(|d| d.as_millis())
-            .collect();
-        Names {
-            namespace: self.namespace.clone(),
-            event_types,
-            delays_ms,
+        if let Some(kit) = self.kit.take() {
+            kit.teardown(&[]).await;
         }
     }
 }
@@ -223,18 +131,14 @@ impl Drop for Fleet {
     /// A test that panicked never reached `cleanup`: remove its namespace anyway, on a thread
     /// of its own because `Drop` cannot await.
     fn drop(&mut self) {
-        if self.cleaned {
-            return;
-        }
-        let names = self.names();
+        let Some(kit) = self.kit.take() else { return };
         let cleaner = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
             runtime.block_on(async {
-                let bounded =
-                    tokio::time::timeout(Duration::from_secs(10), remove_namespace(names));
+                let bounded = tokio::time::timeout(Duration::from_secs(10), kit.teardown(&[]));
                 let _ = bounded.await;
             });
         });

@@ -111,3 +111,28 @@ impl Backoff {
         *self = Self::default();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn backoff_doubles_with_jitter_up_to_five_seconds_and_resets() {
+        let mut backoff = Backoff::default();
+        let mut base = Duration::from_millis(100);
+        for _ in 0..10 {
+            let started = tokio::time::Instant::now();
+            backoff.wait().await;
+            let waited = started.elapsed();
+            assert!(
+                waited >= base.mul_f64(0.5) && waited <= base.mul_f64(1.5),
+                "{waited:?} for {base:?}"
+            );
+            base = (base * 2).min(Duration::from_secs(5));
+        }
+        backoff.reset();
+        let started = tokio::time::Instant::now();
+        backoff.wait().await;
+        assert!(started.elapsed() <= Duration::from_millis(150));
+    }
+}

@@ -20,6 +20,9 @@ pub const LAST_ERROR: &str = "x-hookfleet-last-error";
 pub const REASON: &str = "x-hookfleet-reason";
 /// On a dead letter: unix milliseconds when it was parked.
 pub const DEAD_AT: &str = "x-hookfleet-dead-at";
+/// On a dead letter kept truncated (its body was over the contract's limit): the size in
+/// bytes of the body as published.
+pub const ORIGINAL_SIZE: &str = "x-hookfleet-original-size";
 
 /// Sets a string header.
 pub fn set_str(headers: &mut FieldTable, name: &str, value: &str) {

@@ -23,6 +23,10 @@ use crate::{Broker, Result};
 /// 3.x has no default, so it is always set.
 pub const DELIVERY_LIMIT: i64 = 20;
 
+/// The delivery limit of `N.dead` (quorum): about 2.1 billion hand-backs, so listing the dead
+/// letters never uses it up (see [`Topology::dead_queue_args`] for why not `-1`).
+pub const DEAD_DELIVERY_LIMIT: i64 = i32::MAX as i64;
+
 /// The kind of every queue hookfleet declares (`HOOKFLEET_QUEUE_TYPE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum QueueType {
@@ -51,7 +55,8 @@ pub struct Topology {
     pub queue_type: QueueType,
     /// The event types to declare an exchange and a work queue for.
     pub event_types: Vec<EventType>,
-    /// One delay tier per distinct delay.
+    /// The retry schedule's delays; each, and each deferral wait, gets its delay tiers
+    /// (`hookfleet_core::delays`).
     pub retry_delays: Vec<Duration>,
 }
 
@@ -87,7 +92,7 @@ impl Topology {
                 FieldTable::default(),
             )
             .await?;
-        self.declare_queue(channel, &dead, FieldTable::default())
+        self.declare_queue(channel, &dead, self.dead_queue_args())
             .await?;
         bind(channel, &dead, &dead, "").await?;
 
@@ -124,10 +129,25 @@ impl Topology {
             bind(channel, &queue, &retry, event_type.as_str()).await?;
         }
 
-        let mut delays = self.retry_delays.clone();
-        delays.sort();
-        delays.dedup();
-        for delay in delays {
+        // Operator events: published to their own exchange, kept in `N.notices` for the
+        // platform; no worker consumes them.
+        let notice_type = EventType::try_from(EventType::ENDPOINT_DISABLED.to_owned())?;
+        let notices_exchange = ns.events_exchange(&notice_type);
+        channel
+            .exchange_declare(
+                notices_exchange.as_str().into(),
+                ExchangeKind::Fanout,
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
+        let notices = ns.notices();
+        // Read by the platform's consumer, which may requeue: the same limit as `N.dead`.
+        self.declare_queue(channel, &notices, self.dead_queue_args())
+            .await?;
+        bind(channel, &notices, &notices_exchange, "").await?;
+
+        for delay in self.tiers() {
             let tier = ns.delay_tier(delay);
             channel
                 .exchange_declare(
@@ -150,17 +170,18 @@ impl Topology {
     /// benchmarks and tearing down a namespace. Names that do not exist are skipped.
     pub async fn delete(&self, broker: &Broker) -> Result<()> {
         let ns = &self.namespace;
-        let tiers: Vec<String> = self
-            .retry_delays
-            .iter()
-            .map(|d| ns.delay_tier(*d))
-            .collect();
+        let tiers: Vec<String> = self.tiers().iter().map(|d| ns.delay_tier(*d)).collect();
+        let notice_type = EventType::try_from(EventType::ENDPOINT_DISABLED.to_owned())?;
         let queues = (self.event_types.iter().map(|t| ns.work_queue(t)))
             .chain(tiers.iter().cloned())
-            .chain([ns.dead()]);
+            .chain([ns.dead(), ns.notices()]);
         let exchanges = (self.event_types.iter().map(|t| ns.events_exchange(t)))
             .chain(tiers.iter().cloned())
-            .chain([ns.retry_exchange(), ns.dead()]);
+            .chain([
+                ns.retry_exchange(),
+                ns.dead(),
+                ns.events_exchange(&notice_type),
+            ]);
         let mut channel = broker.channel().await?;
         for queue in queues {
             let options = QueueDeleteOptions::default();
@@ -184,6 +205,36 @@ impl Topology {
             }
         }
         Ok(())
+    }
+
+    /// Every delay tier: the retry delays and the deferrals, each with its jitter sub-tiers.
+    fn tiers(&self) -> Vec<Duration> {
+        hookfleet_core::delays::all_tiers(&self.retry_delays)
+    }
+
+    /// The arguments of `N.dead`: on quorum queues, a delivery limit no listing reaches.
+    ///
+    /// `dead-letters list` reads with `basic.get` and hands every message back by closing its
+    /// channel, and a quorum queue counts that as a delivery. RabbitMQ 4.0+ gives every quorum
+    /// queue a default `x-delivery-limit` of 20 and *drops* a message past it (`N.dead` has no
+    /// dead-letter exchange), so the 21st listing would silently lose every dead letter
+    /// (<https://www.rabbitmq.com/docs/quorum-queues#repeated-requeues>).
+    ///
+    /// RabbitMQ 4 documents `-1` as "unlimited", but 3.x (3.10–3.13) accepts `-1` and then
+    /// compares every delivery count against it: checked on 3.10.8, a message in a queue with
+    /// `x-delivery-limit = -1` is dropped at its first return. 3.x has no default limit, but
+    /// leaving the argument out would need a broker-version check and would still leave a queue
+    /// declared on 3.x with the 4.x default after an upgrade. A finite limit that no listing
+    /// reaches means the same on every version: [`DEAD_DELIVERY_LIMIT`].
+    fn dead_queue_args(&self) -> FieldTable {
+        let mut args = FieldTable::default();
+        if self.queue_type == QueueType::Quorum {
+            args.insert(
+                "x-delivery-limit".into(),
+                AMQPValue::LongLongInt(DEAD_DELIVERY_LIMIT),
+            );
+        }
+        args
     }
 
     /// Dead-lettering to `exchange`, keeping the message's routing key. On quorum queues the

@@ -1,43 +1,33 @@
-//! Endpoints in Redis: the bench tenant's (one per receiver path) through the store's own
-//! `EndpointStore::put`, and many endpoints of other tenants written with raw pipelines in the
-//! store's exact format (one hash per tenant plus the id index), which is ~50× faster.
+//! Endpoints in Redis: the bench tenant's (one per receiver path) through the harness (the
+//! store's own `EndpointStore::put`), and many endpoints of other tenants written with raw
+//! pipelines in the store's exact format (one hash per tenant plus the id index), which is
+//! ~50× faster.
 
 use std::time::Instant;
 
 use hookfleet_core::{Endpoint, EventFilter, Secret};
-use hookfleet_store::EndpointStore;
 use hookfleet_store::keys::Keys;
 use hookfleet_store::{Redis, redis};
+use hookfleet_testkit::{Fleet, Receiver};
 
 use crate::EVENT_TYPE;
-use crate::receiver::Receiver;
 
 /// The tenant every bench event belongs to.
 pub const TENANT: &str = "bench-tenant";
 /// Endpoints per pipeline of the seeding.
 const CHUNK: u64 = 2_000;
 
-fn subscription() -> anyhow::Result<EventFilter> {
-    Ok(EventFilter::parse_list(EVENT_TYPE)?)
-}
-
 /// Registers `fanout` endpoints of [`TENANT`], endpoint `k` at `/ep/<k>` on the receiver;
 /// returns their secrets in that order.
 pub async fn register_bench(
-    store: &EndpointStore,
+    fleet: &Fleet,
     receiver: &Receiver,
     fanout: usize,
 ) -> anyhow::Result<Vec<Secret>> {
     let mut secrets = Vec::with_capacity(fanout);
     for k in 0..fanout {
-        let endpoint = Endpoint::new(
-            TENANT.parse()?,
-            &receiver.url(&format!("/ep/{k}")),
-            subscription()?,
-            None,
-            format!("bench endpoint {k}"),
-        )?;
-        store.put(&endpoint).await?;
+        let url = receiver.url(&format!("/ep/{k}"));
+        let endpoint = fleet.add_endpoint(TENANT, &url, &[EVENT_TYPE]).await?;
         secrets.push(endpoint.secret);
     }
     Ok(secrets)
@@ -47,7 +37,7 @@ pub async fn register_bench(
 /// event type and pointing at a port nothing listens on (they must never be called).
 pub async fn seed_other_tenants(pool: &Redis, namespace: &str, count: u64) -> anyhow::Result<()> {
     let keys = Keys::new(namespace);
-    let filter = subscription()?;
+    let filter = EventFilter::parse_list(EVENT_TYPE)?;
     let started = Instant::now();
     let mut conn = pool.clone();
     let mut done = 0;

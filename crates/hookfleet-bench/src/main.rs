@@ -12,14 +12,15 @@
 //! JSON object per scenario); progress goes to stderr. The exit status is non-zero when any
 //! scenario lost events or failed; targets never change it.
 //!
+//! The worker processes, their settings, the receiver, the publishing load and the clean-up
+//! are the shared harness's (`hookfleet_testkit`).
+//!
 //! # Layout
-//! - [`receiver`]: the local HTTP receiver and its tally (lag, duplicates, signatures).
 //! - [`baseline`]: raw lapin and raw reqwest baselines.
-//! - [`pipeline`]: one pipeline scenario, start to clean-up.
-//! - [`load`]: the events and the burst / paced publishers.
+//! - [`pipeline`]: one pipeline scenario, start to clean-up, and what the receiver got.
+//! - [`load`]: the bench's events.
 //! - [`endpoints`]: the bench tenant's endpoints and the other tenants'.
-//! - [`fleet`]: namespaces, worker settings, clean-up (processes and tear-down are
-//!   `hookfleet_testkit`'s).
+//! - [`fleet`]: the workers' binary and settings, and Redis's identity.
 //! - [`procfs`]: CPU and memory from `/proc`.
 //! - [`scenarios`]: the scenarios of a run, in order.
 //! - [`report`]: the tables and JSON.
@@ -31,7 +32,6 @@ mod fleet;
 mod load;
 mod pipeline;
 mod procfs;
-mod receiver;
 mod report;
 mod scenarios;
 
@@ -41,6 +41,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use clap::Parser;
+use hookfleet_testkit::{Receiver, WorkerEnv};
 
 use report::name;
 
@@ -109,19 +110,19 @@ impl Settings {
 #[derive(Debug)]
 pub struct Bench {
     pub settings: Settings,
-    pub receiver: receiver::Receiver,
-    pub http: reqwest::Client,
+    /// Endpoint `k` of the bench tenant is `/ep/<k>`; the HTTP baseline posts to `/baseline`.
+    pub receiver: Receiver,
     pub worker_binary: PathBuf,
     /// Where worker logs go.
     pub log_dir: PathBuf,
     /// Every namespace created, so an interrupted run can still clean up.
-    namespaces: Mutex<Vec<String>>,
+    namespaces: Mutex<Vec<WorkerEnv>>,
 }
 
 impl Bench {
-    pub fn track(&self, namespace: &str) {
+    pub fn track(&self, env: &WorkerEnv) {
         if let Ok(mut list) = self.namespaces.lock() {
-            list.push(namespace.to_owned());
+            list.push(env.clone());
         }
     }
 }
@@ -178,11 +179,7 @@ async fn start(args: Args) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&log_dir)?;
     let bench = Bench {
         worker_binary: fleet::worker_binary()?,
-        receiver: receiver::Receiver::start().await?,
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .no_proxy()
-            .build()?,
+        receiver: Receiver::start().await?,
         log_dir,
         settings,
         namespaces: Mutex::default(),
@@ -207,8 +204,9 @@ async fn start(args: Args) -> anyhow::Result<ExitCode> {
         _ = tokio::signal::ctrl_c() => {
             eprintln!("interrupted: cleaning up");
             let namespaces = bench.namespaces.lock().map(|l| l.clone()).unwrap_or_default();
-            for ns in namespaces {
-                fleet::cleanup(&ns, &[baseline::queue_name(&ns)]).await;
+            for env in namespaces {
+                let baseline = baseline::queue_name(env.namespace());
+                hookfleet_testkit::teardown(&env, &[baseline]).await;
             }
             return Ok(ExitCode::from(130));
         }

@@ -2,20 +2,19 @@
 //! published through the producer, and the receiver's tally read until every expected delivery
 //! arrived, the scenario's time is up, or deliveries stalled. What it got is reported either way.
 
+use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use hookfleet_producer::{Broker, Publisher};
-use hookfleet_store::EndpointStore;
+use hookfleet_core::Secret;
+use hookfleet_testkit::load::{self, Pace, Progress};
+use hookfleet_testkit::{Fleet, Receiver, WorkerProcess, verify_signature};
+use serde::Deserialize;
 
-use hookfleet_testkit::{Launch, WorkerProcess, metric_sum};
-
-use crate::fleet;
-use crate::load::{self, Events, Published};
+use crate::load::{Events, IN_FLIGHT};
 use crate::procfs::{CpuSample, peak_rss_mib};
 use crate::report::{CpuSplit, Lag, Outcome};
-use crate::{AMQP_URL, Bench, REDIS_URL};
+use crate::{Bench, REDIS_URL, fleet};
 
 /// How long without a new delivery, once publishing is over, before giving up.
 const STALL: Duration = Duration::from_secs(15);
@@ -23,6 +22,8 @@ const STALL: Duration = Duration::from_secs(15);
 const SETTLE: Duration = Duration::from_secs(5);
 /// How often progress is printed.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+/// How often a delivery's signature is verified (HMAC is cheap, but not free on 2 cores).
+const VERIFY_EVERY: usize = 64;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -38,52 +39,49 @@ pub struct Spec {
 
 /// Runs the scenario and removes everything it created.
 pub async fn run(bench: &Bench, spec: &Spec) -> Outcome {
-    let namespace = fleet::fresh_namespace();
-    bench.track(&namespace);
-    eprintln!("[{}] namespace {namespace}", spec.name);
     let mut outcome = Outcome::new(spec.name);
     outcome.workers = spec.workers;
     outcome.fanout = spec.fanout;
     outcome.other_endpoints = spec.other_endpoints;
     outcome.expected = spec.events * spec.fanout as u64;
     outcome.target_rate = spec.pace;
+    let env = fleet::env(bench.settings.concurrency);
+    bench.track(&env);
+    eprintln!("[{}] namespace {}", spec.name, env.namespace());
+    let fleet = match Fleet::new(&bench.worker_binary, &bench.log_dir, env) {
+        Ok(fleet) => fleet,
+        Err(error) => {
+            outcome.error = Some(format!("{error:#}"));
+            return outcome;
+        }
+    };
     let mut workers = Vec::new();
-    if let Err(error) = drive(bench, spec, &namespace, &mut workers, &mut outcome).await {
+    if let Err(error) = drive(bench, spec, &fleet, &mut workers, &mut outcome).await {
         outcome.error = Some(format!("{error:#}"));
     }
-    for worker in workers {
-        worker.stop().await;
-    }
-    fleet::cleanup(&namespace, &[]).await;
+    fleet.finish(workers).await;
     outcome
 }
 
 async fn drive(
     bench: &Bench,
     spec: &Spec,
-    namespace: &str,
+    fleet: &Fleet,
     workers: &mut Vec<WorkerProcess>,
     outcome: &mut Outcome,
 ) -> anyhow::Result<()> {
     let redis_before = fleet::redis_run_id().await;
-    let pool = hookfleet_store::connect(REDIS_URL)?;
     if spec.other_endpoints > 0 {
-        crate::endpoints::seed_other_tenants(&pool, namespace, spec.other_endpoints).await?;
+        let pool = hookfleet_store::connect(REDIS_URL)?;
+        let (namespace, count) = (fleet.namespace(), spec.other_endpoints);
+        crate::endpoints::seed_other_tenants(&pool, namespace, count).await?;
     }
-    let store = EndpointStore::new(pool, namespace);
-    let secrets = crate::endpoints::register_bench(&store, &bench.receiver, spec.fanout).await?;
-    bench.receiver.tally.begin(secrets, spec.events);
+    let receiver = &bench.receiver;
+    let secrets = crate::endpoints::register_bench(fleet, receiver, spec.fanout).await?;
+    receiver.clear();
 
-    let env = fleet::worker_env(namespace, bench.settings.concurrency);
-    let launch = Launch {
-        binary: &bench.worker_binary,
-        env: &env,
-        http: &bench.http,
-        label: "",
-    };
     for i in 0..spec.workers {
-        let log = bench.log_dir.join(format!("{namespace}-worker-{i}.log"));
-        let worker = WorkerProcess::spawn(&launch, log).await?;
+        let worker = fleet.spawn_worker(&[]).await?;
         eprintln!(
             "[{}] worker {i} ready (pid {}, log {})",
             spec.name,
@@ -94,82 +92,78 @@ async fn drive(
     }
     let pids: Vec<u32> = workers.iter().map(|w| w.pid()).collect();
 
-    let broker = Broker::connect(AMQP_URL).await?;
-    let publisher = Arc::new(Publisher::new(broker.clone(), namespace.parse()?));
+    let publisher = Arc::new(fleet.publisher().await?);
     let events = Events::new(crate::endpoints::TENANT, bench.settings.payload_bytes)?;
-    let published = Arc::new(Published::default());
-    let cpu_before = CpuSample::take(&pids);
-    let task = match spec.pace {
-        None => tokio::spawn(load::burst(
-            publisher,
-            events,
-            spec.events,
-            published.clone(),
-        )),
-        Some(rate) => tokio::spawn(load::paced(
-            publisher,
-            events,
-            spec.events,
-            rate,
-            published.clone(),
-        )),
+    let progress = Arc::new(Progress::default());
+    let pace = Pace {
+        count: spec.events as usize,
+        in_flight: IN_FLIGHT,
+        rate: spec.pace,
+        // An error is a lost publish here, reported, not retried.
+        attempts: 1,
     };
+    // Wall-clock and monotonic time now, to put arrivals on the clock of `sent_us`.
+    let anchor = (Instant::now(), crate::unix_micros());
+    let cpu_before = CpuSample::take(&pids);
+    let build = move |seq| events.build(seq);
+    let task = tokio::spawn(load::publish(publisher, pace, progress.clone(), build));
 
     let started = Instant::now();
-    let mut last_progress = (Instant::now(), 0u64);
-    let mut last_change = (Instant::now(), 0u64);
-    let snapshot = loop {
+    let mut last_progress = (Instant::now(), 0);
+    let mut last_change = (Instant::now(), 0);
+    let totals = loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let snap = bench.receiver.tally.snapshot();
-        let sent = published.ok.load(Ordering::Relaxed);
-        let publishing_done = published.done_us.load(Ordering::Relaxed) > 0;
-        if snap.unique >= outcome.expected {
-            break snap;
+        let totals = receiver.totals();
+        let sent = progress.confirmed();
+        let publishing_done = progress.done() >= pace.count;
+        if totals.delivered as u64 >= outcome.expected {
+            break totals;
         }
-        if snap.unique != last_change.1 {
-            last_change = (Instant::now(), snap.unique);
+        if totals.delivered != last_change.1 {
+            last_change = (Instant::now(), totals.delivered);
         }
         if started.elapsed() >= bench.settings.timeout {
             eprintln!("[{}] timed out; reporting what arrived", spec.name);
             outcome.timed_out = true;
-            break snap;
+            break totals;
         }
         if publishing_done && last_change.0.elapsed() >= STALL {
             eprintln!("[{}] no delivery for {STALL:?}; giving up", spec.name);
-            break snap;
+            break totals;
         }
         if let Some(i) = workers.iter_mut().position(|w| !w.is_running()) {
             anyhow::bail!("worker {i} exited; see {}", workers[i].log_path().display());
         }
         if last_progress.0.elapsed() >= PROGRESS_EVERY {
-            let rate =
-                (snap.unique - last_progress.1) as f64 / last_progress.0.elapsed().as_secs_f64();
+            let new = totals.delivered - last_progress.1;
+            let rate = new as f64 / last_progress.0.elapsed().as_secs_f64();
             eprintln!(
                 "[{}] {:>5.1}s published {sent}/{}, delivered {}/{} ({rate:.0}/s)",
                 spec.name,
                 started.elapsed().as_secs_f64(),
                 spec.events,
-                snap.unique,
+                totals.delivered,
                 outcome.expected
             );
-            last_progress = (Instant::now(), snap.unique);
+            last_progress = (Instant::now(), totals.delivered);
         }
     };
     let cpu = CpuSample::take(&pids).since(&cpu_before);
     task.abort();
-    broker.close().await;
 
-    let first_us = published.first_us.load(Ordering::Relaxed);
-    outcome.sent = published.ok.load(Ordering::Relaxed);
-    outcome.delivered = snapshot.unique;
-    outcome.duplicates = snapshot.duplicates;
-    outcome.signatures_checked = snapshot.verified;
-    outcome.bad_signatures = snapshot.bad_signatures;
-    outcome.seconds = snapshot.last_us.saturating_sub(first_us) as f64 / 1e6;
+    let first = FirstDeliveries::of(receiver, &secrets, anchor);
+    outcome.sent = progress.confirmed() as u64;
+    outcome.delivered = totals.delivered as u64;
+    outcome.duplicates = totals.duplicates as u64;
+    outcome.signatures_checked = first.verified;
+    outcome.bad_signatures = first.bad_signatures;
+    if let (Some(first_publish), Some(last)) = (progress.started(), first.last) {
+        outcome.seconds = last.saturating_duration_since(first_publish).as_secs_f64();
+    }
     if outcome.seconds > 0.0 {
         outcome.rate = outcome.delivered as f64 / outcome.seconds;
     }
-    outcome.lag_ms = Lag::of(bench.receiver.tally.lags_us());
+    outcome.lag_ms = Lag::of(first.lags_us);
     if outcome.delivered > 0 {
         outcome.worker_cpu_ms_per_1k = Some(cpu.workers * 1e6 / outcome.delivered as f64);
     }
@@ -190,11 +184,13 @@ async fn drive(
     loop {
         let (mut delivered, mut restarts) = (0.0, 0.0);
         for worker in workers.iter() {
-            if let Some(text) = worker.metrics().await {
-                delivered +=
-                    metric_sum(&text, "hookfleet_deliveries_total", "result=\"delivered\"");
-                restarts += metric_sum(&text, "hookfleet_consumer_restarts_total", "");
-            }
+            let result = [("result", "delivered")];
+            let done = worker.metric("hookfleet_deliveries_total", &result).await;
+            delivered += done.unwrap_or(0.0);
+            let restarted = worker
+                .metric("hookfleet_consumer_restarts_total", &[])
+                .await;
+            restarts += restarted.unwrap_or(0.0);
         }
         outcome.consumer_restarts = restarts;
         outcome.metric_delivered = Some(delivered);
@@ -216,9 +212,65 @@ async fn drive(
     if !disturbed.is_empty() {
         outcome.disturbed = Some(disturbed.join("; "));
     }
-    let failed = published.failed.load(Ordering::Relaxed);
+    let failed = progress.done() - progress.confirmed();
     if failed > 0 {
         anyhow::bail!("{failed} publishes failed");
     }
     Ok(())
+}
+
+/// What the receiver's records say about the first delivery of each event to each endpoint
+/// `/ep/<k>` (repeats are the receiver's duplicates).
+#[derive(Debug, Default)]
+struct FirstDeliveries {
+    /// The receiver's clock minus `data.sent_us`, in micros.
+    lags_us: Vec<u64>,
+    /// When the last one arrived.
+    last: Option<Instant>,
+    /// Signatures checked (one in [`VERIFY_EVERY`]) and how many did not match.
+    verified: u64,
+    bad_signatures: u64,
+}
+
+/// The part of a bench event's body the tally reads.
+#[derive(Deserialize)]
+struct Envelope {
+    data: Sent,
+}
+
+#[derive(Deserialize)]
+struct Sent {
+    sent_us: u64,
+}
+
+impl FirstDeliveries {
+    /// `secrets[k]` signs endpoint `/ep/<k>`; `anchor` is one instant and the same time in
+    /// unix micros.
+    fn of(receiver: &Receiver, secrets: &[Secret], anchor: (Instant, u64)) -> Self {
+        let mut first = Self::default();
+        for (k, secret) in secrets.iter().enumerate() {
+            let mut seen = HashSet::new();
+            for arrival in receiver.requests(&format!("/ep/{k}")) {
+                let id = arrival
+                    .headers
+                    .get("webhook-id")
+                    .and_then(|v| v.to_str().ok());
+                if !seen.insert(id.unwrap_or_default().to_owned()) {
+                    continue;
+                }
+                let at_us =
+                    anchor.1 + arrival.at.saturating_duration_since(anchor.0).as_micros() as u64;
+                if let Ok(event) = serde_json::from_slice::<Envelope>(&arrival.body) {
+                    first.lags_us.push(at_us.saturating_sub(event.data.sent_us));
+                }
+                first.last = first.last.max(Some(arrival.at));
+                if seen.len() % VERIFY_EVERY == 1 {
+                    let ok = verify_signature(secret.expose(), &arrival.headers, &arrival.body);
+                    first.verified += 1;
+                    first.bad_signatures += u64::from(!ok);
+                }
+            }
+        }
+        first
+    }
 }

@@ -19,10 +19,11 @@ pub async fn run_all(bench: &Bench) -> Vec<Outcome> {
     };
 
     if s.wants(name::BROKER) {
-        let namespace = fleet::fresh_namespace();
-        bench.track(&namespace);
-        outcomes.push(finished(baseline::broker(s, &namespace, &events).await));
-        fleet::cleanup(&namespace, &[baseline::queue_name(&namespace)]).await;
+        let env = fleet::env(s.concurrency);
+        bench.track(&env);
+        let namespace = env.namespace();
+        outcomes.push(finished(baseline::broker(s, namespace, &events).await));
+        hookfleet_testkit::teardown(&env, &[baseline::queue_name(namespace)]).await;
     }
     if s.wants(name::HTTP) {
         let url = bench.receiver.url("/baseline");

@@ -7,39 +7,41 @@
 //! The same scenarios run in two sizes: [`Size::Ci`] from `tests/chaos` (bounded, asserted) and
 //! [`Size::Report`] from the `hookfleet-chaos` binary, which prints the reliability table.
 //!
+//! The worker processes, the receivers, the load and the clean-up are the shared harness's
+//! (`hookfleet-testkit`); what is chaos's own is here.
+//!
 //! # Layout
 //! - [`services`]: stopping and starting RabbitMQ and Redis, and the guard that always
 //!   starts them again.
-//! - [`fleet`]: one scenario's namespace, endpoints and worker processes.
-//! - [`receiver`]: HTTP receivers that count deliveries and can go down, reset connections,
-//!   answer slowly or refuse one event.
-//! - [`load`]: publishing many events with many confirms in flight.
+//! - [`fleet`]: one scenario's fleet settings, load and queue backlog.
 //! - [`outcome`]: what a scenario measured, and the markdown table.
 //! - [`scenarios`]: the scenarios themselves.
 #![forbid(unsafe_code)]
 
 pub mod fleet;
-pub mod load;
 pub mod outcome;
-pub mod receiver;
 pub mod scenarios;
 pub mod services;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub use outcome::Outcome;
 
-/// The local broker and Redis (docs/contract.md §4 defaults).
-pub use hookfleet_testkit::{AMQP_URL, REDIS_URL};
 /// Every scenario publishes and consumes this one type.
 pub const EVENT_TYPE: &str = "log.blocked";
 /// Short retry waits, so that a transient failure recovers within a scenario; their sum
 /// (15.7 s) is how long an endpoint may stay broken before its events are dead-lettered.
-pub const RETRY_DELAYS: &str = "200ms,500ms,1s,2s,4s,8s";
-/// The same waits in milliseconds (the tier names), for clean-up.
-pub const RETRY_DELAYS_MS: [u64; 6] = [200, 500, 1_000, 2_000, 4_000, 8_000];
+pub const RETRY_DELAYS: [Duration; 6] = [
+    Duration::from_millis(200),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+    Duration::from_secs(8),
+];
 /// The workers' `HOOKFLEET_DELIVERY_TIMEOUT`.
-pub const DELIVERY_TIMEOUT_SECS: u64 = 2;
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How big the scenarios are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

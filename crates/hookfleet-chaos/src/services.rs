@@ -2,32 +2,19 @@
 //! [`Restore`], the guard that starts them again whatever happens to a scenario.
 //!
 //! Everything here is synchronous (`std::process`), so that it also works from `Drop` while a
-//! test panics. The start-up commands are those of `scripts/services.sh`.
+//! test panics. How the services start is `scripts/services.sh`'s, in one place for the shell
+//! scripts and for this.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
-/// The exact command that starts this machine's Redis (no persistence: a restart loses
-/// every key; production Redis runs with `appendonly yes`, see the README).
-const REDIS_START: &[&str] = &[
-    "--daemonize",
-    "yes",
-    "--bind",
-    "127.0.0.1",
-    "-::1",
-    "--port",
-    "6379",
-    "--save",
-    "",
-    "--appendonly",
-    "no",
-    "--dir",
-    "/var/lib/redis",
-    "--logfile",
-    "/var/log/redis/ci.log",
-];
+/// Runs one function of `scripts/services.sh`; true when it succeeded within `limit`.
+fn script(function: &str, limit: Duration) -> bool {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/services.sh");
+    run("bash", &["-c", &format!(". '{path}' && {function}")], limit)
+}
 
 /// Runs `program args` with a time limit; true when it exited 0.
 fn run(program: &str, args: &[&str], limit: Duration) -> bool {
@@ -76,9 +63,7 @@ pub fn stop_redis() -> anyhow::Result<()> {
 
 /// Starts Redis with this machine's command line and waits until it answers.
 pub fn start_redis() -> anyhow::Result<()> {
-    let _ = std::fs::create_dir_all("/var/lib/redis");
-    let _ = std::fs::create_dir_all("/var/log/redis");
-    if !redis_answers() && !run("redis-server", REDIS_START, Duration::from_secs(10)) {
+    if !redis_answers() && !script("start_redis", Duration::from_secs(20)) {
         bail!("redis-server did not start");
     }
     wait_for("Redis to answer", Duration::from_secs(10), redis_answers)
@@ -106,28 +91,22 @@ pub fn start_rabbitmq_app() -> anyhow::Result<()> {
     )
 }
 
-/// What `scripts/services.sh`'s `ensure_services` does: whatever state the last scenario left,
+/// `scripts/services.sh`'s `ensure_services`: whatever state the last scenario left,
 /// RabbitMQ and Redis answer afterwards (or this says why not).
 pub fn ensure() -> anyhow::Result<()> {
-    if !redis_answers() {
-        eprintln!("chaos: Redis does not answer; starting it");
-        start_redis().context("starting Redis")?;
+    if redis_answers() && rabbitmq_accepts() {
+        return Ok(());
     }
-    if !rabbitmq_accepts() {
-        eprintln!("chaos: RabbitMQ does not accept connections; starting it");
-        if !run("rabbitmqctl", &["start_app"], Duration::from_secs(60)) {
-            // The node itself may be down, not just its app.
-            run("rabbitmq-server", &["-detached"], Duration::from_secs(30));
-            run("rabbitmqctl", &["await_startup"], Duration::from_secs(120));
-            run("rabbitmqctl", &["start_app"], Duration::from_secs(60));
-        }
-        wait_for(
-            "RabbitMQ to accept",
-            Duration::from_secs(60),
-            rabbitmq_accepts,
-        )?;
+    eprintln!("chaos: RabbitMQ or Redis is not up; starting it");
+    if !script("ensure_services", Duration::from_secs(300)) {
+        bail!("`. scripts/services.sh && ensure_services` failed: run it to see why");
     }
-    Ok(())
+    wait_for("Redis to answer", Duration::from_secs(10), redis_answers)?;
+    wait_for(
+        "RabbitMQ to accept",
+        Duration::from_secs(60),
+        rabbitmq_accepts,
+    )
 }
 
 fn wait_for(

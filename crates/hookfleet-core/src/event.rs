@@ -60,6 +60,10 @@ impl EventType {
     /// The type of the event sent by "test endpoint".
     pub const TEST: &'static str = "webhook.test";
 
+    /// hookfleet's own operator event, published when an endpoint is disabled; never delivered
+    /// to endpoints (docs/contract.md §3).
+    pub const ENDPOINT_DISABLED: &'static str = "endpoint.disabled";
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

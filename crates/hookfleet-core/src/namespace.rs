@@ -9,6 +9,7 @@
 //! | `N.retry`                | direct exchange              | delay tiers expire into it; key = type |
 //! | `N.delay.<ms>ms`         | fanout exchange + TTL queue  | one retry tier                       |
 //! | `N.dead`                 | fanout exchange + queue      | dead letters                         |
+//! | `N.notices`              | queue                        | operator events (`endpoint.disabled`) |
 
 use std::time::Duration;
 
@@ -40,6 +41,11 @@ impl Namespace {
     /// that a new schedule declares new queues instead of failing on PRECONDITION_FAILED.
     pub fn delay_tier(&self, delay: Duration) -> String {
         format!("{}.delay.{}ms", self.0, delay.as_millis())
+    }
+
+    /// The queue where hookfleet's operator events (`endpoint.disabled`) wait for the platform.
+    pub fn notices(&self) -> String {
+        format!("{}.notices", self.0)
     }
 
     /// The dead-letter exchange and queue (docs/contract.md §3: `N.dead`).
@@ -93,6 +99,7 @@ mod tests {
         assert_eq!(ns.work_queue(&t), "hf.work.log.blocked");
         assert_eq!(ns.delay_tier(Duration::from_secs(30)), "hf.delay.30000ms");
         assert_eq!(ns.dead(), "hf.dead");
+        assert_eq!(ns.notices(), "hf.notices");
     }
 
     #[test]

@@ -9,10 +9,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::{Error, Result};
 
-/// Checks that `url` is `http` or `https` with a host, as the contract requires.
+/// Checks that `url` is `http` or `https` with a host, as the contract requires. The error
+/// shows the URL through [`redact_url`]: it may end up in a log line or a dead letter.
 pub fn parse_url(url: &str) -> Result<url::Url> {
     let err = |reason: &str| Error::Url {
-        url: url.to_owned(),
+        url: redact_url(url),
         reason: reason.to_owned(),
     };
     let parsed = url::Url::parse(url).map_err(|e| err(&e.to_string()))?;
@@ -23,6 +24,44 @@ pub fn parse_url(url: &str) -> Result<url::Url> {
         return Err(err("it has no host"));
     }
     Ok(parsed)
+}
+
+/// `url` as it may be logged, put in a retry header or a dead letter, or printed in an error:
+/// credentials (`user:pass@`) become `***@`, and the query and fragment are dropped, because
+/// tokens ride there (`?token=…`); scheme, host, port and path stay, so an operator can still
+/// tell endpoints apart. Text that is not a URL with a host is cut the same way by hand, so a
+/// malformed URL does not leak its password either.
+pub fn redact_url(url: &str) -> String {
+    let parsed = match url::Url::parse(url) {
+        Ok(parsed) if parsed.has_host() => parsed,
+        _ => return redact_text(url),
+    };
+    let mut out = format!("{}://", parsed.scheme());
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        out.push_str("***@");
+    }
+    out.push_str(parsed.host_str().unwrap_or_default());
+    if let Some(port) = parsed.port() {
+        out.push_str(&format!(":{port}"));
+    }
+    out.push_str(parsed.path());
+    out
+}
+
+/// [`redact_url`] for text the URL parser refused: everything from the first `?` or `#` goes,
+/// and the authority (before the first `/` after `scheme://`) keeps only what follows its
+/// last `@`, as a URL parser would read the host.
+fn redact_text(text: &str) -> String {
+    let text = &text[..text.find(['?', '#']).unwrap_or(text.len())];
+    let (scheme, rest) = match text.find("://") {
+        Some(i) => text.split_at(i + 3),
+        None => ("", text),
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rfind('@') {
+        Some(at) => format!("{scheme}***@{}{path}", &authority[at + 1..]),
+        None => format!("{scheme}{authority}{path}"),
+    }
 }
 
 /// Whether `ip` is a public unicast address, one a webhook may be delivered to by default.
@@ -212,6 +251,49 @@ mod tests {
             assert_eq!(host, ip, "{url}");
             assert_eq!(is_public(host), public, "{url}");
         }
+    }
+
+    #[test]
+    fn redacted_urls_keep_no_credentials_and_no_query() {
+        for (url, shown) in [
+            (
+                "https://user:pass@hooks.example.com:8443/in/acme?token=abc#frag",
+                "https://***@hooks.example.com:8443/in/acme",
+            ),
+            ("http://user@example.com/x", "http://***@example.com/x"),
+            ("http://:pass@example.com", "http://***@example.com/"),
+            ("https://example.com/path?q=1", "https://example.com/path"),
+            ("http://[::1]:9/a", "http://[::1]:9/a"),
+            ("https://example.com/plain", "https://example.com/plain"),
+            (
+                "amqp://guest:s3cret@127.0.0.1:5672/%2f",
+                "amqp://***@127.0.0.1:5672/%2f",
+            ),
+            (
+                "redis://:s3cret@127.0.0.1:6379",
+                "redis://***@127.0.0.1:6379",
+            ),
+            // Not parseable as URLs: cut by hand, the same way.
+            (
+                "amqp://guest:s3cret@host:notaport/vh?x=1",
+                "amqp://***@host:notaport/vh",
+            ),
+            ("user:pa@ss@host/x?y", "***@host/x"),
+            ("nonsense", "nonsense"),
+            ("", ""),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn an_invalid_url_error_does_not_echo_credentials() {
+        let error = parse_url("ftp://user:s3cret@example.com/x?token=abc").unwrap_err();
+        let text = error.to_string();
+        assert!(
+            !text.contains("s3cret") && !text.contains("token"),
+            "{text}"
+        );
     }
 
     #[test]

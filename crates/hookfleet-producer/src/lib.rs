@@ -18,7 +18,8 @@
 //!
 //! # Layout
 //! - [`message`]: [`OutboundEvent`], the AMQP shape of an event.
-//! - [`publisher`]: [`Publisher`], confirmed and mandatory.
+//! - [`publisher`]: [`Publisher`], confirmed and mandatory, and [`PublishedCounter`], the
+//!   `hookfleet_published_total` metric a publishing process can serve.
 #![forbid(unsafe_code)]
 
 pub mod message;
@@ -27,4 +28,4 @@ pub mod publisher;
 pub use hookfleet_amqp::{Broker, Error, Result};
 pub use hookfleet_core::{EventId, EventType, Namespace, TenantId};
 pub use message::OutboundEvent;
-pub use publisher::Publisher;
+pub use publisher::{PublishedCounter, Publisher};

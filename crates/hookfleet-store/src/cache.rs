@@ -57,3 +57,44 @@ impl EndpointCache {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+/// Against the local Redis, in a namespace of its own.
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use hookfleet_core::EventFilter;
+
+    #[tokio::test]
+    async fn a_change_is_seen_once_the_ttl_has_passed() {
+        let namespace = format!("hf-cache-{}", uuid::Uuid::now_v7().simple());
+        let redis = crate::connect("redis://127.0.0.1:6379").unwrap();
+        let store = EndpointStore::new(redis.clone(), &namespace);
+        let tenant: TenantId = "acme".parse().unwrap();
+        let mut endpoint = Endpoint::new(
+            tenant.clone(),
+            "http://127.0.0.1:1/hook",
+            EventFilter::All,
+            None,
+            String::new(),
+        )
+        .unwrap();
+        store.put(&endpoint).await.unwrap();
+        let long = EndpointCache::new(store.clone(), Duration::from_secs(3600));
+        let none = EndpointCache::new(store.clone(), Duration::ZERO);
+        assert!(long.for_tenant(&tenant).await.unwrap()[0].enabled);
+        assert!(none.for_tenant(&tenant).await.unwrap()[0].enabled);
+
+        endpoint.enabled = false;
+        store.put(&endpoint).await.unwrap();
+        assert!(
+            long.for_tenant(&tenant).await.unwrap()[0].enabled,
+            "within the TTL: cached"
+        );
+        assert!(
+            !none.for_tenant(&tenant).await.unwrap()[0].enabled,
+            "past the TTL: read again"
+        );
+        crate::purge(&redis, &namespace).await.unwrap();
+    }
+}

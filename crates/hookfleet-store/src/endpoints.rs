@@ -73,11 +73,17 @@ impl EndpointStore {
         Ok(endpoint)
     }
 
-    /// Enables or disables an endpoint; returns the updated record.
+    /// Enables or disables an endpoint; returns the updated record. Enabling also clears
+    /// its circuit breaker state: an operator who turns an endpoint back on means "try it
+    /// now", and its auto-disable window starts afresh.
     pub async fn set_enabled(&self, id: &EndpointId, enabled: bool) -> Result<Endpoint> {
         let mut endpoint = self.get(id).await?;
         endpoint.enabled = enabled;
         self.put(&endpoint).await?;
+        if enabled {
+            let mut conn = self.redis.clone();
+            conn.del::<_, ()>(self.keys.circuit(id)).await?;
+        }
         Ok(endpoint)
     }
 

@@ -1,53 +1,21 @@
-//! One running `hookfleet worker` child process: started with exactly the settings its caller
-//! chose, a free metrics port and a log file, awaited until `/readyz` answers 200, and stopped,
-//! killed or frozen with signals.
+//! [`WorkerProcess`]: one running `hookfleet worker` child process, started by
+//! [`crate::Fleet::spawn_worker`] with a log file and a known metrics port, awaited until
+//! `/readyz` answers 200, and stopped, killed or frozen with signals.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
-use crate::{Error, Result};
+use crate::{Error, Result, metric_sum};
 
-/// How long a worker may take to answer `/readyz` with 200.
+/// How long a worker may take to answer `/readyz` with 200 after it starts.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a worker may take to exit after SIGTERM before it is killed.
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often readiness is polled while starting.
-const READY_POLL: Duration = Duration::from_millis(50);
-
-/// How to start `hookfleet` processes; the same for every worker of a run.
-#[derive(Debug, Clone, Copy)]
-pub struct Launch<'a> {
-    /// The `hookfleet` binary.
-    pub binary: &'a Path,
-    /// Every setting the process gets (`HOOKFLEET_*`, `RUST_LOG`). The caller's own
-    /// `HOOKFLEET_*` variables are removed first, so none leaks in from a shell.
-    pub env: &'a [(String, String)],
-    /// For `/readyz` and `/metrics`; its timeout bounds each request.
-    pub http: &'a reqwest::Client,
-    /// Put before every message printed about the process (`"chaos: "`); may be empty.
-    pub label: &'a str,
-}
-
-impl Launch<'_> {
-    /// `hookfleet <args>` with [`Launch::env`], no stdin, killed if dropped.
-    pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(self.binary);
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("HOOKFLEET_") {
-                command.env_remove(key);
-            }
-        }
-        command
-            .args(args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        command
-    }
-}
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often readiness and metrics are polled.
+const POLL: Duration = Duration::from_millis(25);
 
 /// A running `hookfleet worker`; killed if dropped while running.
 #[derive(Debug)]
@@ -56,44 +24,44 @@ pub struct WorkerProcess {
     pid: u32,
     /// `http://<HOOKFLEET_METRICS_ADDR>`.
     base_url: String,
-    /// Its stdout and stderr, named in every error about it.
+    /// Its stdout and stderr, quoted in every error about it.
     log_path: PathBuf,
+    /// For `/readyz` and `/metrics`; its timeout bounds each request.
     http: reqwest::Client,
-    /// [`Launch::label`], for the message printed when it ignores SIGTERM.
-    label: String,
 }
 
 impl WorkerProcess {
-    /// Starts `hookfleet worker` logging to `log_path` and waits until `/readyz` answers 200.
-    pub async fn spawn(launch: &Launch<'_>, log_path: PathBuf) -> Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let log =
-            std::fs::File::create(&log_path).map_err(|e| Error::CreateLog(log_path.clone(), e))?;
-        let child = launch
-            .command(&["worker"])
-            .env("HOOKFLEET_METRICS_ADDR", format!("127.0.0.1:{port}"))
+    /// Starts `command` (a `hookfleet worker` serving its probes on `addr`) logging to
+    /// `log_path`, and waits until `/readyz` answers 200.
+    pub(crate) async fn spawn(
+        mut command: Command,
+        addr: &str,
+        log_path: PathBuf,
+        http: reqwest::Client,
+    ) -> Result<Self> {
+        let log = std::fs::File::create(&log_path)?;
+        let program = PathBuf::from(command.as_std().get_program());
+        let child = (command
             .stdout(log.try_clone()?)
             .stderr(log)
-            .spawn()
-            .map_err(|e| Error::Start(launch.binary.to_owned(), e))?;
-        let pid = child.id().ok_or(Error::ExitedAtOnce)?;
+            .stdin(Stdio::null()))
+        .spawn()
+        .map_err(|e| Error::Start(program, e))?;
         let mut worker = Self {
+            pid: child.id().unwrap_or_default(),
             child,
-            pid,
-            base_url: format!("http://127.0.0.1:{port}"),
+            base_url: format!("http://{addr}"),
             log_path,
-            http: launch.http.clone(),
-            label: launch.label.to_owned(),
+            http,
         };
-        worker.wait_ready().await?;
+        worker.wait_ready(READY_TIMEOUT).await?;
         Ok(worker)
     }
 
-    async fn wait_ready(&mut self) -> Result<()> {
+    /// Waits until `/readyz` answers 200 (again, e.g. after a consumer restart).
+    pub async fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
         let started = Instant::now();
-        while started.elapsed() < READY_TIMEOUT {
+        loop {
             if let Some(status) = self.child.try_wait()? {
                 let log = self.log_path.clone();
                 return Err(Error::ExitedBeforeReady { status, log });
@@ -101,16 +69,14 @@ impl WorkerProcess {
             if self.ready().await == Some(200) {
                 return Ok(());
             }
-            tokio::time::sleep(READY_POLL).await;
+            if started.elapsed() >= timeout {
+                let log = self.log_path.clone();
+                return Err(Error::NotReady { timeout, log });
+            }
+            tokio::time::sleep(POLL).await;
         }
-        let log = self.log_path.clone();
-        Err(Error::NotReady {
-            timeout: READY_TIMEOUT,
-            log,
-        })
     }
 
-    /// The process id.
     pub fn pid(&self) -> u32 {
         self.pid
     }
@@ -120,20 +86,57 @@ impl WorkerProcess {
         &self.log_path
     }
 
+    /// Everything the worker wrote so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// GET `path` on the metrics address: `(status, body)`, or `None` if nothing answered.
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let url = format!("{}{path}", self.base_url);
+        let response = self.http.get(url).send().await.ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.text().await.ok()?))
+    }
+
     /// The status `/readyz` answers, if anything answers.
     pub async fn ready(&self) -> Option<u16> {
-        let response = self.get("readyz").await?;
-        Some(response.status().as_u16())
+        self.get("/readyz").await.map(|(status, _)| status)
     }
 
-    /// The `/metrics` page, if the worker answers.
+    /// The `/metrics` page, if the worker serves it.
     pub async fn metrics(&self) -> Option<String> {
-        self.get("metrics").await?.text().await.ok()
+        self.get("/metrics")
+            .await
+            .and_then(|(s, text)| (s == 200).then_some(text))
     }
 
-    async fn get(&self, path: &str) -> Option<reqwest::Response> {
-        let url = format!("{}/{path}", self.base_url);
-        self.http.get(url).send().await.ok()
+    /// Metric `name` summed over the series with all of `labels` (see [`metric_sum`]).
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        Some(metric_sum(&self.metrics().await?, name, labels))
+    }
+
+    /// Waits until [`WorkerProcess::metric`] reaches `at_least`.
+    pub async fn wait_for_metric(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        at_least: f64,
+        timeout: Duration,
+    ) -> Result<()> {
+        let started = Instant::now();
+        loop {
+            let value = self.metric(name, labels).await;
+            if value.is_some_and(|v| v >= at_least) {
+                return Ok(());
+            }
+            if started.elapsed() >= timeout {
+                let what = format!("{name}{labels:?} >= {at_least} (last {value:?})");
+                let log = self.log_path.clone();
+                return Err(Error::MetricTimeout { what, log });
+            }
+            tokio::time::sleep(POLL).await;
+        }
     }
 
     /// Whether the process is still running.
@@ -151,22 +154,17 @@ impl WorkerProcess {
         self.signal(if frozen { "-STOP" } else { "-CONT" });
     }
 
-    /// SIGTERM (after SIGCONT, in case it is frozen), then SIGKILL if it has not exited within
-    /// [`STOP_TIMEOUT`]; true when it exited on its own and successfully.
-    pub async fn stop(mut self) -> bool {
+    /// SIGTERM (after SIGCONT, in case it is frozen) and waits for the exit; a worker still
+    /// running after [`STOP_TIMEOUT`] is killed and reported.
+    pub async fn stop(mut self) -> Result<ExitStatus> {
         self.freeze(false);
         self.signal("-TERM");
         match tokio::time::timeout(STOP_TIMEOUT, self.child.wait()).await {
-            Ok(status) => status.is_ok_and(|s| s.success()),
+            Ok(status) => Ok(status?),
             Err(_) => {
-                eprintln!(
-                    "{}worker {} ignored SIGTERM; killing it (log {})",
-                    self.label,
-                    self.pid,
-                    self.log_path.display()
-                );
                 let _ = self.child.kill().await;
-                false
+                let (pid, log) = (self.pid, self.log_path.clone());
+                Err(Error::IgnoredSigterm { pid, log })
             }
         }
     }

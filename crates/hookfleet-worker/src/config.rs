@@ -16,8 +16,18 @@ pub struct WorkerConfig {
     pub queue_type: QueueType,
     /// The event types to declare and consume.
     pub event_types: Vec<EventType>,
-    /// Messages handled at once; also the prefetch of each consumer.
-    pub concurrency: usize,
+    /// Messages handled at once (`HOOKFLEET_MAX_INFLIGHT`).
+    pub max_inflight: usize,
+    /// Body bytes of the messages handled at once (`HOOKFLEET_MAX_INFLIGHT_BYTES`).
+    pub max_inflight_bytes: usize,
+    /// Deliveries in flight to one endpoint in this worker (`HOOKFLEET_ENDPOINT_CONCURRENCY`).
+    pub endpoint_concurrency: usize,
+    /// Failures in a row that open an endpoint's circuit (`HOOKFLEET_CIRCUIT_THRESHOLD`).
+    pub circuit_threshold: u32,
+    /// How long an open circuit defers before one probe (`HOOKFLEET_CIRCUIT_COOLDOWN`).
+    pub circuit_cooldown: Duration,
+    /// An endpoint failing without a break this long is disabled (`HOOKFLEET_DISABLE_AFTER`).
+    pub disable_after: Duration,
     pub delivery_timeout: Duration,
     pub retry: RetrySchedule,
     pub dedup_ttl: Duration,
@@ -38,7 +48,12 @@ impl std::fmt::Debug for WorkerConfig {
             .field("namespace", &self.namespace)
             .field("queue_type", &self.queue_type)
             .field("event_types", &self.event_types)
-            .field("concurrency", &self.concurrency)
+            .field("max_inflight", &self.max_inflight)
+            .field("max_inflight_bytes", &self.max_inflight_bytes)
+            .field("endpoint_concurrency", &self.endpoint_concurrency)
+            .field("circuit_threshold", &self.circuit_threshold)
+            .field("circuit_cooldown", &self.circuit_cooldown)
+            .field("disable_after", &self.disable_after)
             .field("delivery_timeout", &self.delivery_timeout)
             .field("retry", &self.retry)
             .field("dedup_ttl", &self.dedup_ttl)

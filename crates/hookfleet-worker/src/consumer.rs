@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -19,7 +19,7 @@ use hookfleet_core::EventType;
 use lapin::message::Delivery;
 use lapin::options::{BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
-use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
@@ -27,6 +27,7 @@ use tracing::{error, info, warn};
 use crate::acks::{self, Settle, Settler};
 use crate::handler::{Deliverer, REQUEUE_BACKOFF};
 use crate::health::Health;
+use crate::limits::Budget;
 use crate::{Error, Result};
 
 /// The consuming side of a worker.
@@ -36,7 +37,10 @@ pub struct Consumer {
     pub topology: Topology,
     pub deliverer: Arc<Deliverer>,
     pub health: Arc<Health>,
-    pub concurrency: usize,
+    /// Messages and body bytes held at once.
+    pub budget: Budget,
+    /// `HOOKFLEET_MAX_INFLIGHT`, from which each consumer's prefetch is derived.
+    pub max_inflight: usize,
     /// Longest a message may take from receipt to ack/requeue before it is abandoned.
     pub message_deadline: Duration,
     pub stall_timeout: Duration,
@@ -133,6 +137,12 @@ impl Consumer {
         self.broker.close().await;
     }
 
+    /// Once a second: the watchdog, and the circuit gauge.
+    fn tick(&self) -> Result<()> {
+        self.deliverer.breaker.report();
+        self.check_progress()
+    }
+
     fn check_progress(&self) -> Result<()> {
         if self.progress.stalled(self.stall_timeout) {
             return Err(Error::Stalled(self.stall_timeout));
@@ -154,7 +164,7 @@ impl Consumer {
 
     async fn consume(&self, channel: &lapin::Channel, shutdown: &CancellationToken) -> Result<()> {
         self.topology.declare(channel).await?;
-        let prefetch = u16::try_from(self.concurrency).unwrap_or(u16::MAX);
+        let prefetch = prefetch(self.max_inflight, self.topology.event_types.len());
         channel
             .basic_qos(prefetch, BasicQosOptions::default())
             .await?;
@@ -194,7 +204,6 @@ impl Consumer {
         // the tracker waits for it, so a graceful stop sends the last acks before closing.
         let (settler, rx) = Settler::new();
         self.tracker.spawn(acks::run(channel.clone(), rx));
-        let permits = Arc::new(Semaphore::new(self.concurrency));
         let mut watchdog = tokio::time::interval(Duration::from_secs(1));
         loop {
             // No new work while Redis is away: it could only go back to the queue.
@@ -211,22 +220,22 @@ impl Consumer {
                 tokio::select! {
                     biased;
                     _ = shutdown.cancelled() => return Ok(()),
-                    _ = watchdog.tick() => self.check_progress()?,
-                    permit = permits.clone().acquire_owned() => {
-                        break permit.map_err(|_| Error::Stalled(Duration::ZERO))?;
-                    }
+                    _ = watchdog.tick() => self.tick()?,
+                    permit = self.budget.message() => break permit,
                 }
             };
             let next = loop {
                 tokio::select! {
                     biased;
                     _ = shutdown.cancelled() => return Ok(()),
-                    _ = watchdog.tick() => self.check_progress()?,
+                    _ = watchdog.tick() => self.tick()?,
                     next = deliveries.next() => break next,
                 }
             };
             match next {
                 Some((event_type, Some(Ok(delivery)))) => {
+                    // Intake waits here while the bodies in flight use the byte budget.
+                    let held = self.budget.bytes(permit, delivery.data.len()).await;
                     self.progress.took();
                     let task = handle(
                         self.deliverer.clone(),
@@ -241,7 +250,7 @@ impl Consumer {
                     self.tracker.spawn(async move {
                         task.await;
                         progress.finished();
-                        drop(permit);
+                        drop(held);
                     });
                 }
                 Some((_, Some(Err(e)))) => return Err(e.into()),
@@ -292,6 +301,65 @@ async fn handle(
                 _ = health.wait_for_redis(Duration::from_secs(30)) => {}
             }
             settler.settle(Settle::Requeue(delivery_tag));
+        }
+    }
+}
+
+/// Each consumer's prefetch: the in-flight budget shared out among the queues, so the broker
+/// never hands a worker much more than it may hold (unhandled messages wait in memory), but at
+/// least 64 per queue so a quiet queue's share does not starve a busy one's throughput.
+fn prefetch(max_inflight: usize, queues: usize) -> u16 {
+    let share = max_inflight
+        .div_ceil(queues.max(1))
+        .max(64)
+        .min(max_inflight);
+    u16::try_from(share).unwrap_or(u16::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_watchdog_sees_a_stall_only_while_messages_are_held() {
+        let progress = Progress::default();
+        let limit = Duration::from_secs(60);
+        tokio::time::advance(Duration::from_secs(600)).await;
+        assert!(!progress.stalled(limit), "idle is no stall");
+        progress.took();
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert!(
+            !progress.stalled(limit),
+            "the clock starts when work starts"
+        );
+        progress.took();
+        progress.finished();
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert!(!progress.stalled(limit), "a finished message resets it");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(
+            progress.stalled(limit),
+            "held and nothing finished for 61 s"
+        );
+        progress.mark();
+        assert!(!progress.stalled(limit), "a new session starts afresh");
+    }
+
+    #[test]
+    fn prefetch_shares_the_budget_among_the_queues() {
+        let table = [
+            (4096, 6, 683),
+            (4096, 1, 4096),
+            (100, 6, 64),
+            (8, 6, 8),
+            (200_000, 1, u16::MAX),
+        ];
+        for (max_inflight, queues, prefetch_) in table {
+            assert_eq!(
+                prefetch(max_inflight, queues),
+                prefetch_,
+                "{max_inflight} / {queues}"
+            );
         }
     }
 }

@@ -31,6 +31,10 @@ pub struct DeadLetter {
     pub dead_at: Option<String>,
     /// The body as JSON when it is JSON, else as text.
     pub payload: serde_json::Value,
+    /// Set when the body was over the contract's limit: its size as published. The payload is
+    /// then only its first 4 KiB (and never replayed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_size: Option<i64>,
 }
 
 impl DeadLetter {
@@ -62,6 +66,7 @@ impl DeadLetter {
             reason,
             dead_at,
             payload,
+            original_size: get_int(properties, header::ORIGINAL_SIZE),
         }
     }
 }
@@ -161,6 +166,10 @@ async fn get(
 /// The event type to replay into, when the message meets the contract (a malformed message
 /// would only be dead-lettered again).
 fn replayable(properties: &BasicProperties, routing_key: &str, body: &[u8]) -> Option<EventType> {
+    // A truncated body is not the event any more, even should its first 4 KiB parse.
+    if get_int(properties, header::ORIGINAL_SIZE).is_some() {
+        return None;
+    }
     let event_type: EventType = event_type(properties, routing_key)?.parse().ok()?;
     InboundEvent::parse(properties, body, &event_type).ok()?;
     Some(event_type)

@@ -19,8 +19,6 @@ pub enum Error {
     },
     #[error("the broker cancelled the consumer of {0}")]
     ConsumerCancelled(String),
-    #[error("another attempt is in flight and no retry tier is configured to wait in")]
-    ClaimHeld,
     #[error("no progress for {0:?} while holding messages")]
     Stalled(std::time::Duration),
 }

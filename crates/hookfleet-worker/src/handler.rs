@@ -11,17 +11,22 @@ use bytes::Bytes;
 use futures_util::future::join_all;
 use hookfleet_amqp::ConfirmedPublisher;
 use hookfleet_core::Namespace;
+use hookfleet_core::delays::{defer_base, jittered};
 use hookfleet_core::policy::{AttemptOutcome, RetrySchedule, Verdict};
 use hookfleet_core::{Endpoint, EventType};
 use hookfleet_store::{Claim, Dedup, EndpointCache, EndpointStore};
 use lapin::BasicProperties;
 use tracing::{Span, debug, info, warn};
 
+use crate::Result;
+use crate::breaker::{Admission, Breaker};
 use crate::inbound::InboundEvent;
-use crate::metrics::{DeliveryResult, Metrics};
+use crate::limits::EndpointSlots;
+use crate::metrics::{DeferReason, DeliveryResult, Metrics};
+use crate::notice::Notices;
 use crate::retry::{self, Failure};
 use crate::sender::Sender;
-use crate::{Error, Result};
+use crate::timing::Timeouts;
 
 /// Everything one delivery needs; shared by all in-flight messages.
 #[derive(Debug)]
@@ -35,6 +40,12 @@ pub struct Deliverer {
     pub publisher: Arc<ConfirmedPublisher>,
     pub schedule: RetrySchedule,
     pub metrics: Metrics,
+    /// Deliveries in flight per endpoint, capped.
+    pub slots: EndpointSlots,
+    pub breaker: Breaker,
+    /// Publishes `endpoint.disabled` when an endpoint is disabled.
+    pub notices: Notices,
+    pub timeouts: Timeouts,
 }
 
 impl Deliverer {
@@ -103,6 +114,26 @@ impl Deliverer {
         body: &Bytes,
     ) -> Result<()> {
         let event_type = event.event_type.as_str();
+        // Isolation first: a busy or failing endpoint's delivery waits in a delay queue, not in
+        // this worker, and uses no attempt.
+        let Some(_slot) = self.slots.try_take(&endpoint.id) else {
+            let wait = Duration::ZERO;
+            return self
+                .defer(
+                    DeferReason::EndpointBusy,
+                    wait,
+                    event,
+                    endpoint,
+                    properties,
+                    body,
+                )
+                .await;
+        };
+        if let Admission::Defer(wait, reason) = self.breaker.admit(&endpoint.id).await? {
+            return self
+                .defer(reason, wait, event, endpoint, properties, body)
+                .await;
+        }
         let token = match self.dedup.claim(&endpoint.id, &event.id).await? {
             Claim::Acquired(token) => token,
             Claim::Done => {
@@ -125,6 +156,7 @@ impl Deliverer {
         self.metrics
             .attempt(event_type, &outcome, started.elapsed().as_secs_f64());
         let attempts = event.attempts + 1;
+        let aftermath = self.breaker.record(&endpoint.id, &outcome).await?;
 
         let verdict = outcome.verdict();
         if verdict == Verdict::Delivered {
@@ -143,8 +175,13 @@ impl Deliverer {
             warn!(message = "Could not release the claim; it will expire.", %error);
         }
         let failure = Failure::new(&endpoint.id, attempts, &outcome);
+        if aftermath.disable {
+            let window = humantime_like(self.breaker_disable_after());
+            let reason = format!("failing without a break for {window}");
+            self.disable(endpoint, &reason).await?;
+        }
         let tier = match verdict {
-            Verdict::Retry => self.schedule.next_tier(attempts, &outcome),
+            Verdict::Retry if !aftermath.disable => self.schedule.next_tier(attempts, &outcome),
             _ => None,
         };
         match tier {
@@ -156,9 +193,13 @@ impl Deliverer {
             }
             None => {
                 if verdict == (Verdict::GiveUp { disable: true }) {
-                    self.disable(endpoint).await?;
+                    self.disable(endpoint, "answered 410 Gone").await?;
                 }
-                let reason = give_up_reason(verdict, attempts, &outcome);
+                let reason = if aftermath.disable {
+                    "endpoint disabled after failing without a break".to_owned()
+                } else {
+                    give_up_reason(verdict, attempts, &outcome)
+                };
                 retry::dead_letter(
                     &self.publisher,
                     &self.namespace,
@@ -188,9 +229,7 @@ impl Deliverer {
         properties: &BasicProperties,
         body: &Bytes,
     ) -> Result<()> {
-        let Some(&delay) = self.schedule.delays().first() else {
-            return Err(Error::ClaimHeld);
-        };
+        let delay = defer_base(self.timeouts.delivery);
         let failure = Failure {
             endpoint: &endpoint.id,
             attempts: event.attempts,
@@ -204,7 +243,35 @@ impl Deliverer {
         Ok(())
     }
 
-    /// Sends the message for `failure.endpoint` to the delay tier of `delay`, confirmed.
+    /// Sends the message for this endpoint alone to a deferral tier of at least `wait`, with
+    /// no attempt used.
+    async fn defer(
+        &self,
+        reason: DeferReason,
+        wait: Duration,
+        event: &InboundEvent,
+        endpoint: &Endpoint,
+        properties: &BasicProperties,
+        body: &Bytes,
+    ) -> Result<()> {
+        let delay = jittered(defer_base(wait));
+        let tier = self.namespace.delay_tier(delay);
+        let event_type = event.event_type.as_str();
+        retry::defer(
+            &self.publisher,
+            &tier,
+            event_type,
+            properties,
+            body,
+            &endpoint.id,
+        )
+        .await?;
+        self.metrics.deferred(reason);
+        debug!(message = "Delivery deferred.", ?reason, retry_in = ?delay);
+        Ok(())
+    }
+
+    /// Sends the message for `failure.endpoint` to a jittered sub-tier of `delay`, confirmed.
     async fn retry_in(
         &self,
         delay: Duration,
@@ -213,7 +280,7 @@ impl Deliverer {
         body: &Bytes,
         failure: &Failure<'_>,
     ) -> Result<()> {
-        let tier = self.namespace.delay_tier(delay);
+        let tier = self.namespace.delay_tier(jittered(delay));
         retry::schedule(
             &self.publisher,
             &tier,
@@ -229,14 +296,14 @@ impl Deliverer {
     }
 
     /// Records the 2xx, trying again while Redis is away: giving up here would requeue a
-    /// delivered message. Past `COMMIT_PATIENCE` the claim may have expired and the message
+    /// delivered message. Past the commit patience the claim may have expired and the message
     /// goes back to the queue; a repeat POST is then possible (the documented window).
     async fn commit(&self, endpoint: &Endpoint, event: &InboundEvent) -> Result<()> {
         let started = Instant::now();
         loop {
             match self.dedup.commit(&endpoint.id, &event.id).await {
                 Ok(()) => return Ok(()),
-                Err(error) if started.elapsed() < COMMIT_PATIENCE => {
+                Err(error) if started.elapsed() < self.timeouts.commit_patience => {
                     warn!(message = "Cannot record the delivery yet; trying again.", %error);
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
@@ -245,12 +312,25 @@ impl Deliverer {
         }
     }
 
-    async fn disable(&self, endpoint: &Endpoint) -> Result<()> {
-        warn!(message = "Endpoint answered 410 Gone; disabling it.", url = %endpoint.url);
+    /// Tells the platform (`endpoint.disabled`), then disables the endpoint. The breaker
+    /// grants an auto-disable to one worker; a 410 disables at each attempt that gets it.
+    ///
+    /// The notice goes first: should disabling fail, the message returns to the queue with
+    /// the notice already out (at worst a second one follows), whereas the other order could
+    /// drop the message as "endpoint disabled" with no notice ever sent.
+    async fn disable(&self, endpoint: &Endpoint, reason: &str) -> Result<()> {
+        let url = hookfleet_core::target::redact_url(&endpoint.url);
+        warn!(message = "Disabling the endpoint.", %reason, %url);
+        self.notices.endpoint_disabled(endpoint, reason).await?;
         match self.store.set_enabled(&endpoint.id, false).await {
+            // Removed meanwhile: nothing left to disable.
             Ok(_) | Err(hookfleet_store::Error::NotFound(_)) => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    fn breaker_disable_after(&self) -> Duration {
+        self.notices.disable_after
     }
 }
 
@@ -264,9 +344,16 @@ fn give_up_reason(verdict: Verdict, attempts: u32, outcome: &AttemptOutcome) -> 
     }
 }
 
-/// How long a 2xx keeps trying to be recorded; under the claim's lifetime (the delivery
-/// timeout plus 10 s), so no other worker can POST the event meanwhile.
-const COMMIT_PATIENCE: Duration = Duration::from_secs(8);
+/// A duration in words for a reason text ("5days", "2s").
+fn humantime_like(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        s if s >= 86_400 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s >= 3_600 && s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        _ => format!("{:?}", d),
+    }
+}
 
 /// How long a message waits before going back to the queue after an error: long enough not
 /// to spin while Redis or the broker is away.

@@ -23,7 +23,7 @@ pub struct InboundEvent {
 /// Why a message breaks the contract; it goes to the dead-letter queue with this reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Malformed {
-    #[error("body is {0} bytes, over the 262144-byte limit")]
+    #[error("body too large: {0} bytes, over the 262144-byte limit")]
     TooLarge(usize),
     #[error("body is not JSON: {0}")]
     NotJson(String),

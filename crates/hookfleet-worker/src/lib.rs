@@ -2,7 +2,11 @@
 //! through RabbitMQ delay queues, park what cannot be delivered, and report it all.
 //!
 //! # Layout
-//! - [`consumer`]: sessions on the broker, bounded concurrency, the watchdog.
+//! - [`consumer`]: sessions on the broker, the in-flight budget, the watchdog.
+//! - [`limits`]: what one worker holds at once, in total and per endpoint.
+//! - [`breaker`]: the shared circuit breaker, read through a local cache.
+//! - [`notice`]: the `endpoint.disabled` operator event.
+//! - [`timing`]: every time limit, derived from the delivery timeout.
 //! - [`acks`]: settling messages with the broker, batched where order allows.
 //! - [`handler`]: one message from receipt to a durable outcome per endpoint.
 //! - [`inbound`]: checking a message against docs/contract.md §1.
@@ -13,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod acks;
+pub mod breaker;
 pub mod config;
 pub mod consumer;
 pub mod dead_letters;
@@ -20,9 +25,12 @@ pub mod guard;
 pub mod handler;
 pub mod health;
 pub mod inbound;
+pub mod limits;
 pub mod metrics;
+pub mod notice;
 pub mod retry;
 pub mod sender;
+pub mod timing;
 
 mod error;
 
@@ -30,7 +38,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookfleet_amqp::{Broker, ConfirmedPublisher, Topology};
-use hookfleet_store::{Dedup, EndpointCache, EndpointStore};
+use hookfleet_store::{CircuitPolicy, Circuits, Dedup, EndpointCache, EndpointStore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -38,11 +46,15 @@ use tracing::{info, warn};
 pub use config::WorkerConfig;
 pub use error::{Error, Result};
 
+use breaker::Breaker;
 use consumer::{Consumer, Progress};
 use handler::Deliverer;
 use health::Health;
+use limits::{Budget, EndpointSlots};
 use metrics::Metrics;
+use notice::Notices;
 use sender::Sender;
+use timing::Timeouts;
 
 /// Runs a worker until `shutdown` is cancelled, then drains and returns.
 pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()> {
@@ -63,18 +75,34 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
         _ = shutdown.cancelled() => return Ok(()),
         broker = Broker::connect_patiently(&config.amqp_url, Duration::MAX) => broker?,
     };
+    let timeouts = Timeouts::new(config.delivery_timeout);
     // Retries and dead letters must be confirmed before the original is acked; past this the
     // message goes back to the queue instead of waiting on.
     let publisher =
-        Arc::new(ConfirmedPublisher::new(broker.clone()).give_up_after(Duration::from_secs(10)));
+        Arc::new(ConfirmedPublisher::new(broker.clone()).give_up_after(timeouts.publish_patience));
     let ns = config.namespace.as_str();
     let store = EndpointStore::new(pool.clone(), ns);
-    let claim_ttl = config.delivery_timeout + Duration::from_secs(10);
+    let circuits = Circuits::new(
+        pool.clone(),
+        ns,
+        CircuitPolicy {
+            threshold: config.circuit_threshold,
+            cooldown: config.circuit_cooldown,
+            probe_hold: timeouts.probe_hold,
+            disable_after: config.disable_after,
+        },
+    );
+    let notices = Notices {
+        publisher: hookfleet_producer::Publisher::new(broker.clone(), config.namespace.clone())
+            .give_up_after(timeouts.publish_patience)
+            .with_counter(metrics.published()),
+        disable_after: config.disable_after,
+    };
     let deliverer = Arc::new(Deliverer {
         namespace: config.namespace.clone(),
         endpoints: EndpointCache::new(store.clone(), config.endpoint_cache_ttl),
         store,
-        dedup: Dedup::new(pool, ns, claim_ttl, config.dedup_ttl),
+        dedup: Dedup::new(pool, ns, timeouts.claim_ttl, config.dedup_ttl),
         sender: Sender::new(
             config.delivery_timeout,
             &config.user_agent,
@@ -82,7 +110,11 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
         )?,
         publisher,
         schedule: config.retry.clone(),
+        breaker: Breaker::new(circuits, metrics.clone()),
         metrics,
+        slots: EndpointSlots::new(config.endpoint_concurrency),
+        notices,
+        timeouts,
     });
     let consumer = Consumer {
         broker,
@@ -94,21 +126,15 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
         ),
         deliverer,
         health,
-        concurrency: config.concurrency,
-        // Claim, POST, commit and a confirmed retry publish, with room to spare.
-        message_deadline: config.delivery_timeout * 2 + Duration::from_secs(20),
+        budget: Budget::new(config.max_inflight, config.max_inflight_bytes),
+        max_inflight: config.max_inflight,
+        message_deadline: timeouts.message_deadline,
         stall_timeout: config.stall_timeout,
         tracker: TaskTracker::new(),
         progress: Arc::new(Progress::default()),
     };
     info!(message = "Worker starting.", config = ?config);
-    // The contract: exit within the delivery timeout plus 2 s of SIGTERM.
-    consumer
-        .run(
-            shutdown,
-            config.delivery_timeout + Duration::from_millis(1500),
-        )
-        .await;
+    consumer.run(shutdown, timeouts.drain).await;
     let _ = server.await;
     info!(message = "Worker stopped.");
     Ok(())

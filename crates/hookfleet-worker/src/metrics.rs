@@ -8,6 +8,7 @@ use prometheus::{
 };
 
 use hookfleet_core::policy::AttemptOutcome;
+use hookfleet_producer::PublishedCounter;
 
 /// The `result` label of `hookfleet_deliveries_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +30,46 @@ impl DeliveryResult {
     }
 }
 
+/// The `reason` label of `hookfleet_deliveries_deferred_total`: why a delivery waits in a
+/// deferral tier without using an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeferReason {
+    /// The endpoint already has `HOOKFLEET_ENDPOINT_CONCURRENCY` deliveries in flight here.
+    EndpointBusy,
+    /// The endpoint's circuit is open (or half-open with a probe in flight).
+    CircuitOpen,
+    /// The endpoint asked for a pause with `Retry-After`.
+    RetryAfter,
+}
+
+impl DeferReason {
+    fn label(self) -> &'static str {
+        match self {
+            DeferReason::EndpointBusy => "endpoint_busy",
+            DeferReason::CircuitOpen => "circuit_open",
+            DeferReason::RetryAfter => "retry_after",
+        }
+    }
+}
+
+/// The `to` label of `hookfleet_circuit_transitions_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CircuitTo {
+    Open,
+    HalfOpen,
+    Closed,
+}
+
+impl CircuitTo {
+    fn label(self) -> &'static str {
+        match self {
+            CircuitTo::Open => "open",
+            CircuitTo::HalfOpen => "half_open",
+            CircuitTo::Closed => "closed",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Metrics {
     registry: Registry,
@@ -38,8 +79,12 @@ pub struct Metrics {
     duration: HistogramVec,
     lag: HistogramVec,
     inflight: IntGauge,
-    published: IntCounterVec,
+    /// Shared with the producer that publishes `endpoint.disabled`.
+    published: PublishedCounter,
     stalls: IntCounterVec,
+    deferred: IntCounterVec,
+    circuit_transitions: IntCounterVec,
+    circuit_open: IntGauge,
 }
 
 impl Metrics {
@@ -78,15 +123,21 @@ impl Metrics {
             "What became of each (event, endpoint) handled.",
             &["event_type", "result"],
         );
-        let published = counter(
-            "hookfleet_published_total",
-            "Events published with broker confirm by this process.",
-            &["event_type"],
-        );
+        let published = PublishedCounter::register(&registry).expect("unique metric");
         let stalls = counter(
             "hookfleet_consumer_restarts_total",
             "Consumers restarted after a stall, a broker cancel or a lost connection.",
             &["reason"],
+        );
+        let deferred = counter(
+            "hookfleet_deliveries_deferred_total",
+            "Deliveries sent to a deferral tier without an HTTP call or an attempt used.",
+            &["reason"],
+        );
+        let circuit_transitions = counter(
+            "hookfleet_circuit_transitions_total",
+            "Circuit breaker transitions made by this worker.",
+            &["to"],
         );
         let duration = histogram(
             "hookfleet_delivery_duration_seconds",
@@ -110,6 +161,14 @@ impl Metrics {
         registry
             .register(Box::new(inflight.clone()))
             .expect("unique metric");
+        let circuit_open = IntGauge::new(
+            "hookfleet_circuit_open_endpoints",
+            "Endpoints whose circuit this worker last saw open or half-open.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(circuit_open.clone()))
+            .expect("unique metric");
         Self {
             registry,
             events_received,
@@ -120,7 +179,24 @@ impl Metrics {
             inflight,
             published,
             stalls,
+            deferred,
+            circuit_transitions,
+            circuit_open,
         }
+    }
+
+    pub fn deferred(&self, reason: DeferReason) {
+        self.deferred.with_label_values(&[reason.label()]).inc();
+    }
+
+    pub fn circuit_transition(&self, to: CircuitTo) {
+        self.circuit_transitions
+            .with_label_values(&[to.label()])
+            .inc();
+    }
+
+    pub fn set_circuit_open(&self, endpoints: usize) {
+        self.circuit_open.set(endpoints as i64);
     }
 
     pub fn event_received(&self, event_type: &str) {
@@ -148,8 +224,9 @@ impl Metrics {
             .observe(seconds.max(0.0));
     }
 
-    pub fn published(&self, event_type: &str) {
-        self.published.with_label_values(&[event_type]).inc();
+    /// The counter of `hookfleet_published_total`, for this process's publisher.
+    pub fn published(&self) -> PublishedCounter {
+        self.published.clone()
     }
 
     pub fn consumer_restart(&self, reason: &str) {
@@ -197,8 +274,11 @@ mod tests {
         m.attempt("log.blocked", &AttemptOutcome::Timeout, 0.1);
         m.delivery("log.blocked", DeliveryResult::Delivered);
         m.lag("log.blocked", 0.2);
-        m.published("log.blocked");
+
         drop(m.inflight());
+        m.deferred(DeferReason::CircuitOpen);
+        m.circuit_transition(CircuitTo::HalfOpen);
+        m.set_circuit_open(2);
         let text = m.render();
         for name in [
             "hookfleet_events_received_total{event_type=\"log.blocked\"} 1",
@@ -207,7 +287,9 @@ mod tests {
             "hookfleet_delivery_duration_seconds_bucket",
             "hookfleet_event_lag_seconds_bucket",
             "hookfleet_inflight_deliveries 0",
-            "hookfleet_published_total{event_type=\"log.blocked\"} 1",
+            "hookfleet_deliveries_deferred_total{reason=\"circuit_open\"} 1",
+            "hookfleet_circuit_transitions_total{to=\"half_open\"} 1",
+            "hookfleet_circuit_open_endpoints 2",
         ] {
             assert!(text.contains(name), "{name} missing from\n{text}");
         }

@@ -69,15 +69,38 @@ pub async fn dead_letter(
     set_str(&mut headers, header::REASON, reason);
     let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
     set_int(&mut headers, header::DEAD_AT, now_ms as i64);
+    let (kept, original_size) = kept_body(body);
+    if let Some(size) = original_size {
+        set_int(
+            &mut headers,
+            header::ORIGINAL_SIZE,
+            i64::try_from(size).unwrap_or(i64::MAX),
+        );
+    }
     publisher
         .send(
             &namespace.dead(),
             routing_key,
-            body,
+            kept,
             properties.with_headers(headers),
         )
         .await?;
     Ok(())
+}
+
+/// How much of an oversized body a dead letter keeps: enough to recognise the event.
+pub const KEPT_BODY_BYTES: usize = 4 * 1024;
+
+/// The body a dead letter keeps, and the original size when it was cut. A body over the
+/// contract's limit (`MAX_BODY_BYTES`) can never be delivered or replayed, and keeping it whole
+/// would let anyone who can publish fill `N.dead` (and its quorum replicas) 256 KiB+ at a time;
+/// its first 4 KiB tell an operator what it was.
+fn kept_body(body: &[u8]) -> (&[u8], Option<usize>) {
+    if body.len() > hookfleet_core::MAX_BODY_BYTES {
+        (&body[..KEPT_BODY_BYTES], Some(body.len()))
+    } else {
+        (body, None)
+    }
 }
 
 fn with_failure(properties: &BasicProperties, failure: &Failure<'_>) -> BasicProperties {
@@ -90,4 +113,38 @@ fn with_failure(properties: &BasicProperties, failure: &Failure<'_>) -> BasicPro
         None => remove(&mut headers, &[header::LAST_STATUS]),
     }
     properties.clone().with_headers(headers)
+}
+
+/// Publishes a copy of the message for `endpoint` only to the deferral tier `tier`, with its
+/// attempt count and last outcome unchanged: a deferral uses no attempt.
+pub async fn defer(
+    publisher: &ConfirmedPublisher,
+    tier: &str,
+    event_type: &str,
+    properties: &BasicProperties,
+    body: &[u8],
+    endpoint: &EndpointId,
+) -> Result<()> {
+    let mut headers: FieldTable = properties.headers().clone().unwrap_or_default();
+    set_str(&mut headers, header::ENDPOINT, endpoint.as_str());
+    let properties = properties.clone().with_headers(headers);
+    publisher.send(tier, event_type, body, properties).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hookfleet_core::MAX_BODY_BYTES;
+
+    #[test]
+    fn only_an_oversized_body_is_cut_to_its_first_4_kib() {
+        let within = vec![b'x'; MAX_BODY_BYTES];
+        assert_eq!(kept_body(&within), (&within[..], None));
+        let over = vec![b'x'; MAX_BODY_BYTES + 1];
+        let (kept, size) = kept_body(&over);
+        assert_eq!(kept.len(), KEPT_BODY_BYTES);
+        assert_eq!(size, Some(MAX_BODY_BYTES + 1));
+        assert_eq!(kept_body(b"{}"), (&b"{}"[..], None));
+    }
 }

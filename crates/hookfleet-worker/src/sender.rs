@@ -73,13 +73,17 @@ impl Sender {
                 code: response.status().as_u16(),
                 retry_after: retry_after(response.headers().get(RETRY_AFTER)),
             },
-            Err(e) => classify(&e),
+            Err(e) => classify(e),
         }
     }
 }
 
-fn classify(error: &reqwest::Error) -> AttemptOutcome {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+/// What a failed request amounts to. reqwest's message ends in "for url (…)", the URL with
+/// its credentials and query: it is dropped, because this text is logged and travels in the
+/// retry headers and dead letters (`x-hookfleet-last-error`).
+fn classify(error: reqwest::Error) -> AttemptOutcome {
+    let error = error.without_url();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
     while let Some(e) = source {
         if let Some(blocked) = e.downcast_ref::<Blocked>() {
             return AttemptOutcome::Blocked(blocked.to_string());
@@ -89,7 +93,7 @@ fn classify(error: &reqwest::Error) -> AttemptOutcome {
     if error.is_timeout() {
         return AttemptOutcome::Timeout;
     }
-    AttemptOutcome::ConnectError(chain(error))
+    AttemptOutcome::ConnectError(chain(&error))
 }
 
 /// The error and its causes on one line: reqwest's top-level message alone says little.
@@ -126,6 +130,38 @@ fn retry_after_at(value: Option<&HeaderValue>, now: time::OffsetDateTime) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The description of a failed attempt is logged and stored in retry headers and dead
+    /// letters: it must not carry the endpoint's credentials or query string.
+    #[tokio::test]
+    async fn a_connection_error_names_no_credentials_and_no_query() {
+        // Port 1 on loopback: nothing listens, the connection is refused at once.
+        let url = "http://user:pass@127.0.0.1:1/hook?token=abc";
+        let endpoint = Endpoint::new(
+            "acme".parse().unwrap(),
+            url,
+            hookfleet_core::EventFilter::parse_list("*").unwrap(),
+            None,
+            String::new(),
+        )
+        .unwrap();
+        let sender = Sender::new(Duration::from_secs(2), "test", true).unwrap();
+        let outcome = sender
+            .post(
+                &endpoint,
+                &"evt_1".parse().unwrap(),
+                Bytes::from_static(b"{}"),
+            )
+            .await;
+        assert!(
+            matches!(outcome, AttemptOutcome::ConnectError(_)),
+            "{outcome:?}"
+        );
+        let text = outcome.describe();
+        for secret in ["user", "pass", "token", "abc", "?"] {
+            assert!(!text.contains(secret), "{secret:?} in {text:?}");
+        }
+    }
 
     #[test]
     fn retry_after_takes_seconds_or_an_http_date() {

@@ -9,15 +9,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::fleet::Fleet;
-use crate::load::{Counter, Pace};
-use crate::receiver::Tally;
+use hookfleet_testkit::load::{Pace, Progress};
+
+use super::{
+    CONCURRENCY, Run, TENANT, blocking, queued_then_delivering, single_endpoint, wait_requests,
+};
 use crate::services::{self, Restore};
-use crate::{Outcome, Settings};
+use crate::{Outcome, Settings, fleet};
 
-use super::{Recovery, blocking, outcome, settle, single_endpoint, wait_requests};
-
-const PATH: &str = "/hook";
 /// How long the broker stays away.
 const DOWN: Duration = Duration::from_secs(3);
 
@@ -32,106 +31,66 @@ async fn restart_broker(_guard: &Restore) -> anyhow::Result<Instant> {
 
 /// All events are queued first; the broker restarts once a tenth of them has arrived.
 pub async fn during_delivery(settings: &Settings) -> anyhow::Result<Vec<Outcome>> {
-    let events = settings.size.pick(2_000, 10_000);
-    let mut fleet = Fleet::new(settings, "rmq_delivery")?;
-    fleet.set("HOOKFLEET_CONCURRENCY", "16");
-    let tally = Arc::new(Tally::default());
     // 200 ms per request and 2 × 16 in flight: about 160 events a second, so the restart
     // lands in the middle of delivery.
-    tally.set_delay(PATH, Duration::from_millis(200));
-    let (server, tenant) = single_endpoint(&mut fleet, &tally, PATH).await?;
-    let published = fleet
-        .load(&tenant, Pace::flood(events), Arc::default())
-        .await?
-        .await;
-    let workers = [fleet.spawn_worker().await?, fleet.spawn_worker().await?];
-
+    let reply_after = Duration::from_millis(200);
+    let (run, _) = queued_then_delivering(settings, "rmq_delivery", reply_after).await?;
     let guard = Restore::new()?;
-    wait_requests(&tally, PATH, events / 10, Duration::from_secs(60)).await;
+    wait_requests(&run.receiver, run.published.ids.len() / 10).await;
     let back_at = restart_broker(&guard).await?;
     drop(guard);
-
-    let (done, count) = settle(
-        &fleet,
-        &tally,
-        PATH,
-        &published.ids,
-        Duration::from_secs(120),
-    )
-    .await;
-    let restarts = restarts(&workers).await;
-    fleet.finish(workers).await;
-    drop(server);
-    Ok(vec![outcome(
-        "RabbitMQ restart during delivery",
-        &published,
-        count,
-        Recovery::measure(&tally, PATH, back_at, done),
+    let row = run.conclude("RabbitMQ restart during delivery", back_at, |restarts| {
         format!(
             "stop_app, {} s, start_app once a tenth had arrived; 2 workers reconnected \
              ({restarts} consumer restarts in all); the time to all delivered is mostly \
              the receiver's pace (2 × 16 in flight, 200 ms each)",
             DOWN.as_secs()
-        ),
-    )])
+        )
+    });
+    Ok(vec![row.await])
 }
 
 /// Events are published at a steady pace; the broker restarts a quarter of the way through.
 pub async fn during_publishing(settings: &Settings) -> anyhow::Result<Vec<Outcome>> {
     let events = settings.size.pick(2_000, 10_000);
     let rate = settings.size.pick(200.0, 500.0);
-    let mut fleet = Fleet::new(settings, "rmq_publish")?;
-    let tally = Arc::new(Tally::default());
-    let (server, tenant) = single_endpoint(&mut fleet, &tally, PATH).await?;
-    let workers = [fleet.spawn_worker().await?, fleet.spawn_worker().await?];
+    let fleet = fleet::fresh(settings, "rmq_publish", CONCURRENCY)?;
+    let (receiver, _) = single_endpoint(&fleet, Duration::ZERO).await?;
+    let workers = vec![
+        fleet.spawn_worker(&[]).await?,
+        fleet.spawn_worker(&[]).await?,
+    ];
 
     let guard = Restore::new()?;
-    let progress = Arc::new(Counter::default());
+    let progress = Arc::new(Progress::default());
     let pace = Pace {
-        count: events,
         in_flight: 64,
         rate: Some(rate),
+        ..Pace::flood(events)
     };
-    let load = tokio::spawn(fleet.load(&tenant, pace, Arc::clone(&progress)).await?);
-    while progress.get() < events / 4 && !load.is_finished() {
+    let load = fleet::load(&fleet, TENANT, pace, Arc::clone(&progress)).await?;
+    let load = tokio::spawn(load);
+    while progress.done() < events / 4 && !load.is_finished() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let back_at = restart_broker(&guard).await?;
     drop(guard);
     let published = load.await?;
 
-    let (done, count) = settle(
-        &fleet,
-        &tally,
-        PATH,
-        &published.ids,
-        Duration::from_secs(120),
-    )
-    .await;
-    let restarts = restarts(&workers).await;
-    fleet.finish(workers).await;
-    drop(server);
-    Ok(vec![outcome(
-        "RabbitMQ restart during publishing",
-        &published,
-        count,
-        Recovery::measure(&tally, PATH, back_at, done),
+    let errors = published.errors;
+    let run = Run {
+        fleet,
+        receiver,
+        workers,
+        published,
+    };
+    let row = run.conclude("RabbitMQ restart during publishing", back_at, |restarts| {
         format!(
             "publishing {rate} events/s, stop_app, {} s, start_app a quarter of the way \
-             through; {} publish calls failed and were retried, {restarts} consumer restarts",
+             through; {errors} publish calls failed and were retried, {restarts} consumer \
+             restarts",
             DOWN.as_secs(),
-            published.errors
-        ),
-    )])
-}
-
-/// `hookfleet_consumer_restarts_total` summed over the workers.
-async fn restarts(workers: &[hookfleet_testkit::WorkerProcess]) -> f64 {
-    let mut sum = 0.0;
-    for worker in workers {
-        if let Some(text) = worker.metrics().await {
-            sum += hookfleet_testkit::metric_sum(&text, "hookfleet_consumer_restarts_total", "");
-        }
-    }
-    sum
+        )
+    });
+    Ok(vec![row.await])
 }

@@ -21,12 +21,21 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hookfleet_core::TenantId;
+use hookfleet_core::Endpoint;
+use hookfleet_testkit::load::{Pace, Published};
+use hookfleet_testkit::receiver::Count;
+use hookfleet_testkit::{Fleet, Receiver, Reply, WorkerProcess, poll_until};
 
-use crate::fleet::Fleet;
-use crate::receiver::{Count, Server, Tally};
-use crate::{Outcome, Settings};
+use crate::{EVENT_TYPE, Outcome, Settings, fleet};
 
+/// The tenant of every scenario's endpoints.
+const TENANT: &str = "acme";
+/// The receiver path of the single-endpoint scenarios.
+const PATH: &str = "/hook";
+/// How many messages each worker handles at once, unless a scenario says otherwise.
+const CONCURRENCY: usize = 32;
+/// The same in the scenarios where a fault hits workers busy delivering a queue.
+const DELIVERING: usize = 16;
 /// How long the queues must stay empty, with nothing new arriving, before counting ends.
 const QUIET: Duration = Duration::from_millis(1500);
 /// The longest wait for that quiet, after every event arrived.
@@ -65,69 +74,113 @@ pub async fn run_all(settings: &Settings) -> Vec<Outcome> {
     outcomes
 }
 
-/// The usual stage: one receiver path served from `tally`, the endpoint of tenant `acme`
-/// pointing at it, the topology declared. Keep the server alive for the scenario.
+/// The usual stage: [`TENANT`]'s endpoint at [`PATH`] on a receiver that answers 200 after
+/// `reply_after`, the topology declared. Keep the receiver alive for the scenario.
 pub async fn single_endpoint(
-    fleet: &mut Fleet,
-    tally: &Arc<Tally>,
-    path: &str,
-) -> anyhow::Result<(Server, TenantId)> {
-    let server = Server::start(Arc::clone(tally)).await?;
-    let tenant: TenantId = "acme".parse()?;
-    fleet.add_endpoint(&tenant, &server.url(path)).await?;
+    fleet: &Fleet,
+    reply_after: Duration,
+) -> anyhow::Result<(Receiver, Endpoint)> {
+    let receiver = Receiver::start().await?;
+    receiver.set_default(PATH, Reply::status(200).delayed(reply_after));
+    let endpoint = fleet
+        .add_endpoint(TENANT, &receiver.url(PATH), &[EVENT_TYPE])
+        .await?;
     fleet.declare().await?;
-    Ok((server, tenant))
+    Ok((receiver, endpoint))
 }
 
-/// Waits (at most `limit`) until `path` got every id, then until everything is quiet, and
-/// counts: when all had arrived, and what arrived.
-pub async fn settle(
-    fleet: &Fleet,
-    tally: &Tally,
-    path: &str,
-    ids: &HashSet<String>,
-    limit: Duration,
-) -> (Option<Instant>, Count) {
-    let done = wait_delivered(tally, &[path], ids, limit).await;
-    wait_quiet(fleet, tally, &[path]).await;
-    (done, tally.count(path, ids))
+/// A single-endpoint scenario once its fault is injected.
+#[derive(Debug)]
+pub struct Run {
+    pub fleet: Fleet,
+    pub receiver: Receiver,
+    pub workers: Vec<WorkerProcess>,
+    pub published: Published,
+}
+
+impl Run {
+    /// Waits (at most two minutes) until [`PATH`] got every published event and then until
+    /// all is quiet, stops the workers, removes the namespace, and makes the row, timed from
+    /// `fault_over`; `note` gets the workers' consumer restarts, read before they stop.
+    pub async fn conclude(
+        self,
+        scenario: &str,
+        fault_over: Instant,
+        note: impl FnOnce(f64) -> String,
+    ) -> Outcome {
+        let Run {
+            fleet,
+            receiver,
+            workers,
+            published,
+        } = self;
+        let limit = Duration::from_secs(120);
+        let done = wait_delivered(&receiver, &[PATH], &published.ids, limit).await;
+        wait_quiet(&fleet, &receiver, &[PATH]).await;
+        let mut restarts = 0.0;
+        for worker in &workers {
+            let metric = worker
+                .metric("hookfleet_consumer_restarts_total", &[])
+                .await;
+            restarts += metric.unwrap_or(0.0);
+        }
+        fleet.finish(workers).await;
+        let recovery = Recovery::measure(&receiver, PATH, fault_over, done);
+        let count = receiver.tally(PATH, &published.ids);
+        outcome(scenario, &published, count, recovery, note(restarts))
+    }
+}
+
+/// The stage of the faults during delivery: every event queued first, then two workers of
+/// [`DELIVERING`] messages at once delivering to [`single_endpoint`]'s receiver, answering
+/// after `reply_after`.
+pub async fn queued_then_delivering(
+    settings: &Settings,
+    name: &str,
+    reply_after: Duration,
+) -> anyhow::Result<(Run, Endpoint)> {
+    let events = settings.size.pick(2_000, 10_000);
+    let fleet = fleet::fresh(settings, name, DELIVERING)?;
+    let (receiver, endpoint) = single_endpoint(&fleet, reply_after).await?;
+    let load = fleet::load(&fleet, TENANT, Pace::flood(events), Arc::default()).await?;
+    let published = load.await;
+    let workers = vec![
+        fleet.spawn_worker(&[]).await?,
+        fleet.spawn_worker(&[]).await?,
+    ];
+    let run = Run {
+        fleet,
+        receiver,
+        workers,
+        published,
+    };
+    Ok((run, endpoint))
 }
 
 /// Waits until every path got every expected id, polling every 50 ms; returns when that
 /// happened, or `None` after `limit`.
 pub async fn wait_delivered(
-    tally: &Tally,
+    receiver: &Receiver,
     paths: &[&str],
     expected: &HashSet<String>,
     limit: Duration,
 ) -> Option<Instant> {
-    let started = Instant::now();
-    loop {
-        if paths
-            .iter()
-            .all(|p| tally.count(p, expected).delivered >= expected.len())
-        {
-            return Some(Instant::now());
-        }
-        if started.elapsed() > limit {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let all = || (paths.iter()).all(|p| receiver.tally(p, expected).delivered >= expected.len());
+    let met = poll_until(limit, Duration::from_millis(50), all).await;
+    met.then(Instant::now)
 }
 
 /// Waits until the namespace's queues are empty and no request arrived for [`QUIET`], so that
 /// redeliveries and retries still on their way are counted (bounded by [`QUIET_LIMIT`]).
-pub async fn wait_quiet(fleet: &Fleet, tally: &Tally, paths: &[&str]) {
-    let none = HashSet::new();
-    let requests = || -> usize { paths.iter().map(|p| tally.count(p, &none).requests).sum() };
+pub async fn wait_quiet(fleet: &Fleet, receiver: &Receiver, paths: &[&str]) {
+    let requests = || -> usize { paths.iter().map(|p| receiver.count(p)).sum() };
     let started = Instant::now();
     let mut last = requests();
     let mut quiet_since = Instant::now();
     while started.elapsed() < QUIET_LIMIT {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let now = requests();
-        let backlog = fleet.backlog().await.unwrap_or(u32::MAX);
+        let backlog = fleet::backlog(fleet).await.unwrap_or(u32::MAX);
         if now != last || backlog > 0 {
             last = now;
             quiet_since = Instant::now();
@@ -135,20 +188,13 @@ pub async fn wait_quiet(fleet: &Fleet, tally: &Tally, paths: &[&str]) {
             return;
         }
     }
-    eprintln!("chaos: {} never went quiet", fleet.namespace);
+    eprintln!("chaos: {} never went quiet", fleet.namespace());
 }
 
-/// Waits until `path` has had at least `n` requests (any event), bounded by `limit`.
-pub async fn wait_requests(tally: &Tally, path: &str, n: usize, limit: Duration) -> bool {
-    let none = HashSet::new();
-    let started = Instant::now();
-    while tally.count(path, &none).requests < n {
-        if started.elapsed() > limit {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    true
+/// Waits until [`PATH`] has had at least `n` requests (any event), bounded by a minute.
+pub async fn wait_requests(receiver: &Receiver, n: usize) -> bool {
+    let enough = || receiver.count(PATH) >= n;
+    poll_until(Duration::from_secs(60), Duration::from_millis(20), enough).await
 }
 
 /// How long after `fault_over` the first 2xx came, and when everything had (`done`).
@@ -159,9 +205,14 @@ pub struct Recovery {
 }
 
 impl Recovery {
-    pub fn measure(tally: &Tally, path: &str, fault_over: Instant, done: Option<Instant>) -> Self {
+    pub fn measure(
+        receiver: &Receiver,
+        path: &str,
+        fault_over: Instant,
+        done: Option<Instant>,
+    ) -> Self {
         Self {
-            first: tally
+            first: receiver
                 .first_ok_after(path, fault_over)
                 .map(|t| t.saturating_duration_since(fault_over)),
             all: done.map(|t| t.saturating_duration_since(fault_over)),
@@ -172,7 +223,7 @@ impl Recovery {
 /// A report row from a path's count.
 pub fn outcome(
     scenario: &str,
-    published: &crate::load::Published,
+    published: &Published,
     count: Count,
     recovery: Recovery,
     note: String,

@@ -7,87 +7,59 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hookfleet_amqp::headers::set_str;
-use hookfleet_amqp::{Broker, ConfirmedPublisher};
 use hookfleet_core::EventId;
 use hookfleet_producer::OutboundEvent;
-use lapin::BasicProperties;
-use lapin::types::FieldTable;
+use hookfleet_testkit::load::Pace;
+use hookfleet_testkit::{Fleet, RawPublisher, Reply};
 
-use crate::fleet::Fleet;
-use crate::load::{self, Pace, Published};
-use crate::receiver::Tally;
-use crate::{AMQP_URL, Outcome, RETRY_DELAYS_MS, Settings};
-
-use super::{Recovery, outcome, single_endpoint, wait_delivered, wait_quiet};
-
-const PATH: &str = "/hook";
+use super::{
+    CONCURRENCY, PATH, Recovery, TENANT, outcome, single_endpoint, wait_delivered, wait_quiet,
+};
+use crate::{EVENT_TYPE, Outcome, RETRY_DELAYS, Settings, fleet};
 
 pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Outcome>> {
     let events = settings.size.pick(1_000, 5_000);
-    let mut fleet = Fleet::new(settings, "poison")?;
-    let tally = Arc::new(Tally::default());
-    let (server, tenant) = single_endpoint(&mut fleet, &tally, PATH).await?;
-    let workers = [fleet.spawn_worker().await?, fleet.spawn_worker().await?];
-    let publisher = fleet.publisher().await?;
-    let pace = Pace {
-        count: events / 2,
-        in_flight: 256,
-        rate: None,
-    };
-    let batch = || {
-        load::publish(
-            Arc::clone(&publisher),
-            fleet.event_type.clone(),
-            tenant.clone(),
-            pace,
-            Arc::default(),
-        )
-    };
+    let fleet = fleet::fresh(settings, "poison", CONCURRENCY)?;
+    let (receiver, _) = single_endpoint(&fleet, Duration::ZERO).await?;
+    let workers = [
+        fleet.spawn_worker(&[]).await?,
+        fleet.spawn_worker(&[]).await?,
+    ];
+    let half = Pace::flood(events / 2);
 
-    let mut good = batch().await;
+    let mut good = fleet::load(&fleet, TENANT, half, Arc::default())
+        .await?
+        .await;
     let poison_id = EventId::generate();
-    tally.refuse(PATH, poison_id.as_str());
-    let poison = OutboundEvent::new(
-        fleet.event_type.clone(),
-        tenant.clone(),
-        &serde_json::json!({"poison": true}),
-        Some(poison_id.clone()),
-    );
-    publisher.publish(&poison).await?;
+    receiver.reply_to(PATH, poison_id.as_str(), Reply::status(500));
+    let data = serde_json::json!({"poison": true});
+    let id = Some(poison_id.clone());
+    let poison = OutboundEvent::new(EVENT_TYPE.parse()?, TENANT.parse()?, &data, id);
+    fleet.publisher().await?.publish(&poison).await?;
     let malformed_id = EventId::generate();
-    let mut headers = FieldTable::default();
-    set_str(&mut headers, "tenant", tenant.as_str());
-    let properties = BasicProperties::default()
-        .with_message_id(malformed_id.as_str().into())
-        .with_type(fleet.event_type.as_str().into())
-        .with_content_type("application/json".into())
-        .with_delivery_mode(2)
-        .with_headers(headers);
-    let exchange = publisher.namespace().events_exchange(&fleet.event_type);
-    let broker = Broker::connect(AMQP_URL).await?;
-    ConfirmedPublisher::new(broker.clone())
-        .send(&exchange, "", b"{not json", properties)
+    let raw = RawPublisher::connect(fleet.namespace(), EVENT_TYPE).await?;
+    raw.publish(malformed_id.as_str(), Some(TENANT), b"{not json")
         .await?;
-    broker.close().await;
     let poisoned_at = Instant::now();
-    let rest = batch().await;
-    merge(&mut good, rest);
+    good.merge(
+        fleet::load(&fleet, TENANT, half, Arc::default())
+            .await?
+            .await,
+    );
 
     let limit = Duration::from_secs(settings.size.pick(120, 300));
-    let done = wait_delivered(&tally, &[PATH], &good.ids, limit).await;
+    let done = wait_delivered(&receiver, &[PATH], &good.ids, limit).await;
     // The poison needs every retry tier (15.7 s) before it is parked.
     let parked = wait_parked(&fleet, &[poison_id.as_str(), malformed_id.as_str()], limit).await?;
-    wait_quiet(&fleet, &tally, &[PATH]).await;
-    let count = tally.count(PATH, &good.ids);
-    let (attempts, oks) = tally.seen(PATH, poison_id.as_str());
+    wait_quiet(&fleet, &receiver, &[PATH]).await;
+    let count = receiver.tally(PATH, &good.ids);
+    let poison_seen = receiver.seen(PATH, poison_id.as_str());
+    let (attempts, oks) = (poison_seen.requests, poison_seen.ok);
     fleet.finish(workers).await;
-    drop(server);
 
-    let expected_attempts = RETRY_DELAYS_MS.len() as u32 + 1;
+    let expected_attempts = RETRY_DELAYS.len() as u64 + 1;
     let poison_parked = parked.iter().any(|d| {
-        d["event_id"] == poison_id.as_str()
-            && d["attempts"].as_u64() == Some(expected_attempts.into())
+        d["event_id"] == poison_id.as_str() && d["attempts"].as_u64() == Some(expected_attempts)
     });
     let malformed_parked = parked
         .iter()
@@ -96,7 +68,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Outcome>> {
         "poison event + malformed message",
         &good,
         count,
-        Recovery::measure(&tally, PATH, poisoned_at, done),
+        Recovery::measure(&receiver, PATH, poisoned_at, done),
         format!(
             "{} good events around one event its endpoint answers 500 to (received {attempts} \
              times, 2xx {oks}; in dead letters with {expected_attempts} attempts: \
@@ -108,12 +80,6 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Outcome>> {
     );
     row.lost += usize::from(!poison_parked) + usize::from(!malformed_parked);
     Ok(vec![row])
-}
-
-fn merge(into: &mut Published, other: Published) {
-    into.ids.extend(other.ids);
-    into.not_published += other.not_published;
-    into.errors += other.errors;
 }
 
 /// Waits until every id in `ids` is in the dead-letter queue; returns the dead letters.

@@ -10,12 +10,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::fleet::Fleet;
-use crate::load::Pace;
-use crate::receiver::{Server, Tally};
-use crate::{Outcome, Settings};
+use hookfleet_testkit::load::Pace;
+use hookfleet_testkit::{Receiver, Reply};
 
-use super::{Recovery, outcome, wait_delivered, wait_quiet};
+use super::{Recovery, TENANT, outcome, wait_delivered, wait_quiet};
+use crate::{DELIVERY_TIMEOUT, EVENT_TYPE, Outcome, Settings, fleet};
 
 const DOWN: Duration = Duration::from_secs(5);
 const RESET: Duration = Duration::from_secs(3);
@@ -24,34 +23,37 @@ const PATHS: [&str; 4] = ["/down", "/reset", "/slow", "/ok"];
 
 pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Outcome>> {
     let events = settings.size.pick(500, 2_000);
-    let mut fleet = Fleet::new(settings, "receivers")?;
     // Every message waits for the slow endpoint: more in flight keeps the pace up.
-    fleet.set("HOOKFLEET_CONCURRENCY", "64");
-    let tally = Arc::new(Tally::default());
-    tally.set_delay("/slow", SLOW);
-    let mut servers = Vec::new();
-    let tenant = "acme".parse()?;
-    for path in PATHS {
-        let server = Server::start(Arc::clone(&tally)).await?;
-        fleet.add_endpoint(&tenant, &server.url(path)).await?;
-        servers.push(server);
+    let fleet = fleet::fresh(settings, "receivers", 64)?;
+    // One port per path, so each fails on its own; all count in the first one's records.
+    let mut receivers = vec![Receiver::start().await?];
+    for _ in 1..PATHS.len() {
+        let sibling = receivers[0].sibling().await?;
+        receivers.push(sibling);
+    }
+    receivers[0].set_default("/slow", Reply::status(200).delayed(SLOW));
+    for (receiver, path) in receivers.iter().zip(PATHS) {
+        let url = receiver.url(path);
+        fleet.add_endpoint(TENANT, &url, &[EVENT_TYPE]).await?;
     }
     fleet.declare().await?;
-    let workers = [fleet.spawn_worker().await?, fleet.spawn_worker().await?];
+    let workers = [
+        fleet.spawn_worker(&[]).await?,
+        fleet.spawn_worker(&[]).await?,
+    ];
 
-    servers[0].down().await;
-    servers[1].set_reset(true);
+    receivers[0].down().await;
+    receivers[1].set_reset(true);
     let started = Instant::now();
-    let published = fleet
-        .load(&tenant, Pace::flood(events), Arc::default())
-        .await?
-        .await;
+    let load = fleet::load(&fleet, TENANT, Pace::flood(events), Arc::default()).await?;
+    let published = load.await;
     tokio::time::sleep(RESET.saturating_sub(started.elapsed())).await;
-    servers[1].set_reset(false);
+    receivers[1].set_reset(false);
     let reset_over = Instant::now();
     tokio::time::sleep(DOWN.saturating_sub(started.elapsed())).await;
-    servers[0].up().await?;
+    receivers[0].up().await?;
     let down_over = Instant::now();
+    let tally = &receivers[0];
 
     let limit = Duration::from_secs(settings.size.pick(120, 300));
     let mut rows = Vec::new();
@@ -75,25 +77,25 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Outcome>> {
             format!(
                 "every answer after {} ms (timeout {} s); times are from the first publish",
                 SLOW.as_millis(),
-                crate::DELIVERY_TIMEOUT_SECS
+                DELIVERY_TIMEOUT.as_secs()
             ),
         ),
         ("/ok", None, "healthy, same tenant".to_owned()),
     ] {
-        let done = wait_delivered(&tally, &[path], &published.ids, limit).await;
+        let done = wait_delivered(tally, &[path], &published.ids, limit).await;
         // The slow endpoint has no fault that ends: its row times the whole run instead.
         let recovery = match fault_over {
-            Some(over) => Recovery::measure(&tally, path, over, done),
-            None if path == "/slow" => Recovery::measure(&tally, path, started, done),
+            Some(over) => Recovery::measure(tally, path, over, done),
+            None if path == "/slow" => Recovery::measure(tally, path, started, done),
             None => Recovery::default(),
         };
         rows.push((path, recovery, what));
     }
-    wait_quiet(&fleet, &tally, &PATHS).await;
+    wait_quiet(&fleet, tally, &PATHS).await;
     let rows = rows
         .into_iter()
         .map(|(path, recovered, what)| {
-            let count = tally.count(path, &published.ids);
+            let count = tally.tally(path, &published.ids);
             outcome(
                 &format!("receiver {path}"),
                 &published,
@@ -104,6 +106,6 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Outcome>> {
         })
         .collect();
     fleet.finish(workers).await;
-    drop(servers);
+    drop(receivers);
     Ok(rows)
 }

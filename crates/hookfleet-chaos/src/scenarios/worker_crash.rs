@@ -9,62 +9,44 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::fleet::Fleet;
-use crate::load::{Counter, Pace};
-use crate::receiver::Tally;
-use crate::{Outcome, Settings};
+use hookfleet_testkit::load::Pace;
 
-use super::{Recovery, outcome, settle, single_endpoint, wait_requests};
-
-const PATH: &str = "/hook";
+use super::{CONCURRENCY, Run, TENANT, single_endpoint, wait_requests};
+use crate::{Outcome, Settings, fleet};
 
 pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Outcome>> {
     let events = settings.size.pick(2_000, 10_000);
-    let mut fleet = Fleet::new(settings, "crash")?;
-    let tally = Arc::new(Tally::default());
+    let fleet = fleet::fresh(settings, "crash", CONCURRENCY)?;
     // A few milliseconds per request, so that the killed worker dies holding a full
     // concurrency's worth of messages, some of them mid-POST.
-    tally.set_delay(PATH, Duration::from_millis(5));
-    let (server, tenant) = single_endpoint(&mut fleet, &tally, PATH).await?;
-    let victim = fleet.spawn_worker().await?;
-    let survivor = fleet.spawn_worker().await?;
+    let (receiver, _) = single_endpoint(&fleet, Duration::from_millis(5)).await?;
+    let victim = fleet.spawn_worker(&[]).await?;
+    let survivor = fleet.spawn_worker(&[]).await?;
 
-    let published = Arc::new(Counter::default());
-    let load = tokio::spawn(
-        fleet
-            .load(&tenant, Pace::flood(events), Arc::clone(&published))
-            .await?,
-    );
-    wait_requests(&tally, PATH, events / 3, Duration::from_secs(60)).await;
+    let load = fleet::load(&fleet, TENANT, Pace::flood(events), Arc::default()).await?;
+    let load = tokio::spawn(load);
+    wait_requests(&receiver, events / 3).await;
     let victim_log = victim.log_path().to_owned();
     victim.kill().await;
     let killed_at = Instant::now();
     let published = load.await?;
 
-    let (done, count) = settle(
-        &fleet,
-        &tally,
-        PATH,
-        &published.ids,
-        Duration::from_secs(120),
-    )
+    let allowed = CONCURRENCY;
+    let run = Run {
+        fleet,
+        receiver,
+        workers: vec![survivor],
+        published,
+    };
+    let mut row = (run.conclude("worker SIGKILL", killed_at, |_| {
+        format!(
+            "two workers (concurrency {allowed} each), one SIGKILLed after a third had \
+             arrived; duplicates are allowed up to the killed worker's concurrency (2xx \
+             answered, done mark not yet written); killed worker's log {}",
+            victim_log.display()
+        )
+    }))
     .await;
-    let allowed = fleet.concurrency();
-    let note = format!(
-        "two workers (concurrency {allowed} each), one SIGKILLed after a third had arrived; \
-         duplicates are allowed up to the killed worker's concurrency (2xx answered, done mark \
-         not yet written); killed worker's log {}",
-        victim_log.display()
-    );
-    fleet.finish([survivor]).await;
-    drop(server);
-    let mut row = outcome(
-        "worker SIGKILL",
-        &published,
-        count,
-        Recovery::measure(&tally, PATH, killed_at, done),
-        note,
-    );
     row.allowed_duplicates = allowed;
     Ok(vec![row])
 }

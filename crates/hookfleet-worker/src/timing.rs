@@ -1,0 +1,73 @@
+//! Every time limit of a worker, derived from the delivery timeout in one place, so that the
+//! rules between them hold by construction and are tested.
+
+use std::time::Duration;
+
+/// How long a publish (retry, deferral, dead letter) keeps trying through broker trouble
+/// before the message goes back to the queue instead.
+const PUBLISH_PATIENCE: Duration = Duration::from_secs(10);
+
+/// The worker's time limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// One HTTP attempt (`HOOKFLEET_DELIVERY_TIMEOUT`).
+    pub delivery: Duration,
+    /// How long a dedup claim lives if its holder dies: past the attempt and the commit, so no
+    /// other worker POSTs the same event while an attempt may still succeed.
+    pub claim_ttl: Duration,
+    /// How long a 2xx keeps trying to be recorded while Redis is away.
+    pub commit_patience: Duration,
+    /// How long a confirmed publish keeps trying.
+    pub publish_patience: Duration,
+    /// How long a half-open circuit's probe holds it: one attempt plus a margin.
+    pub probe_hold: Duration,
+    /// Longest a message may take from receipt to ack or requeue before it is abandoned.
+    pub message_deadline: Duration,
+    /// How long a stopping worker lets in-flight deliveries finish (the contract: exit within
+    /// the delivery timeout plus 2 s).
+    pub drain: Duration,
+}
+
+impl Timeouts {
+    pub fn new(delivery: Duration) -> Self {
+        let commit_patience = Duration::from_secs(8);
+        Self {
+            delivery,
+            claim_ttl: delivery + commit_patience + Duration::from_secs(2),
+            commit_patience,
+            publish_patience: PUBLISH_PATIENCE,
+            probe_hold: delivery + Duration::from_secs(2),
+            // Claim, POST, commit or a confirmed publish, and a breaker update, with room.
+            message_deadline: delivery * 2 + commit_patience + PUBLISH_PATIENCE,
+            drain: delivery + Duration::from_millis(1500),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limits_keep_their_order_for_any_delivery_timeout() {
+        for secs in [1, 5, 30, 300] {
+            let t = Timeouts::new(Duration::from_secs(secs));
+            // A claim outlives the attempt and the commit's retries.
+            assert!(t.claim_ttl > t.delivery + t.commit_patience, "{t:?}");
+            // A message is abandoned only after its attempt and its outcome had their time.
+            assert!(
+                t.message_deadline >= t.delivery + t.commit_patience,
+                "{t:?}"
+            );
+            assert!(
+                t.message_deadline >= t.delivery + t.publish_patience,
+                "{t:?}"
+            );
+            // The probe's hold covers its attempt.
+            assert!(t.probe_hold > t.delivery, "{t:?}");
+            // Stopping honours the contract.
+            assert!(t.drain < t.delivery + Duration::from_secs(2), "{t:?}");
+            assert!(t.drain > t.delivery, "{t:?}");
+        }
+    }
+}
