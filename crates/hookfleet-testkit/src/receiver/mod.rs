@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -229,7 +230,7 @@ async fn handle(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
+) -> (StatusCode, HeaderMap) {
     let path = uri.path();
     let id = (headers.get("webhook-id").and_then(|v| v.to_str().ok()))
         .unwrap_or("")
@@ -249,7 +250,11 @@ async fn handle(
     if status.is_success() {
         lock(&handler.records).answered_ok(path, &id);
     }
-    status
+    let mut answer = HeaderMap::new();
+    if let Some(seconds) = reply.retry_after {
+        answer.insert(RETRY_AFTER, seconds.into());
+    }
+    (status, answer)
 }
 
 /// A listener that, while `reset` is set, accepts connections and closes them at once

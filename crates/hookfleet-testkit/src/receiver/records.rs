@@ -15,6 +15,8 @@ pub struct Reply {
     /// How long to wait before answering; `None`: never answer (until the port goes down or
     /// the receiver is dropped, which answers 503 to let the worker's connection go).
     pub(super) delay: Option<Duration>,
+    /// A `Retry-After` header, in seconds.
+    pub(super) retry_after: Option<u32>,
 }
 
 impl Reply {
@@ -22,6 +24,15 @@ impl Reply {
         Self {
             status,
             delay: Some(Duration::ZERO),
+            retry_after: None,
+        }
+    }
+
+    /// The same answer with `Retry-After: <seconds>` (a receiver asking for a pause).
+    pub const fn retry_after(self, seconds: u32) -> Self {
+        Self {
+            retry_after: Some(seconds),
+            ..self
         }
     }
 
@@ -38,6 +49,7 @@ impl Reply {
         Self {
             status: 503,
             delay: None,
+            retry_after: None,
         }
     }
 }

@@ -1,0 +1,330 @@
+//! Isolation between endpoints (docs/contract.md §3): the per-endpoint in-flight cap, the
+//! circuit breaker shared by every worker, `Retry-After` pauses and auto-disable with its
+//! `endpoint.disabled` notice. Every case also checks that nothing is lost or sent twice.
+
+use std::time::{Duration, Instant};
+
+use lapin::options::BasicGetOptions;
+use serde_json::Value;
+
+use crate::util::{Fleet, Receiver, Reply, WAIT, wait_until};
+
+const BLOCKED: &str = "log.blocked";
+/// Room for deferral tiers (1 s and up, jittered) on top of the usual waits.
+const LONG_WAIT: Duration = Duration::from_secs(30);
+
+/// Asserts that each id got exactly one 2xx on `path`.
+fn delivered_once(receiver: &Receiver, path: &str, ids: &[String]) {
+    for id in ids {
+        assert_eq!(receiver.seen(path, id).ok, 1, "{id} on {path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_busy_endpoint_is_deferred_not_waited_for() {
+    let fleet = Fleet::new().env("HOOKFLEET_ENDPOINT_CONCURRENCY", "1");
+    let receiver = Receiver::start().await.unwrap();
+    receiver.set_default(
+        "/slow",
+        Reply::status(200).delayed(Duration::from_millis(1500)),
+    );
+    fleet
+        .add_endpoint("acme", &receiver.url("/slow"), &[BLOCKED])
+        .await;
+    fleet
+        .add_endpoint("acme", &receiver.url("/fast"), &[BLOCKED])
+        .await;
+    let worker = fleet.spawn_worker().await;
+
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(
+            fleet
+                .publish(BLOCKED, "acme", &format!(r#"{{"n":{n}}}"#))
+                .await,
+        );
+    }
+    // The fast endpoint is not held up by the slow one's single slot.
+    wait_until(WAIT, "the fast endpoint's three", || {
+        receiver.count("/fast") == 3
+    })
+    .await;
+    worker
+        .wait_for_metric(
+            "hookfleet_deliveries_deferred_total",
+            &[("reason", "endpoint_busy")],
+            1.0,
+            WAIT,
+        )
+        .await
+        .unwrap();
+    wait_until(LONG_WAIT, "the slow endpoint's three", || {
+        ids.iter().all(|id| receiver.seen("/slow", id).ok == 1)
+    })
+    .await;
+    assert_eq!(receiver.count("/slow"), 3, "a deferral made an HTTP call");
+    delivered_once(&receiver, "/slow", &ids);
+    delivered_once(&receiver, "/fast", &ids);
+    // A deferral is not an attempt: nothing failed.
+    let failed = worker
+        .metric(
+            "hookfleet_deliveries_total",
+            &[("result", "retry_scheduled")],
+        )
+        .await
+        .unwrap_or(0.0);
+    assert_eq!(failed, 0.0);
+    worker.stop().await.unwrap();
+    fleet.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_open_circuit_defers_without_attempts_until_a_probe_closes_it() {
+    let fleet = Fleet::new()
+        .env("HOOKFLEET_CIRCUIT_THRESHOLD", "2")
+        .env("HOOKFLEET_CIRCUIT_COOLDOWN", "2s");
+    let receiver = Receiver::start().await.unwrap();
+    receiver.set_default("/down", Reply::status(500));
+    fleet
+        .add_endpoint("acme", &receiver.url("/down"), &[BLOCKED])
+        .await;
+    fleet
+        .add_endpoint("acme", &receiver.url("/up"), &[BLOCKED])
+        .await;
+    let worker = fleet.spawn_worker().await;
+
+    let first = fleet.publish(BLOCKED, "acme", r#"{"n":0}"#).await;
+    // Two failures in a row (the attempt and its first retry) open the circuit.
+    worker
+        .wait_for_metric(
+            "hookfleet_circuit_transitions_total",
+            &[("to", "open")],
+            1.0,
+            WAIT,
+        )
+        .await
+        .unwrap();
+    let mut ids = vec![first];
+    for n in 1..3 {
+        ids.push(
+            fleet
+                .publish(BLOCKED, "acme", &format!(r#"{{"n":{n}}}"#))
+                .await,
+        );
+    }
+    wait_until(WAIT, "the healthy endpoint's three", || {
+        receiver.count("/up") == 3
+    })
+    .await;
+    worker
+        .wait_for_metric(
+            "hookfleet_deliveries_deferred_total",
+            &[("reason", "circuit_open")],
+            2.0,
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        receiver.count("/down"),
+        2,
+        "no HTTP call while the circuit is open"
+    );
+    worker
+        .wait_for_metric("hookfleet_circuit_open_endpoints", &[], 1.0, WAIT)
+        .await
+        .unwrap();
+
+    receiver.set_default("/down", Reply::status(200));
+    worker
+        .wait_for_metric(
+            "hookfleet_circuit_transitions_total",
+            &[("to", "closed")],
+            1.0,
+            LONG_WAIT,
+        )
+        .await
+        .unwrap();
+    wait_until(LONG_WAIT, "every deferred event", || {
+        ids.iter().all(|id| receiver.seen("/down", id).ok == 1)
+    })
+    .await;
+    // Two failures, then one success per event: the deferrals made no call.
+    assert_eq!(receiver.count("/down"), 2 + 3);
+    delivered_once(&receiver, "/down", &ids);
+    delivered_once(&receiver, "/up", &ids);
+    let half_open = worker
+        .metric(
+            "hookfleet_circuit_transitions_total",
+            &[("to", "half_open")],
+        )
+        .await;
+    assert!(half_open >= Some(1.0), "{half_open:?}");
+    assert!(fleet.dead_letters().await.is_empty());
+    worker.stop().await.unwrap();
+    fleet.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_worker_sees_the_circuit_the_first_opened() {
+    let fleet = Fleet::new()
+        .env("HOOKFLEET_CIRCUIT_THRESHOLD", "2")
+        .env("HOOKFLEET_CIRCUIT_COOLDOWN", "10m");
+    let receiver = Receiver::start().await.unwrap();
+    receiver.set_default("/down", Reply::status(503));
+    fleet
+        .add_endpoint("acme", &receiver.url("/down"), &[BLOCKED])
+        .await;
+    let first = fleet.spawn_worker().await;
+    fleet.publish(BLOCKED, "acme", r#"{"n":0}"#).await;
+    first
+        .wait_for_metric(
+            "hookfleet_circuit_transitions_total",
+            &[("to", "open")],
+            1.0,
+            WAIT,
+        )
+        .await
+        .unwrap();
+    first.stop().await.unwrap();
+    let calls = receiver.count("/down");
+
+    let second = fleet.spawn_worker().await;
+    fleet.publish(BLOCKED, "acme", r#"{"n":1}"#).await;
+    second
+        .wait_for_metric(
+            "hookfleet_deliveries_deferred_total",
+            &[("reason", "circuit_open")],
+            1.0,
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        receiver.count("/down"),
+        calls,
+        "the second worker made no call"
+    );
+    second.stop().await.unwrap();
+    fleet.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_after_pauses_that_endpoint_only() {
+    let fleet = Fleet::new();
+    let receiver = Receiver::start().await.unwrap();
+    receiver.enqueue("/limited", [Reply::status(429).retry_after(2)]);
+    fleet
+        .add_endpoint("acme", &receiver.url("/limited"), &[BLOCKED])
+        .await;
+    fleet
+        .add_endpoint("acme", &receiver.url("/other"), &[BLOCKED])
+        .await;
+    let worker = fleet.spawn_worker().await;
+
+    let mut ids = vec![fleet.publish(BLOCKED, "acme", r#"{"n":0}"#).await];
+    wait_until(WAIT, "the 429", || receiver.count("/limited") == 1).await;
+    let limited_at = Instant::now();
+    for n in 1..3 {
+        ids.push(
+            fleet
+                .publish(BLOCKED, "acme", &format!(r#"{{"n":{n}}}"#))
+                .await,
+        );
+    }
+    wait_until(WAIT, "the other endpoint's three", || {
+        receiver.count("/other") == 3
+    })
+    .await;
+    worker
+        .wait_for_metric(
+            "hookfleet_deliveries_deferred_total",
+            &[("reason", "retry_after")],
+            1.0,
+            WAIT,
+        )
+        .await
+        .unwrap();
+    wait_until(LONG_WAIT, "the limited endpoint's three", || {
+        ids.iter().all(|id| receiver.seen("/limited", id).ok == 1)
+    })
+    .await;
+    let after_pause = receiver.requests("/limited");
+    assert!(
+        after_pause[1..]
+            .iter()
+            .all(|r| r.at >= limited_at + Duration::from_millis(1900)),
+        "a delivery went through during the pause"
+    );
+    delivered_once(&receiver, "/limited", &ids);
+    delivered_once(&receiver, "/other", &ids);
+    worker.stop().await.unwrap();
+    fleet.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endpoint_failing_for_the_window_is_disabled_with_a_notice() {
+    let fleet = Fleet::new()
+        .env("HOOKFLEET_DISABLE_AFTER", "1s")
+        .env("HOOKFLEET_CIRCUIT_THRESHOLD", "100");
+    let receiver = Receiver::start().await.unwrap();
+    receiver.set_default("/broken", Reply::status(500));
+    let endpoint = fleet
+        .add_endpoint("acme", &receiver.url("/broken"), &[BLOCKED])
+        .await;
+    let endpoint_id = endpoint["id"].as_str().unwrap().to_owned();
+    let worker = fleet.spawn_worker().await;
+    fleet.publish(BLOCKED, "acme", r#"{"n":0}"#).await;
+
+    let notice = wait_for_notice(fleet.namespace()).await;
+    assert_eq!(notice["type"], "endpoint.disabled");
+    assert_eq!(notice["data"]["endpoint_id"], endpoint_id.as_str());
+    assert_eq!(notice["data"]["tenant"], "acme");
+    assert!(
+        notice["data"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("without a break"),
+        "{notice}"
+    );
+    let got = fleet.run_ok(&["endpoints", "get", &endpoint_id]).await;
+    let got: Value = serde_json::from_str(got.trim()).unwrap();
+    assert_eq!(got["enabled"], false);
+    // The delivery that disabled it is parked, not lost.
+    let deadline = Instant::now() + WAIT;
+    let letters = loop {
+        let letters = fleet.dead_letters().await;
+        if !letters.is_empty() || Instant::now() > deadline {
+            break letters;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    worker.stop().await.unwrap();
+    fleet.cleanup().await;
+}
+
+/// The first message in `N.notices`, as JSON.
+async fn wait_for_notice(namespace: &str) -> Value {
+    let connection = lapin::Connection::connect(
+        "amqp://guest:guest@127.0.0.1:5672/%2f",
+        lapin::ConnectionProperties::default(),
+    )
+    .await
+    .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let queue = format!("{namespace}.notices");
+    let deadline = Instant::now() + LONG_WAIT;
+    loop {
+        let got = channel
+            .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true })
+            .await
+            .unwrap();
+        if let Some(message) = got {
+            let _ = connection.close(200, "done".into()).await;
+            return serde_json::from_slice(&message.delivery.data).unwrap();
+        }
+        assert!(Instant::now() < deadline, "no endpoint.disabled notice");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
