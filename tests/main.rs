@@ -9,12 +9,14 @@
 //! - `retry`: delay tiers, dead letters and replay, 410 Gone, metric counts.
 //! - `reference`: a delivery verified by the Standard Webhooks reference library (Python).
 //! - `lifecycle`: de-duplication, malformed messages, SIGKILL and SIGTERM.
+//! - `handler`: the message handler driven in-process, one message at a time.
 //! - `hygiene`: secrets, credentials and passwords kept out of output; bad URLs; dead letters.
 //! - `isolation`: the per-endpoint cap, the shared circuit breaker, Retry-After, auto-disable.
 #![allow(clippy::unwrap_used)]
 
 mod cli;
 mod delivery;
+mod handler;
 mod hygiene;
 mod isolation;
 mod lifecycle;

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use hookfleet_amqp::QueueType;
+use hookfleet_amqp::{QueueType, Topology};
 use hookfleet_core::EventType;
 use hookfleet_core::Namespace;
 use hookfleet_core::policy::RetrySchedule;
@@ -39,6 +39,18 @@ pub struct WorkerConfig {
     /// How long the worker may hold messages without finishing any before it restarts its
     /// consumers.
     pub stall_timeout: Duration,
+}
+
+impl WorkerConfig {
+    /// The broker topology this worker declares and consumes.
+    pub fn topology(&self) -> Topology {
+        Topology::new(
+            self.namespace.clone(),
+            self.queue_type,
+            self.event_types.clone(),
+            self.retry.delays().to_vec(),
+        )
+    }
 }
 
 impl std::fmt::Debug for WorkerConfig {

@@ -9,16 +9,16 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::future::join_all;
-use hookfleet_amqp::ConfirmedPublisher;
+use hookfleet_amqp::{Broker, ConfirmedPublisher};
 use hookfleet_core::Namespace;
 use hookfleet_core::delays::{defer_base, jittered};
 use hookfleet_core::policy::{AttemptOutcome, RetrySchedule, Verdict};
 use hookfleet_core::{Endpoint, EventType};
-use hookfleet_store::{Claim, Dedup, EndpointCache, EndpointStore};
+use hookfleet_producer::Publisher;
+use hookfleet_store::{CircuitPolicy, Circuits, Claim, Dedup, EndpointCache, EndpointStore, Redis};
 use lapin::BasicProperties;
 use tracing::{Span, debug, info, warn};
 
-use crate::Result;
 use crate::breaker::{Admission, Breaker};
 use crate::inbound::InboundEvent;
 use crate::limits::EndpointSlots;
@@ -27,6 +27,7 @@ use crate::notice::Notices;
 use crate::retry::{self, Failure};
 use crate::sender::Sender;
 use crate::timing::Timeouts;
+use crate::{Result, WorkerConfig};
 
 /// Everything one delivery needs; shared by all in-flight messages.
 #[derive(Debug)]
@@ -49,6 +50,57 @@ pub struct Deliverer {
 }
 
 impl Deliverer {
+    /// Everything one delivery needs, built from the worker's settings on a broker
+    /// connection and a Redis handle; `metrics` is where its outcomes are counted.
+    pub fn new(
+        config: &WorkerConfig,
+        broker: &Broker,
+        redis: Redis,
+        metrics: Metrics,
+    ) -> Result<Self> {
+        let timeouts = Timeouts::new(config.delivery_timeout);
+        let ns = config.namespace.as_str();
+        let store = EndpointStore::new(redis.clone(), ns);
+        let circuits = Circuits::new(
+            redis.clone(),
+            ns,
+            CircuitPolicy {
+                threshold: config.circuit_threshold,
+                cooldown: config.circuit_cooldown,
+                probe_hold: timeouts.probe_hold,
+                disable_after: config.disable_after,
+            },
+        );
+        let notices = Notices {
+            publisher: Publisher::new(broker.clone(), config.namespace.clone())
+                .give_up_after(timeouts.publish_patience)
+                .with_counter(metrics.published()),
+            disable_after: config.disable_after,
+        };
+        Ok(Self {
+            namespace: config.namespace.clone(),
+            endpoints: EndpointCache::new(store.clone(), config.endpoint_cache_ttl),
+            store,
+            dedup: Dedup::new(redis, ns, timeouts.claim_ttl, config.dedup_ttl),
+            sender: Sender::new(
+                config.delivery_timeout,
+                &config.user_agent,
+                config.allow_private_targets,
+            )?,
+            // Retries and dead letters must be confirmed before the original is acked; past
+            // this the message goes back to the queue instead of waiting on.
+            publisher: Arc::new(
+                ConfirmedPublisher::new(broker.clone()).give_up_after(timeouts.publish_patience),
+            ),
+            schedule: config.retry.clone(),
+            breaker: Breaker::new(circuits, metrics.clone()),
+            metrics,
+            slots: EndpointSlots::new(config.endpoint_concurrency),
+            notices,
+            timeouts,
+        })
+    }
+
     /// Handles one message taken from the work queue of `queue_type`.
     #[tracing::instrument(skip_all, fields(event_type = %queue_type, event_id))]
     pub async fn handle(

@@ -37,8 +37,7 @@ mod error;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookfleet_amqp::{Broker, ConfirmedPublisher, Topology};
-use hookfleet_store::{CircuitPolicy, Circuits, Dedup, EndpointCache, EndpointStore};
+use hookfleet_amqp::Broker;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -46,14 +45,11 @@ use tracing::{info, warn};
 pub use config::WorkerConfig;
 pub use error::{Error, Result};
 
-use breaker::Breaker;
 use consumer::{Consumer, Progress};
 use handler::Deliverer;
 use health::Health;
-use limits::{Budget, EndpointSlots};
+use limits::Budget;
 use metrics::Metrics;
-use notice::Notices;
-use sender::Sender;
 use timing::Timeouts;
 
 /// Runs a worker until `shutdown` is cancelled, then drains and returns.
@@ -76,54 +72,10 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
         broker = Broker::connect_patiently(&config.amqp_url, Duration::MAX) => broker?,
     };
     let timeouts = Timeouts::new(config.delivery_timeout);
-    // Retries and dead letters must be confirmed before the original is acked; past this the
-    // message goes back to the queue instead of waiting on.
-    let publisher =
-        Arc::new(ConfirmedPublisher::new(broker.clone()).give_up_after(timeouts.publish_patience));
-    let ns = config.namespace.as_str();
-    let store = EndpointStore::new(pool.clone(), ns);
-    let circuits = Circuits::new(
-        pool.clone(),
-        ns,
-        CircuitPolicy {
-            threshold: config.circuit_threshold,
-            cooldown: config.circuit_cooldown,
-            probe_hold: timeouts.probe_hold,
-            disable_after: config.disable_after,
-        },
-    );
-    let notices = Notices {
-        publisher: hookfleet_producer::Publisher::new(broker.clone(), config.namespace.clone())
-            .give_up_after(timeouts.publish_patience)
-            .with_counter(metrics.published()),
-        disable_after: config.disable_after,
-    };
-    let deliverer = Arc::new(Deliverer {
-        namespace: config.namespace.clone(),
-        endpoints: EndpointCache::new(store.clone(), config.endpoint_cache_ttl),
-        store,
-        dedup: Dedup::new(pool, ns, timeouts.claim_ttl, config.dedup_ttl),
-        sender: Sender::new(
-            config.delivery_timeout,
-            &config.user_agent,
-            config.allow_private_targets,
-        )?,
-        publisher,
-        schedule: config.retry.clone(),
-        breaker: Breaker::new(circuits, metrics.clone()),
-        metrics,
-        slots: EndpointSlots::new(config.endpoint_concurrency),
-        notices,
-        timeouts,
-    });
+    let deliverer = Arc::new(Deliverer::new(&config, &broker, pool, metrics)?);
     let consumer = Consumer {
         broker,
-        topology: Topology::new(
-            config.namespace.clone(),
-            config.queue_type,
-            config.event_types.clone(),
-            config.retry.delays().to_vec(),
-        ),
+        topology: config.topology(),
         deliverer,
         health,
         budget: Budget::new(config.max_inflight, config.max_inflight_bytes),
