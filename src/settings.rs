@@ -66,7 +66,7 @@ pub struct Catalog {
     /// Comma-separated event types: each gets an exchange and a work queue. A worker consumes
     /// exactly these, so a worker can be given a subset.
     #[arg(long, env = "HOOKFLEET_EVENT_TYPES", value_parser = parse_event_types,
-          default_value = "log.blocked,log.pending_approval,log.failed,approval.approved,approval.rejected,webhook.test")]
+          default_value_t = EventTypes::default())]
     pub event_types: EventTypes,
 
     /// Queue type: quorum (replicated; production) or classic (single-node development).
@@ -120,7 +120,7 @@ pub struct Worker {
     /// Messages a worker handles at once. A delivery waiting on a slow receiver costs a socket
     /// and a few KiB, so thousands are fine; each consumer's prefetch is this shared out among
     /// the queues.
-    #[arg(long, env = "HOOKFLEET_MAX_INFLIGHT", default_value = "4096",
+    #[arg(long, env = "HOOKFLEET_MAX_INFLIGHT", default_value = "1024",
           value_parser = clap::value_parser!(u32).range(1..=65_535))]
     pub max_inflight: u32,
 
@@ -130,7 +130,7 @@ pub struct Worker {
 
     /// Deliveries in flight to one endpoint in one worker; more are deferred through a delay
     /// queue without using an attempt, so one slow endpoint cannot take the worker.
-    #[arg(long, env = "HOOKFLEET_ENDPOINT_CONCURRENCY", default_value = "256",
+    #[arg(long, env = "HOOKFLEET_ENDPOINT_CONCURRENCY", default_value = "128",
           value_parser = clap::value_parser!(u32).range(1..=65_535))]
     pub endpoint_concurrency: u32,
 
@@ -242,6 +242,24 @@ fn without_password(message: String, url: &str) -> String {
 /// A checked, non-empty list of event types.
 #[derive(Debug, Clone)]
 pub struct EventTypes(pub Vec<EventType>);
+
+impl Default for EventTypes {
+    /// The contract's catalog, [`EventType::DEFAULT_CATALOG`]: the one list of it.
+    fn default() -> Self {
+        let types = EventType::DEFAULT_CATALOG
+            .iter()
+            .map(|t| t.parse().expect("the default catalog is valid"));
+        Self(types.collect())
+    }
+}
+
+impl std::fmt::Display for EventTypes {
+    /// Comma-separated, as `HOOKFLEET_EVENT_TYPES` takes them (and `--help` shows the default).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.0.iter().map(EventType::as_str).collect();
+        f.write_str(&names.join(","))
+    }
+}
 
 /// A checked retry schedule.
 #[derive(Debug, Clone)]

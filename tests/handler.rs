@@ -58,7 +58,7 @@ async fn one_message_is_delivered_once_then_seen_as_a_duplicate_and_a_failure_is
         .unwrap();
     let redis = hookfleet_store::connect(REDIS_URL).unwrap();
     let receiver = Receiver::start().await.unwrap();
-    let store = EndpointStore::new(redis.clone(), env.namespace());
+    let store = EndpointStore::new(redis.clone(), &env.namespace().parse().unwrap());
     let tenant = "acme".parse().unwrap();
     let endpoint = |path| {
         Endpoint::new(

@@ -73,7 +73,7 @@ pub async fn run(common: &Common, command: EndpointsCommand) -> anyhow::Result<E
     hookfleet_store::ping(&pool)
         .await
         .context("Redis does not answer")?;
-    let store = EndpointStore::new(pool, common.namespace.as_str());
+    let store = EndpointStore::new(pool, &common.namespace);
     match command {
         EndpointsCommand::Add(args) => print_json(&add(&store, args).await?)?,
         EndpointsCommand::List { tenant, reveal } => {

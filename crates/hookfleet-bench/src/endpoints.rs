@@ -17,26 +17,54 @@ pub const TENANT: &str = "bench-tenant";
 /// Endpoints per pipeline of the seeding.
 const CHUNK: u64 = 2_000;
 
-/// Registers `fanout` endpoints of [`TENANT`], endpoint `k` at `/ep/<k>` on the receiver;
-/// returns their secrets in that order.
+/// The tenant whose endpoint accepts connections and never answers.
+pub const DEAD_TENANT: &str = "bench-dead";
+/// The tenant whose endpoint answers 503 at once.
+pub const FAILING_TENANT: &str = "bench-503";
+/// Their endpoints' paths on the receiver.
+pub const DEAD_PATH: &str = "/dead";
+pub const FAILING_PATH: &str = "/unavailable";
+
+/// The healthy tenants' names: [`TENANT`] alone, or `bench-tenant-<t>` for several.
+pub fn healthy_tenants(count: usize) -> Vec<String> {
+    match count {
+        0 | 1 => vec![TENANT.to_owned()],
+        n => (0..n).map(|t| format!("{TENANT}-{t}")).collect(),
+    }
+}
+
+/// Registers `fanout` endpoints for each of `tenants`, endpoint `k` of tenant `t` at
+/// `/ep/<t × fanout + k>` on the receiver; returns their secrets in that order.
 pub async fn register_bench(
     fleet: &Fleet,
     receiver: &Receiver,
+    tenants: &[String],
     fanout: usize,
 ) -> anyhow::Result<Vec<Secret>> {
-    let mut secrets = Vec::with_capacity(fanout);
-    for k in 0..fanout {
-        let url = receiver.url(&format!("/ep/{k}"));
-        let endpoint = fleet.add_endpoint(TENANT, &url, &[EVENT_TYPE]).await?;
-        secrets.push(endpoint.secret);
+    let mut secrets = Vec::with_capacity(tenants.len() * fanout);
+    for (t, tenant) in tenants.iter().enumerate() {
+        for k in 0..fanout {
+            let url = receiver.url(&format!("/ep/{}", t * fanout + k));
+            let endpoint = fleet.add_endpoint(tenant, &url, &[EVENT_TYPE]).await?;
+            secrets.push(endpoint.secret);
+        }
     }
     Ok(secrets)
+}
+
+/// Registers the never-answering and the 503 endpoints.
+pub async fn register_faulty(fleet: &Fleet, receiver: &Receiver) -> anyhow::Result<()> {
+    for (tenant, path) in [(DEAD_TENANT, DEAD_PATH), (FAILING_TENANT, FAILING_PATH)] {
+        let url = receiver.url(path);
+        fleet.add_endpoint(tenant, &url, &[EVENT_TYPE]).await?;
+    }
+    Ok(())
 }
 
 /// Registers `count` endpoints, one per tenant `other-<i>`, all subscribed to the bench's
 /// event type and pointing at a port nothing listens on (they must never be called).
 pub async fn seed_other_tenants(pool: &Redis, namespace: &str, count: u64) -> anyhow::Result<()> {
-    let keys = Keys::new(namespace);
+    let keys = Keys::new(&namespace.parse()?);
     let filter = EventFilter::parse_list(EVENT_TYPE)?;
     let started = Instant::now();
     let mut conn = pool.clone();

@@ -31,12 +31,15 @@ pub fn worker_binary() -> anyhow::Result<PathBuf> {
 }
 
 /// The settings of every worker of a fresh namespace `bench_<12 hex>`: the binary's defaults
-/// but for one event type, the concurrency and quieter logs.
-pub fn env(concurrency: usize) -> WorkerEnv {
-    WorkerEnv::fresh("bench")
+/// but for one event type, quieter logs and, when given, `HOOKFLEET_MAX_INFLIGHT`.
+pub fn env(max_inflight: Option<usize>) -> WorkerEnv {
+    let env = WorkerEnv::fresh("bench")
         .event_types(&[EVENT_TYPE])
-        .concurrency(concurrency)
-        .set("RUST_LOG", "warn")
+        .set("RUST_LOG", "warn");
+    match max_inflight {
+        Some(n) => env.concurrency(n),
+        None => env,
+    }
 }
 
 /// Redis's `run_id` (new at every restart): this machine's Redis keeps nothing on disk, so a

@@ -17,16 +17,24 @@ pub const IN_FLIGHT: usize = 256;
 #[derive(Debug, Clone)]
 pub struct Events {
     event_type: EventType,
-    tenant: TenantId,
+    tenants: Arc<[TenantId]>,
     pad: Arc<str>,
 }
 
 impl Events {
     /// Events of `tenant` whose body is about `size` bytes.
     pub fn new(tenant: &str, size: usize) -> anyhow::Result<Self> {
+        Self::of_tenants(&[tenant.to_owned()], size)
+    }
+
+    /// Events of any of `tenants` (chosen per event) whose body is about `size` bytes.
+    pub fn of_tenants(tenants: &[String], size: usize) -> anyhow::Result<Self> {
+        let tenants = (tenants.iter())
+            .map(|t| t.parse())
+            .collect::<Result<Arc<[TenantId]>, _>>()?;
         let mut events = Self {
             event_type: EVENT_TYPE.parse()?,
-            tenant: tenant.parse()?,
+            tenants,
             pad: "".into(),
         };
         let bare = events.build(0).body.len();
@@ -34,9 +42,58 @@ impl Events {
         Ok(events)
     }
 
-    /// Event number `seq`, stamped with the time now.
+    /// Event number `seq` of the first tenant, stamped with the time now.
     pub fn build(&self, seq: usize) -> OutboundEvent {
+        self.build_for(seq, 0)
+    }
+
+    /// Event number `seq` of tenant number `tenant`, stamped with the time now.
+    pub fn build_for(&self, seq: usize, tenant: usize) -> OutboundEvent {
         let data = json!({"sent_us": crate::unix_micros(), "seq": seq, "pad": &*self.pad});
-        OutboundEvent::new(self.event_type.clone(), self.tenant.clone(), &data, None)
+        let tenant = self.tenants[tenant % self.tenants.len()].clone();
+        OutboundEvent::new(self.event_type.clone(), tenant, &data, None)
+    }
+}
+
+/// Which tenant each event goes to: a share to a tenant whose endpoint never answers, a share
+/// to one whose endpoint answers 503, the rest round robin over the healthy tenants.
+#[derive(Debug, Clone, Copy)]
+pub struct Mix {
+    pub healthy_tenants: usize,
+    /// Percent of events for the never-answering endpoint.
+    pub dead_pct: usize,
+    /// Percent of events for the 503 endpoint.
+    pub failing_pct: usize,
+}
+
+/// Tenant numbers in [`Events::of_tenants`]'s list: the healthy ones, then these two.
+impl Mix {
+    pub fn dead(&self) -> usize {
+        self.healthy_tenants
+    }
+
+    pub fn failing(&self) -> usize {
+        self.healthy_tenants + 1
+    }
+
+    /// The tenant number of event `seq`.
+    pub fn tenant(&self, seq: usize) -> usize {
+        match seq % 100 {
+            r if r < self.dead_pct => self.dead(),
+            r if r < self.dead_pct + self.failing_pct => self.failing(),
+            _ => seq % self.healthy_tenants.max(1),
+        }
+    }
+
+    /// How many of events `0..count` go to healthy tenants.
+    pub fn healthy(&self, count: usize) -> usize {
+        (0..count)
+            .filter(|&s| self.tenant(s) < self.healthy_tenants)
+            .count()
+    }
+
+    /// Whether any event goes to a faulty endpoint.
+    pub fn has_faults(&self) -> bool {
+        self.dead_pct + self.failing_pct > 0
     }
 }

@@ -66,9 +66,17 @@ struct Args {
     /// Longest a scenario may run before it reports what it got, in seconds.
     #[arg(long, default_value_t = 120)]
     timeout: u64,
-    /// Worker concurrency (and prefetch), and the HTTP baseline's concurrency.
+    /// The baselines' concurrency: the broker baseline's prefetch and the HTTP baseline's
+    /// requests at once.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// The workers' HOOKFLEET_MAX_INFLIGHT [default: the worker's own default].
+    #[arg(long)]
+    max_inflight: Option<usize>,
+    /// Length of each fault-isolation scenario at its steady rate, in seconds; the long dead-
+    /// endpoint run lasts six times this [default: 10; 2 with --smoke].
+    #[arg(long)]
+    isolation_seconds: Option<u64>,
     /// Endpoints of other tenants in the many-tenants scenario [default: 100000; 1000 with --smoke].
     #[arg(long)]
     other_endpoints: Option<u64>,
@@ -90,6 +98,8 @@ pub struct Settings {
     pub events: u64,
     pub timeout: Duration,
     pub concurrency: usize,
+    pub max_inflight: Option<usize>,
+    pub isolation_seconds: u64,
     pub other_endpoints: u64,
     pub paced_seconds: u64,
     pub payload_bytes: usize,
@@ -154,6 +164,10 @@ async fn start(args: Args) -> anyhow::Result<ExitCode> {
             .max(10),
         timeout: Duration::from_secs(args.timeout.max(1)),
         concurrency: args.concurrency.clamp(1, 10_000),
+        max_inflight: args.max_inflight.map(|n| n.clamp(1, 65_535)),
+        isolation_seconds: args
+            .isolation_seconds
+            .unwrap_or(if args.smoke { 2 } else { 10 }),
         other_endpoints: args
             .other_endpoints
             .unwrap_or(if args.smoke { 1_000 } else { 100_000 }),
@@ -171,6 +185,11 @@ async fn start(args: Args) -> anyhow::Result<ExitCode> {
         name::FANOUT10,
         name::MANY_TENANTS,
         name::PACED,
+        name::SLOW,
+        name::DEAD_SHORT,
+        name::DEAD_LONG,
+        name::BACKLOG_CLEAN,
+        name::BACKLOG_DEAD,
     ];
     if let Some(unknown) = settings.only.iter().find(|n| !known.contains(&n.as_str())) {
         anyhow::bail!("unknown scenario {unknown:?}: use {}", known.join(", "));

@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 
 use hookfleet_core::Secret;
 use hookfleet_testkit::load::{self, Pace, Progress};
-use hookfleet_testkit::{Fleet, Receiver, WorkerProcess, verify_signature};
+use hookfleet_testkit::{Fleet, Receiver, Reply, WorkerProcess, verify_signature};
 use serde::Deserialize;
 
-use crate::load::{Events, IN_FLIGHT};
+use crate::load::{Events, IN_FLIGHT, Mix};
 use crate::procfs::{CpuSample, peak_rss_mib};
 use crate::report::{CpuSplit, Lag, Outcome};
-use crate::{Bench, REDIS_URL, fleet};
+use crate::{Bench, REDIS_URL, endpoints, fleet};
 
 /// How long without a new delivery, once publishing is over, before giving up.
 const STALL: Duration = Duration::from_secs(15);
@@ -35,17 +35,45 @@ pub struct Spec {
     pub other_endpoints: u64,
     /// Events per second for a paced publisher; `None` publishes as fast as possible.
     pub pace: Option<f64>,
+    /// Which tenants the events go to; a healthy tenant has `fanout` endpoints.
+    pub mix: Mix,
+    /// How long the healthy endpoints take to answer (a real receiver: 100–500 ms).
+    pub reply_after: Duration,
+    /// Publish every event before the workers start (a backlog), and time from their start.
+    pub prefill: bool,
+}
+
+impl Spec {
+    /// Events to `fanout` endpoints of one instant tenant, published while the workers run.
+    pub fn simple(name: &'static str, events: u64, fanout: usize, workers: usize) -> Self {
+        Self {
+            name,
+            events,
+            fanout,
+            workers,
+            other_endpoints: 0,
+            pace: None,
+            mix: Mix {
+                healthy_tenants: 1,
+                dead_pct: 0,
+                failing_pct: 0,
+            },
+            reply_after: Duration::ZERO,
+            prefill: false,
+        }
+    }
 }
 
 /// Runs the scenario and removes everything it created.
 pub async fn run(bench: &Bench, spec: &Spec) -> Outcome {
     let mut outcome = Outcome::new(spec.name);
     outcome.workers = spec.workers;
-    outcome.fanout = spec.fanout;
+    outcome.fanout = spec.fanout * spec.mix.healthy_tenants.max(1);
     outcome.other_endpoints = spec.other_endpoints;
-    outcome.expected = spec.events * spec.fanout as u64;
+    let healthy = spec.mix.healthy(spec.events as usize) as u64;
+    outcome.expected = healthy * spec.fanout as u64;
     outcome.target_rate = spec.pace;
-    let env = fleet::env(bench.settings.concurrency);
+    let env = fleet::env(bench.settings.max_inflight);
     bench.track(&env);
     eprintln!("[{}] namespace {}", spec.name, env.namespace());
     let fleet = match Fleet::new(&bench.worker_binary, &bench.log_dir, env) {
@@ -77,8 +105,49 @@ async fn drive(
         crate::endpoints::seed_other_tenants(&pool, namespace, count).await?;
     }
     let receiver = &bench.receiver;
-    let secrets = crate::endpoints::register_bench(fleet, receiver, spec.fanout).await?;
+    let tenants = endpoints::healthy_tenants(spec.mix.healthy_tenants);
+    let secrets = endpoints::register_bench(fleet, receiver, &tenants, spec.fanout).await?;
+    if spec.mix.has_faults() {
+        endpoints::register_faulty(fleet, receiver).await?;
+    }
     receiver.clear();
+    if !spec.reply_after.is_zero() {
+        for path in 0..secrets.len() {
+            let reply = Reply::status(200).delayed(spec.reply_after);
+            receiver.set_default(&format!("/ep/{path}"), reply);
+        }
+    }
+    receiver.set_default(endpoints::DEAD_PATH, Reply::never());
+    receiver.set_default(endpoints::FAILING_PATH, Reply::status(503));
+
+    let publisher = Arc::new(fleet.publisher().await?);
+    let names: Vec<String> = (tenants.iter().cloned())
+        .chain([
+            endpoints::DEAD_TENANT.to_owned(),
+            endpoints::FAILING_TENANT.to_owned(),
+        ])
+        .collect();
+    let events = Events::of_tenants(&names, bench.settings.payload_bytes)?;
+    let progress = Arc::new(Progress::default());
+    let pace = Pace {
+        count: spec.events as usize,
+        in_flight: IN_FLIGHT,
+        rate: spec.pace,
+        // An error is a lost publish here, reported, not retried.
+        attempts: 1,
+    };
+    let mix = spec.mix;
+    let build = move |seq| events.build_for(seq, mix.tenant(seq));
+    let publishing = load::publish(publisher, pace, progress.clone(), build);
+    let task = if spec.prefill {
+        // No worker has declared the queues yet.
+        fleet.declare().await?;
+        publishing.await;
+        eprintln!("[{}] {} events queued", spec.name, progress.confirmed());
+        None
+    } else {
+        Some(publishing)
+    };
 
     for i in 0..spec.workers {
         let worker = fleet.spawn_worker(&[]).await?;
@@ -92,21 +161,11 @@ async fn drive(
     }
     let pids: Vec<u32> = workers.iter().map(|w| w.pid()).collect();
 
-    let publisher = Arc::new(fleet.publisher().await?);
-    let events = Events::new(crate::endpoints::TENANT, bench.settings.payload_bytes)?;
-    let progress = Arc::new(Progress::default());
-    let pace = Pace {
-        count: spec.events as usize,
-        in_flight: IN_FLIGHT,
-        rate: spec.pace,
-        // An error is a lost publish here, reported, not retried.
-        attempts: 1,
-    };
     // Wall-clock and monotonic time now, to put arrivals on the clock of `sent_us`.
     let anchor = (Instant::now(), crate::unix_micros());
     let cpu_before = CpuSample::take(&pids);
-    let build = move |seq| events.build(seq);
-    let task = tokio::spawn(load::publish(publisher, pace, progress.clone(), build));
+    let workers_started = Instant::now();
+    let task = task.map(tokio::spawn);
 
     let started = Instant::now();
     let mut last_progress = (Instant::now(), 0);
@@ -149,7 +208,9 @@ async fn drive(
         }
     };
     let cpu = CpuSample::take(&pids).since(&cpu_before);
-    task.abort();
+    if let Some(task) = task {
+        task.abort();
+    }
 
     let first = FirstDeliveries::of(receiver, &secrets, anchor);
     outcome.sent = progress.confirmed() as u64;
@@ -157,8 +218,13 @@ async fn drive(
     outcome.duplicates = totals.duplicates as u64;
     outcome.signatures_checked = first.verified;
     outcome.bad_signatures = first.bad_signatures;
-    if let (Some(first_publish), Some(last)) = (progress.started(), first.last) {
-        outcome.seconds = last.saturating_duration_since(first_publish).as_secs_f64();
+    // A backlog is timed from the workers' start; a live load from its first publish.
+    let start = match spec.prefill {
+        true => Some(workers_started),
+        false => progress.started(),
+    };
+    if let (Some(start), Some(last)) = (start, first.last) {
+        outcome.seconds = last.saturating_duration_since(start).as_secs_f64();
     }
     if outcome.seconds > 0.0 {
         outcome.rate = outcome.delivered as f64 / outcome.seconds;

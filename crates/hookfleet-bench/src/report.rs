@@ -12,6 +12,11 @@ pub mod name {
     pub const FANOUT10: &str = "fanout10-1w";
     pub const MANY_TENANTS: &str = "many-tenants-1w";
     pub const PACED: &str = "paced-50pct-1w";
+    pub const SLOW: &str = "slow-200ms-1500ps";
+    pub const DEAD_SHORT: &str = "dead-10pct-503-10pct-short";
+    pub const DEAD_LONG: &str = "dead-10pct-503-10pct-long";
+    pub const BACKLOG_CLEAN: &str = "backlog-clean";
+    pub const BACKLOG_DEAD: &str = "backlog-dead-10pct";
 }
 
 /// End-to-end lag (receiver's clock minus publish time), in milliseconds.
@@ -265,8 +270,43 @@ pub fn targets_table(outcomes: &[Outcome]) -> String {
             pass: |v| v >= 0.95,
         },
     ];
+    let p99 = |n: &str| find(n).and_then(|o| o.lag_ms).map(|l| l.p99);
+    let isolation = [
+        Check {
+            what: format!("{} arrival lag p99 (all delivered)", name::SLOW),
+            target: "≤ 100 ms",
+            measured: p99(name::SLOW),
+            unit: " ms",
+            pass: |v| v <= 100.0,
+        },
+        Check {
+            what: format!("{} healthy lag p99", name::DEAD_SHORT),
+            target: "≤ 100 ms",
+            measured: p99(name::DEAD_SHORT),
+            unit: " ms",
+            pass: |v| v <= 100.0,
+        },
+        Check {
+            what: format!("{} healthy lag p99", name::DEAD_LONG),
+            target: "≤ 100 ms",
+            measured: p99(name::DEAD_LONG),
+            unit: " ms",
+            pass: |v| v <= 100.0,
+        },
+        Check {
+            what: format!(
+                "{} ÷ {} (healthy deliveries/s)",
+                name::BACKLOG_DEAD,
+                name::BACKLOG_CLEAN
+            ),
+            target: "≥ 0.9",
+            measured: ratio(rate(name::BACKLOG_DEAD), rate(name::BACKLOG_CLEAN)),
+            unit: "",
+            pass: |v| v >= 0.9,
+        },
+    ];
     let mut out = String::from("| target | wanted | measured | pass/fail |\n|---|---|---|---|\n");
-    for c in checks {
+    for c in checks.into_iter().chain(isolation) {
         let (measured, verdict) = match c.measured {
             Some(v) if v.is_finite() => {
                 let digits = if v >= 100.0 { 0 } else { 2 };

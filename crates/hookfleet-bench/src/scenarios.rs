@@ -1,6 +1,11 @@
 //! The scenarios of one run, in order: the baselines, the pipeline with one and two workers,
-//! fan-out 10, many other tenants, and the paced run at half the fan-out-1 rate.
+//! fan-out 10, many other tenants, the paced run at half the fan-out-1 rate, then isolation:
+//! slow receivers, a dead and a 503 endpoint under a steady load (short and long), and a
+//! backlog with and without a dead endpoint.
 
+use std::time::Duration;
+
+use crate::load::Mix;
 use crate::pipeline::{self, Spec};
 use crate::report::{Outcome, name};
 use crate::{Bench, baseline, endpoints, fleet, load};
@@ -19,7 +24,7 @@ pub async fn run_all(bench: &Bench) -> Vec<Outcome> {
     };
 
     if s.wants(name::BROKER) {
-        let env = fleet::env(s.concurrency);
+        let env = fleet::env(s.max_inflight);
         bench.track(&env);
         let namespace = env.namespace();
         outcomes.push(finished(baseline::broker(s, namespace, &events).await));
@@ -30,20 +35,16 @@ pub async fn run_all(bench: &Bench) -> Vec<Outcome> {
         outcomes.push(finished(baseline::http(s, &url, &events).await));
     }
 
-    let spec = |name, events, fanout, workers, other_endpoints| Spec {
-        name,
-        events,
-        fanout,
-        workers,
-        other_endpoints,
-        pace: None,
-    };
     let n = s.events;
+    let many_tenants = Spec {
+        other_endpoints: s.other_endpoints,
+        ..Spec::simple(name::MANY_TENANTS, n, 1, 1)
+    };
     for spec in [
-        spec(name::FANOUT1, n, 1, 1, 0),
-        spec(name::FANOUT1_2W, n, 1, 2, 0),
-        spec(name::FANOUT10, (n / 10).max(1), 10, 1, 0),
-        spec(name::MANY_TENANTS, n, 1, 1, s.other_endpoints),
+        Spec::simple(name::FANOUT1, n, 1, 1),
+        Spec::simple(name::FANOUT1_2W, n, 1, 2),
+        Spec::simple(name::FANOUT10, (n / 10).max(1), 10, 1),
+        many_tenants,
     ] {
         if s.wants(spec.name) {
             outcomes.push(finished(pipeline::run(bench, &spec).await));
@@ -58,11 +59,65 @@ pub async fn run_all(bench: &Bench) -> Vec<Outcome> {
     if s.wants(name::PACED) && max_rate > 0.0 && s.paced_seconds > 0 {
         let rate = max_rate / 2.0;
         let count = ((rate * s.paced_seconds as f64) as u64).clamp(1, n);
-        let mut paced = spec(name::PACED, count, 1, 1, 0);
+        let mut paced = Spec::simple(name::PACED, count, 1, 1);
         paced.pace = Some(rate);
         outcomes.push(finished(pipeline::run(bench, &paced).await));
     }
+    for spec in isolation(s) {
+        if s.wants(spec.name) {
+            outcomes.push(finished(pipeline::run(bench, &spec).await));
+        }
+    }
     outcomes
+}
+
+/// Real receivers are slow and some are down: one worker, default settings.
+fn isolation(s: &crate::Settings) -> [Spec; 5] {
+    let secs = s.isolation_seconds;
+    let faulty = Mix {
+        healthy_tenants: 1,
+        dead_pct: 10,
+        failing_pct: 10,
+    };
+    let paced = |name, rate: f64, secs: u64| Spec {
+        pace: Some(rate),
+        ..Spec::simple(name, (rate * secs as f64) as u64, 1, 1)
+    };
+    // Receivers answering in 200 ms, 1 500 events/s spread over 10 tenants (150/s each, so
+    // each endpoint stays under its in-flight cap): about 300 deliveries in flight.
+    let slow = Spec {
+        mix: Mix {
+            healthy_tenants: 10,
+            dead_pct: 0,
+            failing_pct: 0,
+        },
+        reply_after: Duration::from_millis(200),
+        ..paced(name::SLOW, 1_500.0, secs)
+    };
+    let backlog = s.events.min(20_000);
+    [
+        slow,
+        Spec {
+            mix: faulty,
+            ..paced(name::DEAD_SHORT, 500.0, secs)
+        },
+        Spec {
+            mix: faulty,
+            ..paced(name::DEAD_LONG, 500.0, secs * 6)
+        },
+        Spec {
+            prefill: true,
+            ..Spec::simple(name::BACKLOG_CLEAN, backlog, 1, 1)
+        },
+        Spec {
+            prefill: true,
+            mix: Mix {
+                failing_pct: 0,
+                ..faulty
+            },
+            ..Spec::simple(name::BACKLOG_DEAD, backlog, 1, 1)
+        },
+    ]
 }
 
 /// Prints a one-line summary of a finished scenario to stderr and passes it on.

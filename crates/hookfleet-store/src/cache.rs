@@ -6,7 +6,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock, so that tests can pause and advance it.
+use tokio::time::Instant;
 
 use hookfleet_core::{Endpoint, TenantId};
 
@@ -65,9 +68,12 @@ mod tests {
     use super::*;
     use hookfleet_core::EventFilter;
 
-    #[tokio::test]
+    #[tokio::test(flavor = "current_thread")]
     async fn a_change_is_seen_once_the_ttl_has_passed() {
-        let namespace = format!("hf-cache-{}", uuid::Uuid::now_v7().simple());
+        let namespace: hookfleet_core::Namespace =
+            format!("hf-cache-{}", uuid::Uuid::now_v7().simple())
+                .parse()
+                .unwrap();
         let redis = crate::connect("redis://127.0.0.1:6379").unwrap();
         let store = EndpointStore::new(redis.clone(), &namespace);
         let tenant: TenantId = "acme".parse().unwrap();
@@ -80,21 +86,22 @@ mod tests {
         )
         .unwrap();
         store.put(&endpoint).await.unwrap();
-        let long = EndpointCache::new(store.clone(), Duration::from_secs(3600));
-        let none = EndpointCache::new(store.clone(), Duration::ZERO);
-        assert!(long.for_tenant(&tenant).await.unwrap()[0].enabled);
-        assert!(none.for_tenant(&tenant).await.unwrap()[0].enabled);
-
+        let ttl = Duration::from_secs(1);
+        let cache = EndpointCache::new(store.clone(), ttl);
+        assert!(cache.for_tenant(&tenant).await.unwrap()[0].enabled);
         endpoint.enabled = false;
         store.put(&endpoint).await.unwrap();
-        assert!(
-            long.for_tenant(&tenant).await.unwrap()[0].enabled,
-            "within the TTL: cached"
-        );
-        assert!(
-            !none.for_tenant(&tenant).await.unwrap()[0].enabled,
-            "past the TTL: read again"
-        );
+
+        // Time stands still while the cache is read: no Redis I/O happens under a paused
+        // clock (its timeouts would fire at once), only cache hits.
+        tokio::time::pause();
+        tokio::time::advance(ttl - Duration::from_millis(1)).await;
+        let cached = cache.for_tenant(&tenant).await.unwrap();
+        assert!(cached[0].enabled, "within the TTL: the cached list");
+        tokio::time::advance(Duration::from_millis(1)).await;
+        tokio::time::resume();
+        let fresh = cache.for_tenant(&tenant).await.unwrap();
+        assert!(!fresh[0].enabled, "at the TTL: read again");
         crate::purge(&redis, &namespace).await.unwrap();
     }
 }

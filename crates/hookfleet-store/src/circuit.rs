@@ -10,8 +10,8 @@
 
 use std::time::Duration;
 
-use hookfleet_core::EndpointId;
 use hookfleet_core::circuit::CircuitState;
+use hookfleet_core::{EndpointId, Namespace};
 use redis::Script;
 
 use crate::Result;
@@ -110,7 +110,7 @@ pub struct Circuits {
 }
 
 impl Circuits {
-    pub fn new(redis: crate::Redis, namespace: &str, policy: CircuitPolicy) -> Self {
+    pub fn new(redis: crate::Redis, namespace: &Namespace, policy: CircuitPolicy) -> Self {
         Self {
             redis,
             keys: Keys::new(namespace),
@@ -217,8 +217,10 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn circuits(threshold: u32, disable_after: Duration) -> (Circuits, String) {
-        let namespace = format!("hf-circuit-{}", uuid::Uuid::now_v7().simple());
+    fn circuits(threshold: u32, disable_after: Duration) -> (Circuits, Namespace) {
+        let namespace: Namespace = format!("hf-circuit-{}", uuid::Uuid::now_v7().simple())
+            .parse()
+            .unwrap();
         let redis = crate::connect("redis://127.0.0.1:6379").unwrap();
         let policy = CircuitPolicy {
             threshold,

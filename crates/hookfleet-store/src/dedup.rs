@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use hookfleet_core::{EndpointId, EventId};
+use hookfleet_core::{EndpointId, EventId, Namespace};
 use redis::{self, Script};
 
 use crate::Result;
@@ -40,7 +40,7 @@ pub struct Dedup {
 impl Dedup {
     pub fn new(
         redis: crate::Redis,
-        namespace: &str,
+        namespace: &Namespace,
         claim_ttl: Duration,
         done_ttl: Duration,
     ) -> Self {

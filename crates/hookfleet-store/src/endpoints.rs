@@ -3,7 +3,7 @@
 //! Each tenant's endpoints are one hash, so the delivery path reads exactly the endpoints of
 //! the event's tenant (`HVALS`), however many other tenants there are.
 
-use hookfleet_core::{Endpoint, EndpointId, TenantId};
+use hookfleet_core::{Endpoint, EndpointId, Namespace, TenantId};
 use redis::{self, AsyncCommands};
 
 use crate::keys::Keys;
@@ -16,7 +16,7 @@ pub struct EndpointStore {
 }
 
 impl EndpointStore {
-    pub fn new(redis: crate::Redis, namespace: &str) -> Self {
+    pub fn new(redis: crate::Redis, namespace: &Namespace) -> Self {
         Self {
             redis,
             keys: Keys::new(namespace),

@@ -5,7 +5,7 @@
 //! remove is one atomic MULTI); a de-duplication mark is tagged by its own (endpoint, event)
 //! pair, which spreads the bulk of the data over the whole cluster.
 
-use hookfleet_core::{EndpointId, EventId, TenantId};
+use hookfleet_core::{EndpointId, EventId, Namespace, TenantId};
 
 #[derive(Debug, Clone)]
 pub struct Keys {
@@ -13,9 +13,9 @@ pub struct Keys {
 }
 
 impl Keys {
-    pub fn new(namespace: &str) -> Self {
+    pub fn new(namespace: &Namespace) -> Self {
         Self {
-            namespace: namespace.to_owned(),
+            namespace: namespace.to_string(),
         }
     }
 
@@ -56,7 +56,7 @@ mod tests {
 
     #[test]
     fn endpoint_keys_share_a_hash_tag() {
-        let k = Keys::new("hf");
+        let k = Keys::new(&"hf".parse().unwrap());
         let t: TenantId = "acme".parse().unwrap();
         assert_eq!(k.tenant_endpoints(&t), "{hf:endpoints}:tenant:acme");
         assert_eq!(k.endpoint_index(), "{hf:endpoints}:index");

@@ -57,7 +57,7 @@ pub async fn ping(redis: &Redis) -> Result<()> {
 
 /// Deletes every key of `namespace` (endpoints and de-duplication marks): for tests,
 /// benchmarks and tearing down a namespace. Returns how many keys went.
-pub async fn purge(redis: &Redis, namespace: &str) -> Result<u64> {
+pub async fn purge(redis: &Redis, namespace: &hookfleet_core::Namespace) -> Result<u64> {
     let mut conn = redis.clone();
     let mut removed = 0;
     for pattern in keys::Keys::new(namespace).all_patterns() {

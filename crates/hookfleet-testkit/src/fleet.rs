@@ -127,7 +127,7 @@ impl Fleet {
 
     pub fn store(&self) -> Result<EndpointStore> {
         let redis = hookfleet_store::connect(REDIS_URL)?;
-        Ok(EndpointStore::new(redis, self.namespace()))
+        Ok(EndpointStore::new(redis, &self.namespace().parse()?))
     }
 
     /// Writes an endpoint of `tenant` for `events` at `url` straight into Redis.

@@ -24,7 +24,7 @@ pub async fn teardown(env: &WorkerEnv, extra_queues: &[String]) {
     patiently("RabbitMQ", namespace, || remove_amqp(env, extra_queues)).await;
     patiently("Redis", namespace, || async {
         let redis = hookfleet_store::connect(REDIS_URL)?;
-        hookfleet_store::purge(&redis, namespace).await?;
+        hookfleet_store::purge(&redis, &namespace.parse()?).await?;
         Ok(())
     })
     .await;

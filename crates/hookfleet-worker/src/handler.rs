@@ -59,7 +59,7 @@ impl Deliverer {
         metrics: Metrics,
     ) -> Result<Self> {
         let timeouts = Timeouts::new(config.delivery_timeout);
-        let ns = config.namespace.as_str();
+        let ns = &config.namespace;
         let store = EndpointStore::new(redis.clone(), ns);
         let circuits = Circuits::new(
             redis.clone(),
@@ -95,7 +95,7 @@ impl Deliverer {
             schedule: config.retry.clone(),
             breaker: Breaker::new(circuits, metrics.clone()),
             metrics,
-            slots: EndpointSlots::new(config.endpoint_concurrency),
+            slots: EndpointSlots::new(config.endpoint_concurrency, timeouts.slot_grace),
             notices,
             timeouts,
         })
@@ -168,7 +168,7 @@ impl Deliverer {
         let event_type = event.event_type.as_str();
         // Isolation first: a busy or failing endpoint's delivery waits in a delay queue, not in
         // this worker, and uses no attempt.
-        let Some(_slot) = self.slots.try_take(&endpoint.id) else {
+        let Some(_slot) = self.slots.take(&endpoint.id).await else {
             let wait = Duration::ZERO;
             return self
                 .defer(

@@ -4,10 +4,12 @@
 //!
 //! A delivery waiting on a slow receiver costs a socket and a few KiB, so the totals can be in
 //! the thousands. The per-endpoint cap is what keeps one slow or dead endpoint from taking them
-//! all: a delivery over it does not wait here, it is deferred through a delay queue.
+//! all: a delivery over it waits at most a short grace for a slot (a fast endpoint frees one
+//! in milliseconds), then it is deferred through a delay queue instead of waiting here.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use hookfleet_core::EndpointId;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -62,39 +64,61 @@ impl Budget {
     }
 }
 
-/// In-flight deliveries per endpoint, in this worker.
+/// In-flight deliveries per endpoint, in this worker: one semaphore of `cap` permits per
+/// endpoint with work in flight.
 #[derive(Debug)]
 pub struct EndpointSlots {
     cap: usize,
-    busy: Arc<Mutex<HashMap<EndpointId, usize>>>,
+    /// How long a delivery may wait for a slot before it is deferred instead.
+    grace: Duration,
+    busy: Arc<Mutex<HashMap<EndpointId, Arc<Semaphore>>>>,
 }
 
 /// A delivery's slot at its endpoint, freed on drop.
 #[derive(Debug)]
 pub struct Slot {
     endpoint: EndpointId,
-    busy: Arc<Mutex<HashMap<EndpointId, usize>>>,
+    /// `None` only while dropping.
+    permit: Option<OwnedSemaphorePermit>,
+    busy: Arc<Mutex<HashMap<EndpointId, Arc<Semaphore>>>>,
+    cap: usize,
 }
 
 impl EndpointSlots {
-    pub fn new(cap: usize) -> Self {
+    pub fn new(cap: usize, grace: Duration) -> Self {
         Self {
             cap,
+            grace,
             busy: Arc::default(),
         }
     }
 
-    /// A slot at `endpoint`, or `None` when it already has `cap` deliveries in flight here.
-    pub fn try_take(&self, endpoint: &EndpointId) -> Option<Slot> {
-        let mut busy = lock(&self.busy);
-        let count = busy.entry(endpoint.clone()).or_insert(0);
-        if *count >= self.cap {
-            return None;
-        }
-        *count += 1;
+    /// A slot at `endpoint`, waiting at most the grace for one to free up; `None` when the
+    /// endpoint keeps all `cap` slots busy that long. A fast endpoint frees a slot within
+    /// milliseconds, so its deliveries go ahead; a slow or dead one's are deferred.
+    pub async fn take(&self, endpoint: &EndpointId) -> Option<Slot> {
+        let semaphore = {
+            let mut busy = lock(&self.busy);
+            let cap = self.cap;
+            (busy.entry(endpoint.clone()))
+                .or_insert_with(|| Arc::new(Semaphore::new(cap)))
+                .clone()
+        };
+        let permit = match semaphore.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => match tokio::time::timeout(self.grace, semaphore.acquire_owned()).await {
+                Ok(Ok(permit)) => permit,
+                _ => {
+                    forget_if_idle(&mut lock(&self.busy), endpoint, self.cap);
+                    return None;
+                }
+            },
+        };
         Some(Slot {
             endpoint: endpoint.clone(),
+            permit: Some(permit),
             busy: self.busy.clone(),
+            cap: self.cap,
         })
     }
 }
@@ -102,13 +126,23 @@ impl EndpointSlots {
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut busy = lock(&self.busy);
-        if let Some(count) = busy.get_mut(&self.endpoint) {
-            *count -= 1;
-            if *count == 0 {
-                // Only endpoints with work in flight take memory.
-                busy.remove(&self.endpoint);
-            }
-        }
+        drop(self.permit.take());
+        forget_if_idle(&mut busy, &self.endpoint, self.cap);
+    }
+}
+
+/// Only endpoints with work in flight (or waiting) take memory: an entry goes when the map
+/// holds its last handle and every permit is back.
+fn forget_if_idle(
+    busy: &mut HashMap<EndpointId, Arc<Semaphore>>,
+    endpoint: &EndpointId,
+    cap: usize,
+) {
+    if let Some(semaphore) = busy.get(endpoint)
+        && Arc::strong_count(semaphore) == 1
+        && semaphore.available_permits() == cap
+    {
+        busy.remove(endpoint);
     }
 }
 
@@ -122,24 +156,40 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    #[test]
-    fn an_endpoint_gets_at_most_its_cap() {
-        let slots = EndpointSlots::new(2);
+    #[tokio::test(start_paused = true)]
+    async fn an_endpoint_gets_at_most_its_cap_and_waits_only_the_grace() {
+        let slots = EndpointSlots::new(2, Duration::from_millis(50));
         let a: EndpointId = "ep_a".parse().unwrap();
         let b: EndpointId = "ep_b".parse().unwrap();
-        let first = slots.try_take(&a).unwrap();
-        let _second = slots.try_take(&a).unwrap();
-        assert!(slots.try_take(&a).is_none(), "a is at its cap");
-        assert!(slots.try_take(&b).is_some(), "b is not held up by a");
-        drop(first);
-        assert!(slots.try_take(&a).is_some(), "a freed slot is reused");
+        let first = slots.take(&a).await.unwrap();
+        let _second = slots.take(&a).await.unwrap();
+        let started = tokio::time::Instant::now();
+        assert!(slots.take(&a).await.is_none(), "a is at its cap");
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_millis(50),
+            "after the grace"
+        );
+        assert!(slots.take(&b).await.is_some(), "b is not held up by a");
+        // A slot freed within the grace is taken.
+        let waiting = slots.take(&a);
+        let free = async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            drop(first);
+        };
+        let (slot, ()) = tokio::join!(waiting, free);
+        assert!(slot.is_some());
     }
 
-    #[test]
-    fn idle_endpoints_take_no_memory() {
-        let slots = EndpointSlots::new(2);
+    #[tokio::test]
+    async fn idle_endpoints_take_no_memory() {
+        let slots = EndpointSlots::new(2, Duration::ZERO);
         let a: EndpointId = "ep_a".parse().unwrap();
-        drop(slots.try_take(&a));
+        let one = slots.take(&a).await.unwrap();
+        let two = slots.take(&a).await.unwrap();
+        drop(one);
+        assert_eq!(lock(&slots.busy).len(), 1, "still in flight");
+        drop(two);
         assert!(lock(&slots.busy).is_empty());
     }
 

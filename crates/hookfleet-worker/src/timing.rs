@@ -21,6 +21,11 @@ pub struct Timeouts {
     pub publish_patience: Duration,
     /// How long a half-open circuit's probe holds it: one attempt plus a margin.
     pub probe_hold: Duration,
+    /// How long a delivery may wait for a slot at its endpoint before it is deferred. A
+    /// backlog for one fast endpoint (a few ms per request) drains its waiters well within
+    /// it, so its deliveries are not sent round the delay queues; a slow or dead endpoint's
+    /// waiters give up after it, so they hold the worker's budget briefly.
+    pub slot_grace: Duration,
     /// Longest a message may take from receipt to ack or requeue before it is abandoned.
     pub message_deadline: Duration,
     /// How long a stopping worker lets in-flight deliveries finish (the contract: exit within
@@ -37,6 +42,7 @@ impl Timeouts {
             commit_patience,
             publish_patience: PUBLISH_PATIENCE,
             probe_hold: delivery + Duration::from_secs(2),
+            slot_grace: Duration::from_millis(500),
             // Claim, POST, commit or a confirmed publish, and a breaker update, with room.
             message_deadline: delivery * 2 + commit_patience + PUBLISH_PATIENCE,
             drain: delivery + Duration::from_millis(1500),
@@ -65,6 +71,8 @@ mod tests {
             );
             // The probe's hold covers its attempt.
             assert!(t.probe_hold > t.delivery, "{t:?}");
+            // Waiting for a slot is shorter than one attempt.
+            assert!(t.slot_grace < t.delivery, "{t:?}");
             // Stopping honours the contract.
             assert!(t.drain < t.delivery + Duration::from_secs(2), "{t:?}");
             assert!(t.drain > t.delivery, "{t:?}");
