@@ -7,11 +7,36 @@ use std::time::{Duration, Instant};
 use lapin::options::BasicGetOptions;
 use serde_json::Value;
 
+use hookfleet_testkit::WorkerProcess;
+
 use crate::util::{Fleet, Receiver, Reply, WAIT, wait_until};
 
 const BLOCKED: &str = "log.blocked";
 /// Room for deferral tiers (1 s and up, jittered) on top of the usual waits.
 const LONG_WAIT: Duration = Duration::from_secs(30);
+
+/// Publishes events `{"n": n}` for each n; returns their ids.
+async fn publish(fleet: &Fleet, numbers: std::ops::Range<u32>) -> Vec<String> {
+    let mut ids = Vec::new();
+    for n in numbers {
+        ids.push(
+            fleet
+                .publish(BLOCKED, "acme", &format!(r#"{{"n":{n}}}"#))
+                .await,
+        );
+    }
+    ids
+}
+
+/// Waits until `worker` deferred at least `count` deliveries for `reason`.
+async fn deferred(worker: &WorkerProcess, reason: &str, count: f64) {
+    let labels = [("reason", reason)];
+    let metric = "hookfleet_deliveries_deferred_total";
+    worker
+        .wait_for_metric(metric, &labels, count, WAIT)
+        .await
+        .unwrap();
+}
 
 /// Asserts that each id got exactly one 2xx on `path`.
 fn delivered_once(receiver: &Receiver, path: &str, ids: &[String]) {
@@ -36,28 +61,13 @@ async fn a_busy_endpoint_is_deferred_not_waited_for() {
         .await;
     let worker = fleet.spawn_worker().await;
 
-    let mut ids = Vec::new();
-    for n in 0..3 {
-        ids.push(
-            fleet
-                .publish(BLOCKED, "acme", &format!(r#"{{"n":{n}}}"#))
-                .await,
-        );
-    }
+    let ids = publish(&fleet, 0..3).await;
     // The fast endpoint is not held up by the slow one's single slot.
     wait_until(WAIT, "the fast endpoint's three", || {
         receiver.count("/fast") == 3
     })
     .await;
-    worker
-        .wait_for_metric(
-            "hookfleet_deliveries_deferred_total",
-            &[("reason", "endpoint_busy")],
-            1.0,
-            WAIT,
-        )
-        .await
-        .unwrap();
+    deferred(&worker, "endpoint_busy", 1.0).await;
     wait_until(LONG_WAIT, "the slow endpoint's three", || {
         ids.iter().all(|id| receiver.seen("/slow", id).ok == 1)
     })
@@ -105,26 +115,12 @@ async fn an_open_circuit_defers_without_attempts_until_a_probe_closes_it() {
         .await
         .unwrap();
     let mut ids = vec![first];
-    for n in 1..3 {
-        ids.push(
-            fleet
-                .publish(BLOCKED, "acme", &format!(r#"{{"n":{n}}}"#))
-                .await,
-        );
-    }
+    ids.extend(publish(&fleet, 1..3).await);
     wait_until(WAIT, "the healthy endpoint's three", || {
         receiver.count("/up") == 3
     })
     .await;
-    worker
-        .wait_for_metric(
-            "hookfleet_deliveries_deferred_total",
-            &[("reason", "circuit_open")],
-            2.0,
-            WAIT,
-        )
-        .await
-        .unwrap();
+    deferred(&worker, "circuit_open", 2.0).await;
     assert_eq!(
         receiver.count("/down"),
         2,
@@ -191,15 +187,7 @@ async fn a_second_worker_sees_the_circuit_the_first_opened() {
 
     let second = fleet.spawn_worker().await;
     fleet.publish(BLOCKED, "acme", r#"{"n":1}"#).await;
-    second
-        .wait_for_metric(
-            "hookfleet_deliveries_deferred_total",
-            &[("reason", "circuit_open")],
-            1.0,
-            WAIT,
-        )
-        .await
-        .unwrap();
+    deferred(&second, "circuit_open", 1.0).await;
     assert_eq!(
         receiver.count("/down"),
         calls,
@@ -225,26 +213,12 @@ async fn a_retry_after_pauses_that_endpoint_only() {
     let mut ids = vec![fleet.publish(BLOCKED, "acme", r#"{"n":0}"#).await];
     wait_until(WAIT, "the 429", || receiver.count("/limited") == 1).await;
     let limited_at = Instant::now();
-    for n in 1..3 {
-        ids.push(
-            fleet
-                .publish(BLOCKED, "acme", &format!(r#"{{"n":{n}}}"#))
-                .await,
-        );
-    }
+    ids.extend(publish(&fleet, 1..3).await);
     wait_until(WAIT, "the other endpoint's three", || {
         receiver.count("/other") == 3
     })
     .await;
-    worker
-        .wait_for_metric(
-            "hookfleet_deliveries_deferred_total",
-            &[("reason", "retry_after")],
-            1.0,
-            WAIT,
-        )
-        .await
-        .unwrap();
+    deferred(&worker, "retry_after", 1.0).await;
     wait_until(LONG_WAIT, "the limited endpoint's three", || {
         ids.iter().all(|id| receiver.seen("/limited", id).ok == 1)
     })

@@ -89,12 +89,25 @@ mod tests {
         let ttl = Duration::from_secs(1);
         let cache = EndpointCache::new(store.clone(), ttl);
         assert!(cache.for_tenant(&tenant).await.unwrap()[0].enabled);
-        endpoint.enabled = false;
-        store.put(&endpoint).await.unwrap();
 
-        // Time stands still while the cache is read: no Redis I/O happens under a paused
-        // clock (its timeouts would fire at once), only cache hits.
+        // From here time stands still but when advanced. No Redis I/O may happen on this
+        // runtime under the paused clock (its timeouts would fire at once): the change is
+        // written from a thread with a runtime and a connection of its own.
         tokio::time::pause();
+        endpoint.enabled = false;
+        let ns = namespace.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let redis = crate::connect("redis://127.0.0.1:6379").unwrap();
+                EndpointStore::new(redis, &ns).put(&endpoint).await.unwrap();
+            });
+        })
+        .join()
+        .unwrap();
         tokio::time::advance(ttl - Duration::from_millis(1)).await;
         let cached = cache.for_tenant(&tenant).await.unwrap();
         assert!(cached[0].enabled, "within the TTL: the cached list");
