@@ -19,7 +19,7 @@ use hookfleet_store::{CircuitPolicy, Circuits, Claim, Dedup, EndpointCache, Endp
 use lapin::BasicProperties;
 use tracing::{Span, debug, info, warn};
 
-use crate::breaker::{Admission, Breaker};
+use crate::breaker::{Admission, Aftermath, Breaker};
 use crate::inbound::InboundEvent;
 use crate::limits::EndpointSlots;
 use crate::metrics::{DeferReason, DeliveryResult, Metrics};
@@ -169,16 +169,12 @@ impl Deliverer {
         // Isolation first: a busy or failing endpoint's delivery waits in a delay queue, not in
         // this worker, and uses no attempt.
         let Some(_slot) = self.slots.take(&endpoint.id).await else {
-            let wait = Duration::ZERO;
+            // Its slots free up within one delivery timeout at the latest: looking again
+            // sooner would only send a dead endpoint's deliveries round and round.
+            let busy = DeferReason::EndpointBusy;
+            let wait = self.timeouts.delivery;
             return self
-                .defer(
-                    DeferReason::EndpointBusy,
-                    wait,
-                    event,
-                    endpoint,
-                    properties,
-                    body,
-                )
+                .defer(busy, wait, event, endpoint, properties, body)
                 .await;
         };
         if let Admission::Defer(wait, reason) = self.breaker.admit(&endpoint.id).await? {
@@ -208,11 +204,11 @@ impl Deliverer {
         self.metrics
             .attempt(event_type, &outcome, started.elapsed().as_secs_f64());
         let attempts = event.attempts + 1;
-        let aftermath = self.breaker.record(&endpoint.id, &outcome).await?;
 
         let verdict = outcome.verdict();
         if verdict == Verdict::Delivered {
             self.commit(endpoint, event).await?;
+            self.record(endpoint, &outcome).await;
             self.metrics.delivery(event_type, DeliveryResult::Delivered);
             if event.timestamp > 0 {
                 let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as f64 / 1e9;
@@ -227,8 +223,9 @@ impl Deliverer {
             warn!(message = "Could not release the claim; it will expire.", %error);
         }
         let failure = Failure::new(&endpoint.id, attempts, &outcome);
+        let aftermath = self.record(endpoint, &outcome).await;
         if aftermath.disable {
-            let window = humantime_like(self.breaker_disable_after());
+            let window = humantime::format_duration(self.notices.disable_after);
             let reason = format!("failing without a break for {window}");
             self.disable(endpoint, &reason).await?;
         }
@@ -381,8 +378,17 @@ impl Deliverer {
         }
     }
 
-    fn breaker_disable_after(&self) -> Duration {
-        self.notices.disable_after
+    /// Records the outcome with the circuit breaker. Best effort: the outcome itself is
+    /// already durable or about to be, and a breaker that misses one attempt (Redis away) only
+    /// opens or closes a little later.
+    async fn record(&self, endpoint: &Endpoint, outcome: &AttemptOutcome) -> Aftermath {
+        match self.breaker.record(&endpoint.id, outcome).await {
+            Ok(aftermath) => aftermath,
+            Err(error) => {
+                warn!(message = "Cannot update the circuit breaker; going on without.", %error);
+                Aftermath::default()
+            }
+        }
     }
 }
 
@@ -393,17 +399,6 @@ fn give_up_reason(verdict: Verdict, attempts: u32, outcome: &AttemptOutcome) -> 
         }
         Verdict::GiveUp { disable: false } => format!("not retried: {}", outcome.describe()),
         _ => format!("gave up after {attempts} attempts"),
-    }
-}
-
-/// A duration in words for a reason text ("5days", "2s").
-fn humantime_like(d: Duration) -> String {
-    let secs = d.as_secs();
-    match secs {
-        s if s >= 86_400 && s % 86_400 == 0 => format!("{}d", s / 86_400),
-        s if s >= 3_600 && s % 3_600 == 0 => format!("{}h", s / 3_600),
-        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
-        _ => format!("{:?}", d),
     }
 }
 
