@@ -21,7 +21,7 @@ use tracing::{Span, debug, info, warn};
 
 use crate::breaker::{Admission, Aftermath, Breaker};
 use crate::inbound::InboundEvent;
-use crate::limits::EndpointSlots;
+use crate::limits::{Deliveries, EndpointSlots};
 use crate::metrics::{DeferReason, DeliveryResult, Metrics};
 use crate::notice::Notices;
 use crate::retry::{self, Failure};
@@ -41,6 +41,8 @@ pub struct Deliverer {
     pub publisher: Arc<ConfirmedPublisher>,
     pub schedule: RetrySchedule,
     pub metrics: Metrics,
+    /// Deliveries in flight in this worker, capped.
+    pub deliveries: Deliveries,
     /// Deliveries in flight per endpoint, capped.
     pub slots: EndpointSlots,
     pub breaker: Breaker,
@@ -95,6 +97,7 @@ impl Deliverer {
             schedule: config.retry.clone(),
             breaker: Breaker::new(circuits, metrics.clone()),
             metrics,
+            deliveries: Deliveries::new(config.max_inflight),
             slots: EndpointSlots::new(config.endpoint_concurrency, timeouts.slot_grace),
             notices,
             timeouts,
@@ -147,6 +150,8 @@ impl Deliverer {
                 endpoint_id = %target
             );
         }
+        // A fan-out counts each of its deliveries against the worker's budget.
+        let _deliveries = self.deliveries.take(targets.len()).await;
         let results = join_all(
             targets
                 .into_iter()

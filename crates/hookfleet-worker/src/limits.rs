@@ -1,6 +1,6 @@
-//! How much one worker holds at once: messages and body bytes in total
-//! (`HOOKFLEET_MAX_INFLIGHT`, `HOOKFLEET_MAX_INFLIGHT_BYTES`), and deliveries per endpoint
-//! (`HOOKFLEET_ENDPOINT_CONCURRENCY`).
+//! How much one worker holds at once: messages, their body bytes and their deliveries in total
+//! (`HOOKFLEET_MAX_INFLIGHT` messages and as many deliveries, `HOOKFLEET_MAX_INFLIGHT_BYTES`),
+//! and deliveries per endpoint (`HOOKFLEET_ENDPOINT_CONCURRENCY`).
 //!
 //! A delivery waiting on a slow receiver costs a socket and a few KiB, so the totals can be in
 //! the thousands. The per-endpoint cap is what keeps one slow or dead endpoint from taking them
@@ -61,6 +61,34 @@ impl Budget {
             _message: message,
             _bytes: bytes,
         }
+    }
+}
+
+/// The worker-wide budget of deliveries (`HOOKFLEET_MAX_INFLIGHT`): a message fanning out to
+/// `n` endpoints takes `n` at once, so a fan-out does not multiply what the worker holds.
+#[derive(Debug, Clone)]
+pub struct Deliveries {
+    permits: Arc<Semaphore>,
+    max: usize,
+}
+
+impl Deliveries {
+    pub fn new(max: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(max)),
+            max,
+        }
+    }
+
+    /// Waits until `n` deliveries may start (all of the budget, for a fan-out larger than
+    /// it). Taken in one piece, so messages never hold part of it while waiting for the rest.
+    pub async fn take(&self, n: usize) -> OwnedSemaphorePermit {
+        let n = u32::try_from(n.clamp(1, self.max)).unwrap_or(u32::MAX);
+        self.permits
+            .clone()
+            .acquire_many_owned(n)
+            .await
+            .expect("the budget's semaphores are never closed")
     }
 }
 
@@ -191,6 +219,22 @@ mod tests {
         assert_eq!(lock(&slots.busy).len(), 1, "still in flight");
         drop(two);
         assert!(lock(&slots.busy).is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fan_out_takes_its_deliveries_in_one_piece() {
+        let deliveries = Deliveries::new(10);
+        let eight = deliveries.take(8).await;
+        let wait = std::time::Duration::from_secs(1);
+        assert!(
+            tokio::time::timeout(wait, deliveries.take(3))
+                .await
+                .is_err()
+        );
+        let _two = deliveries.take(2).await;
+        drop(eight);
+        // Larger than the budget: the whole budget, once free.
+        let _all = tokio::time::timeout(wait, deliveries.take(50)).await;
     }
 
     #[tokio::test(start_paused = true)]
