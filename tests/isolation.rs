@@ -38,6 +38,13 @@ async fn deferred(worker: &WorkerProcess, reason: &str, count: f64) {
         .unwrap();
 }
 
+/// Adds an endpoint of tenant `acme` for `log.blocked` at `path` on the receiver.
+async fn add(fleet: &Fleet, receiver: &Receiver, path: &str) -> serde_json::Value {
+    fleet
+        .add_endpoint("acme", &receiver.url(path), &[BLOCKED])
+        .await
+}
+
 /// Asserts that each id got exactly one 2xx on `path`.
 fn delivered_once(receiver: &Receiver, path: &str, ids: &[String]) {
     for id in ids {
@@ -53,12 +60,8 @@ async fn a_busy_endpoint_is_deferred_not_waited_for() {
         "/slow",
         Reply::status(200).delayed(Duration::from_millis(1500)),
     );
-    fleet
-        .add_endpoint("acme", &receiver.url("/slow"), &[BLOCKED])
-        .await;
-    fleet
-        .add_endpoint("acme", &receiver.url("/fast"), &[BLOCKED])
-        .await;
+    add(&fleet, &receiver, "/slow").await;
+    add(&fleet, &receiver, "/fast").await;
     let worker = fleet.spawn_worker().await;
 
     let ids = publish(&fleet, 0..3).await;
@@ -95,12 +98,8 @@ async fn an_open_circuit_defers_without_attempts_until_a_probe_closes_it() {
         .env("HOOKFLEET_CIRCUIT_COOLDOWN", "2s");
     let receiver = Receiver::start().await.unwrap();
     receiver.set_default("/down", Reply::status(500));
-    fleet
-        .add_endpoint("acme", &receiver.url("/down"), &[BLOCKED])
-        .await;
-    fleet
-        .add_endpoint("acme", &receiver.url("/up"), &[BLOCKED])
-        .await;
+    add(&fleet, &receiver, "/down").await;
+    add(&fleet, &receiver, "/up").await;
     let worker = fleet.spawn_worker().await;
 
     let first = fleet.publish(BLOCKED, "acme", r#"{"n":0}"#).await;
@@ -168,9 +167,7 @@ async fn a_second_worker_sees_the_circuit_the_first_opened() {
         .env("HOOKFLEET_CIRCUIT_COOLDOWN", "10m");
     let receiver = Receiver::start().await.unwrap();
     receiver.set_default("/down", Reply::status(503));
-    fleet
-        .add_endpoint("acme", &receiver.url("/down"), &[BLOCKED])
-        .await;
+    add(&fleet, &receiver, "/down").await;
     let first = fleet.spawn_worker().await;
     fleet.publish(BLOCKED, "acme", r#"{"n":0}"#).await;
     first
@@ -202,12 +199,8 @@ async fn a_retry_after_pauses_that_endpoint_only() {
     let fleet = Fleet::new();
     let receiver = Receiver::start().await.unwrap();
     receiver.enqueue("/limited", [Reply::status(429).retry_after(2)]);
-    fleet
-        .add_endpoint("acme", &receiver.url("/limited"), &[BLOCKED])
-        .await;
-    fleet
-        .add_endpoint("acme", &receiver.url("/other"), &[BLOCKED])
-        .await;
+    add(&fleet, &receiver, "/limited").await;
+    add(&fleet, &receiver, "/other").await;
     let worker = fleet.spawn_worker().await;
 
     let mut ids = vec![fleet.publish(BLOCKED, "acme", r#"{"n":0}"#).await];
@@ -243,9 +236,7 @@ async fn an_endpoint_failing_for_the_window_is_disabled_with_a_notice() {
         .env("HOOKFLEET_CIRCUIT_THRESHOLD", "100");
     let receiver = Receiver::start().await.unwrap();
     receiver.set_default("/broken", Reply::status(500));
-    let endpoint = fleet
-        .add_endpoint("acme", &receiver.url("/broken"), &[BLOCKED])
-        .await;
+    let endpoint = add(&fleet, &receiver, "/broken").await;
     let endpoint_id = endpoint["id"].as_str().unwrap().to_owned();
     let worker = fleet.spawn_worker().await;
     fleet.publish(BLOCKED, "acme", r#"{"n":0}"#).await;

@@ -12,6 +12,9 @@ use tokio::sync::Mutex;
 
 use crate::{Error, Result};
 
+/// How long a polite close may take before the connection is simply dropped.
+const CLOSE_PATIENCE: Duration = Duration::from_millis(500);
+
 /// A handle to the broker at one URL; cheap to clone.
 #[derive(Clone)]
 pub struct Broker {
@@ -78,9 +81,19 @@ impl Broker {
     }
 
     /// Closes the connection politely; in-flight unacked messages return to their queues.
+    ///
+    /// Bounded by [`CLOSE_PATIENCE`]: seen under load, a channel the broker closes while lapin
+    /// closes it too puts the connection in an error state where the close never completes.
+    /// Dropping the connection then has the same effect for the broker (unacked messages
+    /// return), and a stopping worker keeps its exit deadline.
     pub async fn close(&self) {
         if let Some(conn) = self.connection.lock().await.take() {
-            let _ = conn.close(200, "bye".into()).await;
+            let close = conn.close(200, "bye".into());
+            if tokio::time::timeout(CLOSE_PATIENCE, close).await.is_err() {
+                tracing::warn!(
+                    message = "RabbitMQ did not confirm the close; dropping the connection."
+                );
+            }
         }
     }
 }
