@@ -54,6 +54,30 @@ impl Fleet {
         self.kit().run(env, args).await.unwrap()
     }
 
+    /// Runs `hookfleet <args>` with `setting=value` and asserts the contract's answer to a bad
+    /// setting: exit status 2 and one line, naming the setting, within 5 s (a command that
+    /// accepted the value could run until killed). Returns that line.
+    pub async fn assert_refused(&self, setting: &str, value: &str, args: &[&str]) -> String {
+        let env = [(setting, value)];
+        let run = self.run_with(&env, args);
+        let Ok(output) = tokio::time::timeout(Duration::from_secs(5), run).await else {
+            panic!("{setting}={value:?} was accepted: `{args:?}` kept running");
+        };
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{setting}={value:?}: {stderr}"
+        );
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{setting}={value:?}: not one line: {stderr}"
+        );
+        assert!(stderr.contains(setting), "{setting}={value:?}: {stderr}");
+        stderr
+    }
+
     /// Runs a command that must succeed; returns its stdout.
     pub async fn run_ok(&self, args: &[&str]) -> String {
         self.kit().run_ok(args).await.unwrap()

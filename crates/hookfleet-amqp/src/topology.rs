@@ -79,44 +79,19 @@ impl Topology {
 
     pub async fn declare(&self, channel: &Channel) -> Result<()> {
         let ns = &self.namespace;
-        let durable = ExchangeDeclareOptions {
-            durable: true,
-            ..Default::default()
-        };
         let dead = ns.dead();
-        channel
-            .exchange_declare(
-                dead.as_str().into(),
-                ExchangeKind::Fanout,
-                durable,
-                FieldTable::default(),
-            )
-            .await?;
+        declare_exchange(channel, &dead, ExchangeKind::Fanout).await?;
         self.declare_queue(channel, &dead, self.dead_queue_args())
             .await?;
         bind(channel, &dead, &dead, "").await?;
 
         let retry = ns.retry_exchange();
-        channel
-            .exchange_declare(
-                retry.as_str().into(),
-                ExchangeKind::Direct,
-                durable,
-                FieldTable::default(),
-            )
-            .await?;
+        declare_exchange(channel, &retry, ExchangeKind::Direct).await?;
 
         for event_type in &self.event_types {
             let exchange = ns.events_exchange(event_type);
             let queue = ns.work_queue(event_type);
-            channel
-                .exchange_declare(
-                    exchange.as_str().into(),
-                    ExchangeKind::Fanout,
-                    durable,
-                    FieldTable::default(),
-                )
-                .await?;
+            declare_exchange(channel, &exchange, ExchangeKind::Fanout).await?;
             let mut args = self.dead_letter_args(&dead);
             if self.queue_type == QueueType::Quorum {
                 args.insert(
@@ -131,16 +106,8 @@ impl Topology {
 
         // Operator events: published to their own exchange, kept in `N.notices` for the
         // platform; no worker consumes them.
-        let notice_type = EventType::try_from(EventType::ENDPOINT_DISABLED.to_owned())?;
-        let notices_exchange = ns.events_exchange(&notice_type);
-        channel
-            .exchange_declare(
-                notices_exchange.as_str().into(),
-                ExchangeKind::Fanout,
-                durable,
-                FieldTable::default(),
-            )
-            .await?;
+        let notices_exchange = ns.events_exchange(&EventType::endpoint_disabled());
+        declare_exchange(channel, &notices_exchange, ExchangeKind::Fanout).await?;
         let notices = ns.notices();
         // Read by the platform's consumer, which may requeue: the same limit as `N.dead`.
         self.declare_queue(channel, &notices, self.dead_queue_args())
@@ -149,14 +116,7 @@ impl Topology {
 
         for delay in self.tiers() {
             let tier = ns.delay_tier(delay);
-            channel
-                .exchange_declare(
-                    tier.as_str().into(),
-                    ExchangeKind::Fanout,
-                    durable,
-                    FieldTable::default(),
-                )
-                .await?;
+            declare_exchange(channel, &tier, ExchangeKind::Fanout).await?;
             let mut args = self.dead_letter_args(&retry);
             let ttl = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
             args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
@@ -171,7 +131,6 @@ impl Topology {
     pub async fn delete(&self, broker: &Broker) -> Result<()> {
         let ns = &self.namespace;
         let tiers: Vec<String> = self.tiers().iter().map(|d| ns.delay_tier(*d)).collect();
-        let notice_type = EventType::try_from(EventType::ENDPOINT_DISABLED.to_owned())?;
         let queues = (self.event_types.iter().map(|t| ns.work_queue(t)))
             .chain(tiers.iter().cloned())
             .chain([ns.dead(), ns.notices()]);
@@ -180,7 +139,7 @@ impl Topology {
             .chain([
                 ns.retry_exchange(),
                 ns.dead(),
-                ns.events_exchange(&notice_type),
+                ns.events_exchange(&EventType::endpoint_disabled()),
             ]);
         let mut channel = broker.channel().await?;
         for queue in queues {
@@ -272,6 +231,16 @@ impl Topology {
         channel.queue_declare(name.into(), options, args).await?;
         Ok(())
     }
+}
+
+/// Declares a durable exchange.
+async fn declare_exchange(channel: &Channel, name: &str, kind: ExchangeKind) -> Result<()> {
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    (channel.exchange_declare(name.into(), kind, durable, FieldTable::default())).await?;
+    Ok(())
 }
 
 async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> Result<()> {

@@ -64,6 +64,11 @@ impl EventType {
     /// to endpoints (docs/contract.md §3).
     pub const ENDPOINT_DISABLED: &'static str = "endpoint.disabled";
 
+    /// The `endpoint.disabled` type (valid by construction).
+    pub fn endpoint_disabled() -> Self {
+        Self(Self::ENDPOINT_DISABLED.to_owned())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

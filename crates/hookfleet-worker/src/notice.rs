@@ -20,8 +20,7 @@ pub struct Notices {
 impl Notices {
     /// Publishes `endpoint.disabled`, confirmed by the broker.
     pub async fn endpoint_disabled(&self, endpoint: &Endpoint, reason: &str) -> Result<()> {
-        let event_type = EventType::try_from(EventType::ENDPOINT_DISABLED.to_owned())
-            .map_err(hookfleet_amqp::Error::from)?;
+        let event_type = EventType::endpoint_disabled();
         let data = serde_json::json!({
             "endpoint_id": endpoint.id,
             "tenant": endpoint.tenant,
