@@ -49,6 +49,17 @@ pub struct Common {
     )]
     pub namespace: Namespace,
 
+    /// Seals endpoint secrets at rest in Redis: base64 of 32 bytes (`openssl rand -base64 32`).
+    /// Every worker and API process needs the same key. Records written before it was set stay
+    /// readable and are sealed on their next change.
+    #[arg(
+        long,
+        global = true,
+        env = "HOOKFLEET_SECRET_KEY",
+        hide_env_values = true
+    )]
+    pub secret_key: Option<hookfleet_store::SecretKey>,
+
     /// Log format on stderr; the level is set with RUST_LOG (default info).
     #[arg(long, global = true, env = "HOOKFLEET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
@@ -112,6 +123,11 @@ pub struct Delivery {
           value_parser = clap::builder::BoolishValueParser::new(),
           num_args = 0..=1, default_missing_value = "true", default_value = "false")]
     pub allow_private_targets: bool,
+
+    /// Attempts kept per endpoint in the attempt log (0 turns it off).
+    #[arg(long, env = "HOOKFLEET_ATTEMPT_LOG_LEN", default_value = "1000",
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub attempt_log_len: u32,
 }
 
 /// What only a worker needs.
@@ -173,6 +189,62 @@ pub struct Worker {
     /// A worker that holds messages but finishes none for this long restarts its consumers.
     #[arg(long, env = "HOOKFLEET_STALL_TIMEOUT", value_parser = parse_positive, default_value = "60s")]
     pub stall_timeout: Duration,
+}
+
+/// What only the admin API needs.
+#[derive(Debug, Args)]
+pub struct Api {
+    /// Address the admin API listens on.
+    #[arg(long, env = "HOOKFLEET_API_ADDR", default_value = "127.0.0.1:8080")]
+    pub api_addr: SocketAddr,
+
+    /// The operator token: `Authorization: Bearer <token>` for every tenant, and the only one
+    /// that mints tenant tokens. At least 16 characters (`openssl rand -hex 32`).
+    #[arg(long, env = "HOOKFLEET_API_TOKEN", hide_env_values = true, value_parser = parse_api_token)]
+    pub api_token: Option<ApiToken>,
+
+    /// Key that signs tenant tokens (at least 16 characters); by default derived from
+    /// HOOKFLEET_API_TOKEN. Every API replica needs the same; changing it revokes all tenant
+    /// tokens.
+    #[arg(long, env = "HOOKFLEET_TOKEN_KEY", hide_env_values = true, value_parser = parse_api_token)]
+    pub token_key: Option<ApiToken>,
+
+    /// Serve without HOOKFLEET_API_TOKEN: anyone who reaches the address is the operator.
+    /// Local development only.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+
+    /// Most endpoints one tenant may have; unlimited when not set.
+    #[arg(long, env = "HOOKFLEET_MAX_ENDPOINTS_PER_TENANT",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_endpoints_per_tenant: Option<u32>,
+}
+
+/// A bearer token or key from the settings. Only [`ApiToken::expose`] gives the text.
+#[derive(Clone)]
+pub struct ApiToken(String);
+
+impl ApiToken {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiToken(***)")
+    }
+}
+
+fn parse_api_token(s: &str) -> Result<ApiToken, String> {
+    let s = s.trim();
+    if s.len() < 16 {
+        return Err("must be at least 16 characters (e.g. openssl rand -hex 32)".into());
+    }
+    if s.starts_with("hft_") || s.chars().any(char::is_whitespace) {
+        return Err("must not start with hft_ (tenant tokens do) or hold spaces".into());
+    }
+    Ok(ApiToken(s.to_owned()))
 }
 
 /// A checked connection URL (RabbitMQ, Redis). It may carry a password, so `Debug` shows it

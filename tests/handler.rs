@@ -40,6 +40,8 @@ fn config(env: &WorkerEnv) -> WorkerConfig {
         metrics_addr: "127.0.0.1:0".parse().unwrap(),
         endpoint_cache_ttl: Duration::ZERO,
         stall_timeout: Duration::from_secs(60),
+        attempt_log_len: 100,
+        secret_key: None,
     }
 }
 

@@ -1,5 +1,6 @@
 //! The commands of docs/contract.md §4, one module each.
 
+mod api;
 mod dead_letters;
 mod endpoints;
 mod publish;
@@ -10,7 +11,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::settings::Common;
+use anyhow::Context;
+use hookfleet_admin::{Admin, AdminConfig};
+use hookfleet_amqp::Broker;
+
+use crate::settings::{Catalog, Common, Delivery};
 
 /// hookfleet delivers webhooks: events published to RabbitMQ are POSTed, signed per the
 /// Standard Webhooks specification, to every endpoint of the event's tenant that subscribes to
@@ -30,6 +35,9 @@ pub struct Cli {
 pub enum Command {
     /// Consume events and deliver them; serves /metrics, /healthz and /readyz.
     Worker(worker::WorkerArgs),
+    /// Serve the admin HTTP API (endpoints, Test Webhook, attempts, events, dead letters,
+    /// tenant tokens) with /openapi.json, /metrics, /healthz and /readyz.
+    Api(api::ApiArgs),
     /// Publish one event, confirmed by the broker; prints its id.
     Publish(publish::PublishArgs),
     /// Add, list, change, remove and test endpoints (JSON out).
@@ -46,11 +54,38 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let common = &cli.common;
     match cli.command {
         Command::Worker(args) => worker::run(common, args).await,
+        Command::Api(args) => api::run(common, args).await,
         Command::Publish(args) => publish::run(common, args).await,
         Command::Endpoints(command) => endpoints::run(common, command).await,
         Command::DeadLetters(command) => dead_letters::run(common, command).await,
         Command::Topology(args) => topology::run(common, args).await,
     }
+}
+
+/// The operations the CLI and the API share, on Redis (checked now) and a broker connection
+/// opened on first use.
+async fn admin(
+    common: &Common,
+    catalog: &Catalog,
+    delivery: &Delivery,
+    max_endpoints_per_tenant: Option<u32>,
+) -> anyhow::Result<Admin> {
+    let redis = hookfleet_store::connect(common.redis_url.expose())?;
+    hookfleet_store::ping(&redis)
+        .await
+        .context("Redis does not answer")?;
+    let broker = Broker::lazy(common.amqp_url.expose());
+    let config = AdminConfig {
+        namespace: common.namespace.clone(),
+        catalog: catalog.event_types.0.clone(),
+        delivery_timeout: delivery.delivery_timeout,
+        user_agent: delivery.user_agent.clone(),
+        allow_private_targets: delivery.allow_private_targets,
+        max_endpoints_per_tenant,
+        attempt_log_len: delivery.attempt_log_len as usize,
+        secret_key: common.secret_key.clone(),
+    };
+    Ok(Admin::new(config, redis, broker)?)
 }
 
 /// Prints a value as one line of JSON on stdout.

@@ -39,6 +39,8 @@ pub async fn run(common: &Common, args: WorkerArgs) -> anyhow::Result<ExitCode> 
         metrics_addr: args.worker.metrics_addr,
         endpoint_cache_ttl: args.worker.endpoint_cache_ttl,
         stall_timeout: args.worker.stall_timeout,
+        attempt_log_len: args.delivery.attempt_log_len as usize,
+        secret_key: common.secret_key.clone(),
     };
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
@@ -47,7 +49,7 @@ pub async fn run(common: &Common, args: WorkerArgs) -> anyhow::Result<ExitCode> 
 }
 
 /// SIGTERM (Kubernetes, docker stop) or SIGINT (Ctrl-C) starts a graceful stop.
-async fn cancel_on_signal(shutdown: CancellationToken) {
+pub async fn cancel_on_signal(shutdown: CancellationToken) {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {

@@ -40,6 +40,14 @@ impl Broker {
         Ok(broker)
     }
 
+    /// A handle that connects on first use: for tools that may not need the broker at all.
+    pub fn lazy(url: &str) -> Self {
+        Self {
+            url: url.into(),
+            connection: Arc::default(),
+        }
+    }
+
     /// Connects with backoff until it succeeds or `give_up_after` has passed.
     pub async fn connect_patiently(url: &str, give_up_after: Duration) -> Result<Self> {
         let started = tokio::time::Instant::now();

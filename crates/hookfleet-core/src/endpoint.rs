@@ -135,6 +135,16 @@ pub struct Endpoint {
     pub description: String,
     /// RFC 3339, UTC.
     pub created_at: String,
+    /// The secret a rotation replaced, still signing beside `secret` until its end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret: Option<RetiringSecret>,
+}
+
+/// A replaced secret and when it stops signing (unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetiringSecret {
+    pub secret: Secret,
+    pub until: i64,
 }
 
 impl Endpoint {
@@ -159,7 +169,28 @@ impl Endpoint {
             enabled: true,
             description,
             created_at,
+            previous_secret: None,
         })
+    }
+
+    /// The secrets that sign an attempt made at `now` (unix seconds): the current one, and
+    /// during a rotation the replaced one too, so a receiver holding either verifies.
+    pub fn signing_secrets(&self, now: i64) -> impl Iterator<Item = &Secret> {
+        let previous = self
+            .previous_secret
+            .as_ref()
+            .filter(|p| now < p.until)
+            .map(|p| &p.secret);
+        std::iter::once(&self.secret).chain(previous)
+    }
+
+    /// Replaces the secret; the old one keeps signing for `overlap` from `now`.
+    pub fn rotate_secret(&mut self, new: Secret, now: i64, overlap: std::time::Duration) {
+        let old = std::mem::replace(&mut self.secret, new);
+        self.previous_secret = Some(RetiringSecret {
+            secret: old,
+            until: now.saturating_add(overlap.as_secs() as i64),
+        });
     }
 
     /// Whether this endpoint should get an event of this type now.
@@ -220,6 +251,30 @@ mod tests {
         }
         assert_eq!(json["events"], serde_json::json!(["*"]));
         let back: Endpoint = serde_json::from_value(json).unwrap();
+        assert_eq!(back, ep);
+    }
+
+    #[test]
+    fn a_rotated_secret_signs_beside_the_new_one_until_its_end() {
+        let mut ep = Endpoint::new(
+            "acme".parse().unwrap(),
+            "http://example.com",
+            EventFilter::All,
+            None,
+            String::new(),
+        )
+        .unwrap();
+        let old = ep.secret.clone();
+        assert_eq!(ep.signing_secrets(0).count(), 1);
+        ep.rotate_secret(
+            Secret::generate(),
+            1_000,
+            std::time::Duration::from_secs(60),
+        );
+        let during: Vec<&Secret> = ep.signing_secrets(1_059).collect();
+        assert_eq!(during, [&ep.secret, &old]);
+        assert_eq!(ep.signing_secrets(1_060).collect::<Vec<_>>(), [&ep.secret]);
+        let back: Endpoint = serde_json::from_value(serde_json::to_value(&ep).unwrap()).unwrap();
         assert_eq!(back, ep);
     }
 

@@ -1,6 +1,7 @@
 //! hookfleet's domain: the values every other crate passes around, parsed once at the edge.
 //!
 //! # Layout
+//! - [`attempt`]: the attempt log's record and the classes of failure, in plain words.
 //! - [`event`]: event ids, event types, tenants and the payload envelope (docs/contract.md §1).
 //! - [`namespace`]: the deployment's prefix and every broker name derived from it.
 //! - [`endpoint`]: endpoints and their subscriptions (docs/contract.md §2).
@@ -14,6 +15,7 @@
 //! Nothing here does I/O, so all of it is covered by plain unit tests.
 #![forbid(unsafe_code)]
 
+pub mod attempt;
 pub mod circuit;
 pub mod delays;
 pub mod endpoint;
@@ -26,7 +28,7 @@ pub mod target;
 
 mod error;
 
-pub use endpoint::{Endpoint, EndpointId, EventFilter};
+pub use endpoint::{Endpoint, EndpointId, EventFilter, RetiringSecret};
 pub use error::{Error, Result};
 pub use event::{Envelope, EventId, EventType, MAX_BODY_BYTES, TenantId};
 pub use namespace::Namespace;

@@ -71,16 +71,26 @@ impl Dedup {
         })
     }
 
-    /// Records that the endpoint answered 2xx.
-    pub async fn commit(&self, endpoint: &EndpointId, event: &EventId) -> Result<()> {
+    /// Records that the endpoint answered 2xx, sending `also` (the attempt log's append) in
+    /// the same round trip.
+    pub async fn commit(
+        &self,
+        endpoint: &EndpointId,
+        event: &EventId,
+        also: Option<&redis::Cmd>,
+    ) -> Result<()> {
         let mut conn = self.redis.clone();
-        redis::cmd("SET")
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
             .arg(self.keys.dedup(endpoint, event))
             .arg(DONE)
             .arg("PX")
             .arg(self.done_ttl.as_millis() as u64)
-            .query_async::<()>(&mut conn)
-            .await?;
+            .ignore();
+        if let Some(cmd) = also {
+            pipe.add_command(cmd.clone()).ignore();
+        }
+        pipe.query_async::<()>(&mut conn).await?;
         Ok(())
     }
 

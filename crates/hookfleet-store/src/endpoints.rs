@@ -7,12 +7,19 @@ use hookfleet_core::{Endpoint, EndpointId, Namespace, TenantId};
 use redis::{self, AsyncCommands};
 
 use crate::keys::Keys;
+use crate::sealing::{self, SecretKey};
 use crate::{Error, Result};
+
+/// Where each secret sits in a record's JSON.
+const SECRET_FIELDS: [&[&str]; 2] = [&["secret"], &["previous_secret", "secret"]];
 
 #[derive(Debug, Clone)]
 pub struct EndpointStore {
     redis: crate::Redis,
     keys: Keys,
+    /// Seals secrets on write and opens them on read (`HOOKFLEET_SECRET_KEY`); without it
+    /// secrets are stored as they are.
+    sealing: Option<SecretKey>,
 }
 
 impl EndpointStore {
@@ -20,15 +27,24 @@ impl EndpointStore {
         Self {
             redis,
             keys: Keys::new(namespace),
+            sealing: None,
         }
+    }
+
+    /// Secrets are sealed with `key` from now on (and read with it).
+    pub fn with_sealing(mut self, key: Option<SecretKey>) -> Self {
+        self.sealing = key;
+        self
+    }
+
+    /// Whether Redis answers.
+    pub async fn ping(&self) -> Result<()> {
+        crate::ping(&self.redis).await
     }
 
     /// Stores a new or changed endpoint.
     pub async fn put(&self, endpoint: &Endpoint) -> Result<()> {
-        let json = serde_json::to_string(endpoint).map_err(|source| Error::Corrupt {
-            id: endpoint.id.to_string(),
-            source,
-        })?;
+        let json = self.record(endpoint)?;
         let mut conn = self.redis.clone();
         redis::pipe()
             .atomic()
@@ -57,7 +73,7 @@ impl EndpointStore {
             .hget(self.keys.tenant_endpoints(&tenant), id.as_str())
             .await?;
         let json = json.ok_or_else(|| Error::NotFound(id.to_string()))?;
-        parse(id.as_str(), &json)
+        self.parse(id.as_str(), &json)
     }
 
     /// Removes an endpoint; returns the record that was removed.
@@ -95,7 +111,7 @@ impl EndpointStore {
             conn.hgetall(self.keys.tenant_endpoints(tenant)).await?;
         let mut endpoints: Vec<Endpoint> = records
             .iter()
-            .filter_map(|(id, json)| match parse(id, json) {
+            .filter_map(|(id, json)| match self.parse(id, json) {
                 Ok(e) => Some(e),
                 Err(error) => {
                     tracing::error!(message = "Skipping a corrupt endpoint record.", %error);
@@ -124,11 +140,49 @@ impl EndpointStore {
         }
         Ok(all)
     }
+
+    /// The JSON stored for `endpoint`, its secrets sealed when there is a key.
+    fn record(&self, endpoint: &Endpoint) -> Result<String> {
+        let corrupt = |source| Error::Corrupt {
+            id: endpoint.id.to_string(),
+            source,
+        };
+        let mut value = serde_json::to_value(endpoint).map_err(corrupt)?;
+        if let Some(key) = &self.sealing {
+            for path in SECRET_FIELDS {
+                if let Some(serde_json::Value::String(secret)) = field(&mut value, path) {
+                    *secret = key.seal(secret, endpoint.id.as_str());
+                }
+            }
+        }
+        serde_json::to_string(&value).map_err(corrupt)
+    }
+
+    fn parse(&self, id: &str, json: &str) -> Result<Endpoint> {
+        let corrupt = |source| Error::Corrupt {
+            id: id.to_owned(),
+            source,
+        };
+        let mut value: serde_json::Value = serde_json::from_str(json).map_err(corrupt)?;
+        for path in SECRET_FIELDS {
+            if let Some(serde_json::Value::String(secret)) = field(&mut value, path)
+                && sealing::is_sealed(secret)
+            {
+                let key = self.sealing.as_ref().ok_or_else(|| Error::Sealed {
+                    id: id.to_owned(),
+                    reason: "its secret is encrypted and HOOKFLEET_SECRET_KEY is not set",
+                })?;
+                *secret = key.open(secret, id).map_err(|reason| Error::Sealed {
+                    id: id.to_owned(),
+                    reason,
+                })?;
+            }
+        }
+        serde_json::from_value(value).map_err(corrupt)
+    }
 }
 
-fn parse(id: &str, json: &str) -> Result<Endpoint> {
-    serde_json::from_str(json).map_err(|source| Error::Corrupt {
-        id: id.to_owned(),
-        source,
-    })
+/// The value at `path` inside `value`, if there is one.
+fn field<'a>(value: &'a mut serde_json::Value, path: &[&str]) -> Option<&'a mut serde_json::Value> {
+    path.iter().try_fold(value, |v, name| v.get_mut(*name))
 }

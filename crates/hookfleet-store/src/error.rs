@@ -8,6 +8,8 @@ pub enum Error {
     Redis(#[from] redis::RedisError),
     #[error("endpoint {0} not found")]
     NotFound(String),
+    #[error("endpoint record {id} cannot be read: {reason}")]
+    Sealed { id: String, reason: &'static str },
     #[error("endpoint record {id} is corrupt: {source}")]
     Corrupt {
         id: String,

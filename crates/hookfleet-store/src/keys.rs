@@ -40,9 +40,15 @@ impl Keys {
         format!("{}:circuit:{{{endpoint}}}", self.namespace)
     }
 
+    /// STREAM: the endpoint's attempt log (see `attempts`).
+    pub fn attempts(&self, endpoint: &EndpointId) -> String {
+        format!("{}:attempts:{{{endpoint}}}", self.namespace)
+    }
+
     /// SCAN patterns that together match every key of the namespace, and no other's.
-    pub fn all_patterns(&self) -> [String; 3] {
+    pub fn all_patterns(&self) -> [String; 4] {
         [
+            format!("{}:attempts:*", self.namespace),
             format!("{{{}:endpoints}}:*", self.namespace),
             format!("{}:dedup:*", self.namespace),
             format!("{}:circuit:*", self.namespace),

@@ -5,22 +5,28 @@
 //! - [`endpoints`]: endpoint records and their per-tenant index.
 //! - [`cache`]: a short-lived per-tenant cache of endpoints for the delivery path.
 //! - [`dedup`]: claim-then-commit marks per (endpoint, event id).
+//! - [`attempts`]: each endpoint's capped attempt log.
+//! - [`sealing`]: endpoint secrets encrypted at rest.
 //! - [`circuit`]: each endpoint's circuit breaker state, shared by every worker.
 #![forbid(unsafe_code)]
 
+pub mod attempts;
 pub mod cache;
 pub mod circuit;
 pub mod dedup;
 pub mod endpoints;
 pub mod keys;
+pub mod sealing;
 
 mod error;
 
+pub use attempts::AttemptLog;
 pub use cache::EndpointCache;
 pub use circuit::{CircuitPolicy, Circuits, ProbeGrant, Recorded};
 pub use dedup::{Claim, Dedup};
 pub use endpoints::EndpointStore;
 pub use error::{Error, Result};
+pub use sealing::SecretKey;
 
 /// Re-exported so users of this crate issue raw commands with the same version.
 pub use redis;

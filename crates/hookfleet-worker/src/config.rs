@@ -39,6 +39,10 @@ pub struct WorkerConfig {
     /// How long the worker may hold messages without finishing any before it restarts its
     /// consumers.
     pub stall_timeout: Duration,
+    /// Attempts kept per endpoint in the attempt log (`HOOKFLEET_ATTEMPT_LOG_LEN`; 0: none).
+    pub attempt_log_len: usize,
+    /// Opens endpoint secrets sealed at rest (`HOOKFLEET_SECRET_KEY`).
+    pub secret_key: Option<hookfleet_store::SecretKey>,
 }
 
 impl WorkerConfig {
@@ -70,6 +74,7 @@ impl std::fmt::Debug for WorkerConfig {
             .field("retry", &self.retry)
             .field("dedup_ttl", &self.dedup_ttl)
             .field("user_agent", &self.user_agent)
+            .field("attempt_log_len", &self.attempt_log_len)
             .field("allow_private_targets", &self.allow_private_targets)
             .field("metrics_addr", &self.metrics_addr)
             .field("endpoint_cache_ttl", &self.endpoint_cache_ttl)

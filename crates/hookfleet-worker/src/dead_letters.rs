@@ -17,7 +17,7 @@ use crate::Result;
 use crate::inbound::InboundEvent;
 
 /// One dead letter as `dead-letters list` prints it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeadLetter {
     pub event_id: Option<String>,
     pub event_type: Option<String>,
@@ -101,7 +101,7 @@ pub async fn list(broker: &Broker, namespace: &Namespace, limit: usize) -> Resul
 }
 
 /// What a replay did.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct ReplayReport {
     /// Sent back for delivery and removed from the dead-letter queue.
     pub replayed: usize,

@@ -11,11 +11,15 @@ use bytes::Bytes;
 use futures_util::future::join_all;
 use hookfleet_amqp::{Broker, ConfirmedPublisher};
 use hookfleet_core::Namespace;
+use hookfleet_core::attempt::{Attempt, Made, Source};
 use hookfleet_core::delays::{defer_base, jittered};
 use hookfleet_core::policy::{AttemptOutcome, RetrySchedule, Verdict};
 use hookfleet_core::{Endpoint, EventType};
 use hookfleet_producer::Publisher;
-use hookfleet_store::{CircuitPolicy, Circuits, Claim, Dedup, EndpointCache, EndpointStore, Redis};
+use hookfleet_store::redis;
+use hookfleet_store::{
+    AttemptLog, CircuitPolicy, Circuits, Claim, Dedup, EndpointCache, EndpointStore, Redis,
+};
 use lapin::BasicProperties;
 use tracing::{Span, debug, info, warn};
 
@@ -37,6 +41,8 @@ pub struct Deliverer {
     /// For disabling an endpoint that answered 410 Gone.
     pub store: EndpointStore,
     pub dedup: Dedup,
+    /// Each endpoint's attempt log.
+    pub attempts: AttemptLog,
     pub sender: Sender,
     pub publisher: Arc<ConfirmedPublisher>,
     pub schedule: RetrySchedule,
@@ -62,7 +68,7 @@ impl Deliverer {
     ) -> Result<Self> {
         let timeouts = Timeouts::new(config.delivery_timeout);
         let ns = &config.namespace;
-        let store = EndpointStore::new(redis.clone(), ns);
+        let store = EndpointStore::new(redis.clone(), ns).with_sealing(config.secret_key.clone());
         let circuits = Circuits::new(
             redis.clone(),
             ns,
@@ -83,6 +89,7 @@ impl Deliverer {
             namespace: config.namespace.clone(),
             endpoints: EndpointCache::new(store.clone(), config.endpoint_cache_ttl),
             store,
+            attempts: AttemptLog::new(redis.clone(), ns, config.attempt_log_len),
             dedup: Dedup::new(redis, ns, timeouts.claim_ttl, config.dedup_ttl),
             sender: Sender::new(
                 config.delivery_timeout,
@@ -201,19 +208,31 @@ impl Deliverer {
             }
         };
 
-        let started = Instant::now();
-        let outcome = {
+        let sent = {
             let _inflight = self.metrics.inflight();
             self.sender.post(endpoint, &event.id, body.clone()).await
         };
+        let outcome = &sent.outcome;
         self.metrics
-            .attempt(event_type, &outcome, started.elapsed().as_secs_f64());
+            .attempt(event_type, outcome, sent.latency.as_secs_f64());
         let attempts = event.attempts + 1;
+        let logged = Attempt::new(Made {
+            event_id: event.id.as_str(),
+            event_type,
+            attempt: attempts,
+            source: Source::Worker,
+            outcome,
+            excerpt: &sent.excerpt,
+            latency: sent.latency,
+            timeout: self.timeouts.delivery,
+        });
+        let log_entry = self.attempts.append_command(&endpoint.id, &logged);
 
         let verdict = outcome.verdict();
         if verdict == Verdict::Delivered {
-            self.commit(endpoint, event).await?;
-            self.record(endpoint, &outcome).await;
+            // The attempt log rides with the dedup mark: one round trip.
+            self.commit(endpoint, event, log_entry.as_ref()).await?;
+            self.record(endpoint, outcome).await;
             self.metrics.delivery(event_type, DeliveryResult::Delivered);
             if event.timestamp > 0 {
                 let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as f64 / 1e9;
@@ -227,15 +246,18 @@ impl Deliverer {
             // Harmless: the claim expires on its own after the delivery timeout.
             warn!(message = "Could not release the claim; it will expire.", %error);
         }
-        let failure = Failure::new(&endpoint.id, attempts, &outcome);
-        let aftermath = self.record(endpoint, &outcome).await;
+        if let Err(error) = self.attempts.append(&endpoint.id, &logged).await {
+            warn!(message = "Could not write the attempt log; going on without.", %error);
+        }
+        let failure = Failure::new(&endpoint.id, attempts, outcome);
+        let aftermath = self.record(endpoint, outcome).await;
         if aftermath.disable {
             let window = humantime::format_duration(self.notices.disable_after);
             let reason = format!("failing without a break for {window}");
             self.disable(endpoint, &reason).await?;
         }
         let tier = match verdict {
-            Verdict::Retry if !aftermath.disable => self.schedule.next_tier(attempts, &outcome),
+            Verdict::Retry if !aftermath.disable => self.schedule.next_tier(attempts, outcome),
             _ => None,
         };
         match tier {
@@ -252,7 +274,7 @@ impl Deliverer {
                 let reason = if aftermath.disable {
                     "endpoint disabled after failing without a break".to_owned()
                 } else {
-                    give_up_reason(verdict, attempts, &outcome)
+                    give_up_reason(verdict, attempts, outcome)
                 };
                 retry::dead_letter(
                     &self.publisher,
@@ -352,10 +374,15 @@ impl Deliverer {
     /// Records the 2xx, trying again while Redis is away: giving up here would requeue a
     /// delivered message. Past the commit patience the claim may have expired and the message
     /// goes back to the queue; a repeat POST is then possible (the documented window).
-    async fn commit(&self, endpoint: &Endpoint, event: &InboundEvent) -> Result<()> {
+    async fn commit(
+        &self,
+        endpoint: &Endpoint,
+        event: &InboundEvent,
+        log_entry: Option<&redis::Cmd>,
+    ) -> Result<()> {
         let started = Instant::now();
         loop {
-            match self.dedup.commit(&endpoint.id, &event.id).await {
+            match self.dedup.commit(&endpoint.id, &event.id, log_entry).await {
                 Ok(()) => return Ok(()),
                 Err(error) if started.elapsed() < self.timeouts.commit_patience => {
                     warn!(message = "Cannot record the delivery yet; trying again.", %error);

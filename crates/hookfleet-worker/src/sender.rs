@@ -1,8 +1,9 @@
 //! One signed POST to one endpoint (docs/contract.md §3).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use hookfleet_core::attempt::RESPONSE_EXCERPT_BYTES;
 use hookfleet_core::policy::AttemptOutcome;
 use hookfleet_core::signature::sign;
 use hookfleet_core::{Endpoint, EventId};
@@ -12,6 +13,16 @@ use crate::guard::{self, Blocked, PublicOnlyResolver};
 
 /// Longest `Retry-After` taken into account; longer asks are clamped to the longest tier anyway.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// What one POST came to.
+#[derive(Debug)]
+pub struct Sent {
+    pub outcome: AttemptOutcome,
+    /// The first KiB of the answer's body, as text (empty without an answer).
+    pub excerpt: String,
+    /// From the start of the request to the end of the excerpt.
+    pub latency: Duration,
+}
 
 /// The HTTP side of delivery: one client (one connection pool) shared by every attempt.
 #[derive(Debug, Clone)]
@@ -42,24 +53,35 @@ impl Sender {
         })
     }
 
-    /// POSTs `body` to the endpoint, signed with its secret at this moment.
-    pub async fn post(
+    /// POSTs `body` to the endpoint, signed with its secrets at this moment.
+    pub async fn post(&self, endpoint: &Endpoint, event_id: &EventId, body: Bytes) -> Sent {
+        let started = Instant::now();
+        let (outcome, excerpt) = self.send(endpoint, event_id, body).await;
+        Sent {
+            outcome,
+            excerpt,
+            latency: started.elapsed(),
+        }
+    }
+
+    async fn send(
         &self,
         endpoint: &Endpoint,
         event_id: &EventId,
         body: Bytes,
-    ) -> AttemptOutcome {
+    ) -> (AttemptOutcome, String) {
         let url = match hookfleet_core::target::parse_url(&endpoint.url) {
             Ok(url) => url,
-            Err(e) => return AttemptOutcome::Blocked(e.to_string()),
+            Err(e) => return (AttemptOutcome::Blocked(e.to_string()), String::new()),
         };
         if !self.allow_private
             && let Err(blocked) = guard::check_literal(&url)
         {
-            return AttemptOutcome::Blocked(blocked.to_string());
+            return (AttemptOutcome::Blocked(blocked.to_string()), String::new());
         }
         let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
-        let signature = sign([&endpoint.secret], event_id.as_str(), timestamp, &body);
+        let secrets = endpoint.signing_secrets(timestamp);
+        let signature = sign(secrets, event_id.as_str(), timestamp, &body);
         let request = self
             .client
             .post(url)
@@ -69,13 +91,30 @@ impl Sender {
             .header("webhook-signature", signature)
             .body(body);
         match request.send().await {
-            Ok(response) => AttemptOutcome::Status {
-                code: response.status().as_u16(),
-                retry_after: retry_after(response.headers().get(RETRY_AFTER)),
-            },
-            Err(e) => classify(e),
+            Ok(response) => {
+                let outcome = AttemptOutcome::Status {
+                    code: response.status().as_u16(),
+                    retry_after: retry_after(response.headers().get(RETRY_AFTER)),
+                };
+                (outcome, excerpt(response).await)
+            }
+            Err(e) => (classify(e), String::new()),
         }
     }
+}
+
+/// The first KiB of an answer's body. Reading it also lets the connection be reused when the
+/// body is short; a body that fails or stalls midway (the client's timeout still runs) just
+/// ends the excerpt, since the status already decided the attempt.
+async fn excerpt(mut response: reqwest::Response) -> String {
+    let mut head = Vec::new();
+    while head.len() < RESPONSE_EXCERPT_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => head.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    hookfleet_core::attempt::excerpt(&head)
 }
 
 /// What a failed request amounts to. reqwest's message ends in "for url (…)", the URL with
@@ -152,7 +191,8 @@ mod tests {
                 &"evt_1".parse().unwrap(),
                 Bytes::from_static(b"{}"),
             )
-            .await;
+            .await
+            .outcome;
         assert!(
             matches!(outcome, AttemptOutcome::ConnectError(_)),
             "{outcome:?}"

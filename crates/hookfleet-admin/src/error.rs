@@ -1,0 +1,70 @@
+//! What an operation can fail with; each front door maps these to its own form (an exit code
+//! and a line, or an HTTP status and `{"error": …}`).
+
+use serde::Serialize;
+
+/// One wrong field of a request, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    /// The field's name as sent, e.g. `url` or `events`.
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Absent, or not the caller's to see (the two are not told apart).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// Every wrong field of the request.
+    #[error("invalid request: {}", describe(.0))]
+    Invalid(Vec<FieldError>),
+    /// The tenant already has `HOOKFLEET_MAX_ENDPOINTS_PER_TENANT` endpoints.
+    #[error(
+        "tenant {tenant} already has {max} endpoints, the most allowed (HOOKFLEET_MAX_ENDPOINTS_PER_TENANT)"
+    )]
+    EndpointLimit { tenant: String, max: u32 },
+    /// Redis or RabbitMQ did not answer, or refused.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+fn describe(fields: &[FieldError]) -> String {
+    let parts: Vec<String> = fields
+        .iter()
+        .map(|f| format!("{}: {}", f.field, f.message))
+        .collect();
+    parts.join("; ")
+}
+
+impl From<hookfleet_store::Error> for Error {
+    fn from(e: hookfleet_store::Error) -> Self {
+        match e {
+            hookfleet_store::Error::NotFound(id) => Error::NotFound(format!("endpoint {id}")),
+            other => Error::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl From<hookfleet_amqp::Error> for Error {
+    fn from(e: hookfleet_amqp::Error) -> Self {
+        Error::Unavailable(format!("RabbitMQ: {e}"))
+    }
+}
+
+impl From<hookfleet_worker::Error> for Error {
+    fn from(e: hookfleet_worker::Error) -> Self {
+        Error::Unavailable(e.to_string())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,193 @@
+//! What callers send, and the checks that turn it into domain values.
+//!
+//! Each check reports every wrong field at once, so a form can mark them all in one round.
+//! Unknown fields are refused (`deny_unknown_fields`): a misspelt `evnets` must not silently
+//! leave an endpoint subscribed to nothing new.
+
+use hookfleet_core::{EventFilter, EventId, EventType, Secret, TenantId};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::FieldError;
+
+/// Longest endpoint description, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 500;
+
+/// A new endpoint.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewEndpoint {
+    /// The tenant; with a tenant token it may be left out (it is the token's).
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// Where to POST: http or https with a public host.
+    pub url: String,
+    /// Event types from the catalog, or `["*"]` for all.
+    pub events: Vec<String>,
+    /// `whsec_` + base64 of 24–64 bytes; generated when left out.
+    #[serde(default)]
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A change to an endpoint: only the fields given change.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointPatch {
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+/// A new secret for an endpoint.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rotation {
+    /// The new secret; generated when left out.
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+/// An event to publish (docs/contract.md §1).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewEvent {
+    /// The event type, from the catalog.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub tenant: String,
+    /// Any JSON; it becomes the payload's `data`.
+    pub data: serde_json::Value,
+    /// The event id; publishing the same id again delivers it once.
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+/// Which dead letters to replay.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRequest {
+    /// Only this endpoint's dead letters.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// At most this many.
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// Collects field errors while values are checked one by one.
+#[derive(Debug, Default)]
+pub struct Checks(pub Vec<FieldError>);
+
+impl Checks {
+    /// The value, or `None` with its field's error noted.
+    pub fn field<T, E: std::fmt::Display>(
+        &mut self,
+        name: &str,
+        result: Result<T, E>,
+    ) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(e) => {
+                self.fail(name, e.to_string());
+                None
+            }
+        }
+    }
+
+    pub fn fail(&mut self, name: &str, message: impl Into<String>) {
+        self.0.push(FieldError::new(name, message));
+    }
+
+    /// `Err` with every noted error, if there is any.
+    pub fn finish(self) -> crate::Result<()> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::Error::Invalid(self.0))
+        }
+    }
+}
+
+/// A subscription list checked against the catalog.
+pub fn events(list: Vec<String>, catalog: &[EventType]) -> Result<EventFilter, String> {
+    let filter = EventFilter::try_from(list).map_err(|e| e.to_string())?;
+    let unknown = filter.unknown_in(catalog);
+    if unknown.is_empty() {
+        return Ok(filter);
+    }
+    let names: Vec<&str> = unknown.iter().map(|t| t.as_str()).collect();
+    let known: Vec<&str> = catalog.iter().map(EventType::as_str).collect();
+    Err(format!(
+        "not in the catalog: {} (known: {}, or *)",
+        names.join(", "),
+        known.join(", ")
+    ))
+}
+
+pub fn description(text: String) -> Result<String, String> {
+    let chars = text.chars().count();
+    if chars > MAX_DESCRIPTION_CHARS {
+        return Err(format!(
+            "at most {MAX_DESCRIPTION_CHARS} characters, not {chars}"
+        ));
+    }
+    Ok(text)
+}
+
+pub fn tenant(text: &str) -> Result<TenantId, String> {
+    text.parse()
+        .map_err(|e: hookfleet_core::Error| e.to_string())
+}
+
+pub fn secret(text: &str) -> Result<Secret, String> {
+    text.parse()
+        .map_err(|e: hookfleet_core::Error| e.to_string())
+}
+
+pub fn event_id(text: &str) -> Result<EventId, String> {
+    text.parse()
+        .map_err(|e: hookfleet_core::Error| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_checked_against_the_catalog() {
+        let catalog: Vec<EventType> = vec!["log.blocked".parse().unwrap()];
+        assert!(events(vec!["log.blocked".into()], &catalog).is_ok());
+        assert!(events(vec!["*".into()], &catalog).is_ok());
+        let error = events(vec!["log.nope".into()], &catalog).unwrap_err();
+        assert!(
+            error.contains("log.nope") && error.contains("log.blocked"),
+            "{error}"
+        );
+        assert!(events(vec![], &catalog).is_err());
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let bad = serde_json::json!({"url": "https://x.example", "events": ["*"], "evnets": []});
+        assert!(serde_json::from_value::<NewEndpoint>(bad).is_err());
+    }
+
+    #[test]
+    fn checks_keep_every_error() {
+        let mut checks = Checks::default();
+        assert_eq!(checks.field("a", Ok::<_, String>(1)), Some(1));
+        assert_eq!(checks.field("b", Err::<u8, _>("bad b")), None);
+        checks.fail("c", "bad c");
+        let Err(crate::Error::Invalid(fields)) = checks.finish() else {
+            panic!("expected invalid");
+        };
+        assert_eq!(fields.len(), 2);
+    }
+}

@@ -1,0 +1,144 @@
+//! hookfleet's operations: creating, changing, testing and reading endpoints, publishing events
+//! and replaying dead letters, as the CLI and the admin HTTP API both do them.
+//!
+//! Both front doors call [`Admin`] and only translate its inputs and errors, so they cannot
+//! drift apart. Every operation takes a [`Scope`]: a tenant's scope sees only that tenant's
+//! endpoints, and anything else is [`Error::NotFound`], so ids do not leak across tenants.
+//!
+//! # Layout
+//! - [`input`]: what a caller sends, checked field by field ([`FieldError`]s, all at once).
+//! - [`view`]: what a caller gets back.
+//! - [`endpoints`]: create, list, get, update, remove, rotate the secret, read attempts.
+//! - [`testing`]: "Test Webhook": one signed `webhook.test` delivery now.
+//! - [`events`]: publishing, confirmed.
+//! - [`dead_letters`]: listing and replaying (operators only).
+#![forbid(unsafe_code)]
+
+pub mod dead_letters;
+pub mod endpoints;
+pub mod events;
+pub mod input;
+pub mod testing;
+pub mod view;
+
+mod error;
+
+use std::time::Duration;
+
+use hookfleet_amqp::{Broker, ConfirmedPublisher};
+use hookfleet_core::{EventType, Namespace, TenantId};
+use hookfleet_producer::Publisher;
+use hookfleet_store::{AttemptLog, CircuitPolicy, Circuits, EndpointStore, Redis, SecretKey};
+use hookfleet_worker::sender::Sender;
+
+pub use error::{Error, FieldError, Result};
+
+/// How long a replaced secret keeps signing beside the new one (docs/contract.md §5).
+pub const ROTATION_OVERLAP: Duration = Duration::from_secs(24 * 3600);
+
+/// Who is asking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// The operator: every tenant, dead letters, publishing.
+    Operator,
+    /// One tenant: its own endpoints, their attempts and tests.
+    Tenant(TenantId),
+}
+
+impl Scope {
+    /// Whether this scope may see `tenant`'s things.
+    pub fn sees(&self, tenant: &TenantId) -> bool {
+        match self {
+            Scope::Operator => true,
+            Scope::Tenant(own) => own == tenant,
+        }
+    }
+
+    /// `Ok` for the operator; a tenant gets `NotFound`, as for anything it may not see.
+    pub fn operator_only(&self, what: &str) -> Result<()> {
+        match self {
+            Scope::Operator => Ok(()),
+            Scope::Tenant(_) => Err(Error::NotFound(what.to_owned())),
+        }
+    }
+}
+
+/// The settings operations depend on.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub namespace: Namespace,
+    /// The event types endpoints may subscribe to and events may be published as.
+    pub catalog: Vec<EventType>,
+    pub delivery_timeout: Duration,
+    pub user_agent: String,
+    pub allow_private_targets: bool,
+    /// Endpoints one tenant may have (`HOOKFLEET_MAX_ENDPOINTS_PER_TENANT`); `None`: no limit.
+    pub max_endpoints_per_tenant: Option<u32>,
+    /// Attempts kept per endpoint (`HOOKFLEET_ATTEMPT_LOG_LEN`).
+    pub attempt_log_len: usize,
+    pub secret_key: Option<SecretKey>,
+}
+
+/// The operations, over one Redis handle and one broker connection.
+#[derive(Debug)]
+pub struct Admin {
+    config: AdminConfig,
+    store: EndpointStore,
+    attempts: AttemptLog,
+    circuits: Circuits,
+    sender: Sender,
+    broker: Broker,
+    publisher: Publisher,
+    confirmed: ConfirmedPublisher,
+}
+
+impl Admin {
+    pub fn new(config: AdminConfig, redis: Redis, broker: Broker) -> Result<Self> {
+        let ns = &config.namespace;
+        let store = EndpointStore::new(redis.clone(), ns).with_sealing(config.secret_key.clone());
+        let sender = Sender::new(
+            config.delivery_timeout,
+            &config.user_agent,
+            config.allow_private_targets,
+        )
+        .map_err(|e| Error::Unavailable(format!("cannot build the HTTP client: {e}")))?;
+        // Only read here: the policy matters to the workers that write the state.
+        let policy = CircuitPolicy {
+            threshold: 1,
+            cooldown: Duration::from_secs(1),
+            probe_hold: Duration::from_secs(1),
+            disable_after: Duration::from_secs(1),
+        };
+        Ok(Self {
+            attempts: AttemptLog::new(redis.clone(), ns, config.attempt_log_len),
+            circuits: Circuits::new(redis, ns, policy),
+            publisher: Publisher::new(broker.clone(), ns.clone()),
+            confirmed: ConfirmedPublisher::new(broker.clone()),
+            broker,
+            store,
+            sender,
+            config,
+        })
+    }
+
+    /// Counts what [`Admin::publish`] publishes (`hookfleet_published_total`).
+    pub fn count_published(mut self, counter: hookfleet_producer::PublishedCounter) -> Self {
+        let namespace = self.config.namespace.clone();
+        self.publisher = Publisher::new(self.broker.clone(), namespace).with_counter(counter);
+        self
+    }
+
+    pub fn config(&self) -> &AdminConfig {
+        &self.config
+    }
+
+    /// The broker connection, for readiness checks.
+    pub fn broker(&self) -> &Broker {
+        &self.broker
+    }
+
+    /// Whether Redis answers, for readiness checks.
+    pub async fn redis_ready(&self) -> bool {
+        self.store.ping().await.is_ok()
+    }
+}

@@ -1,0 +1,53 @@
+//! "Test Webhook": one signed `webhook.test` delivery now, through the worker's own sending
+//! code (signing, SSRF guard, timeout), recorded in the attempt log.
+
+use bytes::Bytes;
+use hookfleet_core::attempt::{Attempt, ErrorClass, Made, Source, explain};
+use hookfleet_core::{Envelope, EventId, EventType};
+
+use crate::view::TestResult;
+use crate::{Admin, Result, Scope};
+
+impl Admin {
+    pub async fn test_endpoint(&self, scope: &Scope, id: &str) -> Result<TestResult> {
+        let endpoint = self.visible(scope, id).await?;
+        let event_id = EventId::generate();
+        let event_type: EventType = EventType::TEST
+            .parse()
+            .map_err(|e: hookfleet_core::Error| crate::Error::Unavailable(e.to_string()))?;
+        let data = serde_json::json!({
+            "endpoint_id": endpoint.id,
+            "message": "This is a test event from hookfleet.",
+        });
+        let now = time::OffsetDateTime::now_utc();
+        let body = Envelope::to_bytes(&event_id, &event_type, now, &data);
+        let sent = self
+            .sender
+            .post(&endpoint, &event_id, Bytes::from(body))
+            .await;
+        let timeout = self.config.delivery_timeout;
+        let attempt = Attempt::new(Made {
+            event_id: event_id.as_str(),
+            event_type: event_type.as_str(),
+            attempt: 1,
+            source: Source::Test,
+            outcome: &sent.outcome,
+            excerpt: &sent.excerpt,
+            latency: sent.latency,
+            timeout,
+        });
+        if let Err(error) = self.attempts.append(&endpoint.id, &attempt).await {
+            tracing::warn!(message = "Could not write the attempt log.", %error);
+        }
+        let class = ErrorClass::of(&sent.outcome);
+        Ok(TestResult {
+            delivered: class.is_none(),
+            status: sent.outcome.status(),
+            latency_ms: sent.latency.as_millis() as u64,
+            error: class.map(|_| explain(&sent.outcome, timeout)),
+            error_class: class,
+            response_body: sent.excerpt,
+            event_id: event_id.to_string(),
+        })
+    }
+}

@@ -1,0 +1,195 @@
+//! `/v1/endpoints`: create, list, get, change, remove, test, rotate the secret, attempts.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use hookfleet_admin::input::{EndpointPatch, NewEndpoint, Rotation};
+use hookfleet_admin::view::{EndpointView, TestResult};
+use hookfleet_core::attempt::Attempt;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::body::{Json, OptionalJson, Query};
+use crate::error::{ApiResult, ErrorBody};
+
+type Answer<T> = ApiResult<axum::Json<T>>;
+
+/// Create an endpoint. The answer carries its `secret`, shown this once.
+#[utoipa::path(post, path = "/v1/endpoints", tag = "endpoints",
+    request_body = NewEndpoint,
+    responses(
+        (status = 201, description = "Created", body = EndpointView),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 409, description = "The tenant has the most endpoints allowed", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not sent as JSON", body = ErrorBody),
+        (status = 422, description = "Invalid fields, each listed", body = ErrorBody),
+    ))]
+pub async fn create(
+    State(state): State<AppState>,
+    Caller(scope): Caller,
+    Json(new): Json<NewEndpoint>,
+) -> ApiResult<(StatusCode, axum::Json<EndpointView>)> {
+    let view = state.admin.create_endpoint(&scope, new).await?;
+    Ok((StatusCode::CREATED, axum::Json(view)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListQuery {
+    /// Only this tenant's endpoints (a tenant token sees only its own anyway).
+    pub tenant: Option<String>,
+}
+
+/// List endpoints: a tenant token's own, or (operator) all or one tenant's.
+#[utoipa::path(get, path = "/v1/endpoints", tag = "endpoints", params(ListQuery),
+    responses(
+        (status = 200, description = "The endpoints, oldest first", body = Vec<EndpointView>),
+        (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "A tenant the token does not see", body = ErrorBody),
+        (status = 422, description = "Invalid tenant", body = ErrorBody),
+    ))]
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(scope): Caller,
+    Query(query): Query<ListQuery>,
+) -> Answer<Vec<EndpointView>> {
+    let views = state
+        .admin
+        .list_endpoints(&scope, query.tenant.as_deref())
+        .await?;
+    Ok(axum::Json(views))
+}
+
+/// One endpoint (its secret is not shown).
+#[utoipa::path(get, path = "/v1/endpoints/{id}", tag = "endpoints",
+    params(("id" = String, Path, description = "The endpoint id")),
+    responses(
+        (status = 200, description = "The endpoint", body = EndpointView),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such endpoint the token sees", body = ErrorBody),
+    ))]
+pub async fn get(
+    State(state): State<AppState>,
+    Caller(scope): Caller,
+    Path(id): Path<String>,
+) -> Answer<EndpointView> {
+    Ok(axum::Json(
+        state.admin.get_endpoint(&scope, &id, false).await?,
+    ))
+}
+
+/// Change an endpoint's URL, events, description or enabled flag; fields left out stay.
+#[utoipa::path(patch, path = "/v1/endpoints/{id}", tag = "endpoints",
+    params(("id" = String, Path, description = "The endpoint id")),
+    request_body = EndpointPatch,
+    responses(
+        (status = 200, description = "The changed endpoint", body = EndpointView),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such endpoint the token sees", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not sent as JSON", body = ErrorBody),
+        (status = 422, description = "Invalid fields, each listed", body = ErrorBody),
+    ))]
+pub async fn update(
+    State(state): State<AppState>,
+    Caller(scope): Caller,
+    Path(id): Path<String>,
+    Json(patch): Json<EndpointPatch>,
+) -> Answer<EndpointView> {
+    Ok(axum::Json(
+        state.admin.update_endpoint(&scope, &id, patch).await?,
+    ))
+}
+
+/// Remove an endpoint and its attempt log; answers what was removed.
+#[utoipa::path(delete, path = "/v1/endpoints/{id}", tag = "endpoints",
+    params(("id" = String, Path, description = "The endpoint id")),
+    responses(
+        (status = 200, description = "The removed endpoint", body = EndpointView),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such endpoint the token sees", body = ErrorBody),
+    ))]
+pub async fn remove(
+    State(state): State<AppState>,
+    Caller(scope): Caller,
+    Path(id): Path<String>,
+) -> Answer<EndpointView> {
+    Ok(axum::Json(state.admin.remove_endpoint(&scope, &id).await?))
+}
+
+/// "Test Webhook": one signed `webhook.test` delivery now, recorded in the attempt log.
+#[utoipa::path(post, path = "/v1/endpoints/{id}/test", tag = "endpoints",
+    params(("id" = String, Path, description = "The endpoint id")),
+    responses(
+        (status = 200, description = "What the delivery came to (delivered or not)", body = TestResult),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such endpoint the token sees", body = ErrorBody),
+    ))]
+pub async fn test(
+    State(state): State<AppState>,
+    Caller(scope): Caller,
+    Path(id): Path<String>,
+) -> Answer<TestResult> {
+    Ok(axum::Json(state.admin.test_endpoint(&scope, &id).await?))
+}
+
+/// A new signing secret (given, or generated); the old one keeps signing beside it for 24 h.
+/// The answer carries the new `secret`, shown this once.
+#[utoipa::path(post, path = "/v1/endpoints/{id}/rotate-secret", tag = "endpoints",
+    params(("id" = String, Path, description = "The endpoint id")),
+    request_body(content = Rotation, description = "Optional: the new secret"),
+    responses(
+        (status = 200, description = "The endpoint with its new secret", body = EndpointView),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such endpoint the token sees", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not sent as JSON", body = ErrorBody),
+        (status = 422, description = "Invalid secret", body = ErrorBody),
+    ))]
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    Caller(scope): Caller,
+    Path(id): Path<String>,
+    OptionalJson(rotation): OptionalJson<Rotation>,
+) -> Answer<EndpointView> {
+    Ok(axum::Json(
+        state.admin.rotate_secret(&scope, &id, rotation).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct AttemptsQuery {
+    /// How many (1–1000, default 50).
+    pub limit: Option<usize>,
+    /// Only attempts older than this attempt id (from a previous page).
+    pub before: Option<String>,
+}
+
+/// The endpoint's most recent attempts (worker and test), newest first.
+#[utoipa::path(get, path = "/v1/endpoints/{id}/attempts", tag = "endpoints",
+    params(("id" = String, Path, description = "The endpoint id"), AttemptsQuery),
+    responses(
+        (status = 200, description = "Attempts, newest first", body = Vec<Attempt>),
+        (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such endpoint the token sees", body = ErrorBody),
+        (status = 422, description = "Invalid `before`", body = ErrorBody),
+    ))]
+pub async fn attempts(
+    State(state): State<AppState>,
+    Caller(scope): Caller,
+    Path(id): Path<String>,
+    Query(query): Query<AttemptsQuery>,
+) -> Answer<Vec<Attempt>> {
+    let limit = query.limit.unwrap_or(50);
+    let attempts = state
+        .admin
+        .attempts(&scope, &id, limit, query.before.as_deref())
+        .await?;
+    Ok(axum::Json(attempts))
+}

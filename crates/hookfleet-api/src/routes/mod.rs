@@ -1,0 +1,30 @@
+//! The `/v1` routes (docs/contract.md §5), one module per resource. Handlers only translate:
+//! the request into an [`hookfleet_admin::Admin`] call, its result or error into an answer.
+
+pub mod dead_letters;
+pub mod endpoints;
+pub mod events;
+pub mod tenants;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+
+/// Every `/v1` route, with its OpenAPI description.
+pub fn v1() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(events::publish))
+        .routes(routes!(endpoints::create, endpoints::list))
+        .routes(routes!(
+            endpoints::get,
+            endpoints::update,
+            endpoints::remove
+        ))
+        .routes(routes!(endpoints::test))
+        .routes(routes!(endpoints::rotate_secret))
+        .routes(routes!(endpoints::attempts))
+        .routes(routes!(dead_letters::list))
+        .routes(routes!(dead_letters::replay))
+        .routes(routes!(tenants::mint_token))
+}

@@ -1,0 +1,98 @@
+//! `POST /v1/tenants/{tenant}/tokens`: mint a tenant token (operator token).
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use hookfleet_admin::Scope;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::body::OptionalJson;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::tokens::{DEFAULT_TTL, MAX_TTL};
+
+/// Shortest lifetime: a token must outlive the page load that uses it.
+const MIN_TTL: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// How long the token lives, e.g. `15m` (default `1h`, at most `24h`).
+    #[serde(default)]
+    pub ttl: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantToken {
+    /// Send as `Authorization: Bearer <token>`.
+    pub token: String,
+    pub tenant: String,
+    /// RFC 3339, UTC.
+    pub expires_at: String,
+}
+
+/// Mint a signed, expiring token that sees only this tenant's endpoints, attempts and tests:
+/// what a platform hands its customer's dashboard page.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/tokens", tag = "tenants",
+    params(("tenant" = String, Path, description = "The tenant")),
+    request_body(content = TokenRequest, description = "Optional: the lifetime"),
+    responses(
+        (status = 201, description = "The token", body = TenantToken),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "Not for tenant tokens", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not sent as JSON", body = ErrorBody),
+        (status = 422, description = "Invalid tenant or ttl", body = ErrorBody),
+    ))]
+pub async fn mint_token(
+    State(state): State<AppState>,
+    Caller(scope): Caller,
+    Path(tenant): Path<String>,
+    OptionalJson(request): OptionalJson<TokenRequest>,
+) -> ApiResult<(StatusCode, axum::Json<TenantToken>)> {
+    if scope != Scope::Operator {
+        return Err(ApiError::not_found("route not found"));
+    }
+    let tenant =
+        hookfleet_admin::input::tenant(&tenant).map_err(|m| ApiError::field("tenant", m))?;
+    let ttl = match request.ttl.as_deref() {
+        None => DEFAULT_TTL,
+        Some(text) => parse_ttl(text).map_err(|m| ApiError::field("ttl", m))?,
+    };
+    let expires = time::OffsetDateTime::now_utc().unix_timestamp() + ttl.as_secs() as i64;
+    let token = state.auth.token_key.mint(&tenant, expires);
+    tracing::info!(message = "Tenant token minted.", %tenant, ttl = %humantime::format_duration(ttl));
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(TenantToken {
+            token,
+            tenant: tenant.to_string(),
+            expires_at: hookfleet_admin::view::rfc3339(expires),
+        }),
+    ))
+}
+
+fn parse_ttl(text: &str) -> Result<Duration, String> {
+    let ttl = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{e}: expected a duration such as 15m or 2h"))?;
+    if !(MIN_TTL..=MAX_TTL).contains(&ttl) {
+        return Err("must be between 1m and 24h".to_owned());
+    }
+    Ok(ttl)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ttls_are_bounded() {
+        assert!(super::parse_ttl("15m").is_ok());
+        assert!(super::parse_ttl("24h").is_ok());
+        for bad in ["25h", "10s", "soon", ""] {
+            assert!(super::parse_ttl(bad).is_err(), "{bad}");
+        }
+    }
+}
