@@ -5,21 +5,25 @@
 //! - `util`: the harness (a [`util::Fleet`] per test, the [`util::Receiver`], waiting and
 //!   verifying helpers).
 //! - `delivery`: what a receiver sees, filtering, endpoint changes, slowness, SSRF.
+//! - `api`: the admin HTTP API: tokens, tenant isolation, validation, every route.
 //! - `cli`: the command line's errors (undeclared types, bad settings) and endpoint commands.
 //! - `retry`: delay tiers, dead letters and replay, 410 Gone, metric counts.
 //! - `reference`: a delivery verified by the Standard Webhooks reference library (Python).
 //! - `lifecycle`: de-duplication, malformed messages, SIGKILL and SIGTERM.
+//! - `openapi`: schemathesis against `/openapi.json` (ignored; `scripts/test` runs it).
 //! - `handler`: the message handler driven in-process, one message at a time.
 //! - `hygiene`: secrets, credentials and passwords kept out of output; bad URLs; dead letters.
 //! - `isolation`: the per-endpoint cap, the shared circuit breaker, Retry-After, auto-disable.
 #![allow(clippy::unwrap_used)]
 
+mod api;
 mod cli;
 mod delivery;
 mod handler;
 mod hygiene;
 mod isolation;
 mod lifecycle;
+mod openapi;
 mod reference;
 mod retry;
 mod util;

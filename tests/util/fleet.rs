@@ -143,6 +143,18 @@ impl Fleet {
         self.kit().spawn_worker(env).await.unwrap()
     }
 
+    /// Starts `hookfleet api` with the test operator token and waits until it is ready.
+    pub async fn spawn_api(&self) -> super::Api {
+        self.spawn_api_with(&[]).await
+    }
+
+    /// [`Fleet::spawn_api`] with extra environment variables for this process only.
+    pub async fn spawn_api_with(&self, env: &[(&str, &str)]) -> super::Api {
+        let mut all = vec![("HOOKFLEET_API_TOKEN", super::OPERATOR_TOKEN)];
+        all.extend_from_slice(env);
+        super::Api::new(self.kit().spawn_api(&all).await.unwrap())
+    }
+
     /// Deletes the namespace's queues, exchanges and Redis keys. Stop workers first.
     pub async fn cleanup(mut self) {
         if let Some(kit) = self.kit.take() {

@@ -7,12 +7,16 @@
 // Helpers shared by every test module; not each module uses each helper.
 #![allow(dead_code)]
 
+mod api;
 mod fleet;
+mod reference;
 
 use std::time::Duration;
 
+pub use api::{Answer, Api, OPERATOR_TOKEN};
 pub use fleet::Fleet;
 pub use hookfleet_testkit::{Arrival, Receiver, Reply, metric_sum, random_hex, verify_signature};
+pub use reference::reference_verifies;
 
 /// The default timeout of a test's waits: generous for a loaded CI machine, short enough
 /// that a broken fleet fails fast.

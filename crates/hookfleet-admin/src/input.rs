@@ -19,15 +19,23 @@ pub const MAX_DESCRIPTION_CHARS: usize = 500;
 pub struct NewEndpoint {
     /// The tenant; with a tenant token it may be left out (it is the token's).
     #[serde(default)]
+    #[schema(example = "acme", pattern = "^[!-~]{1,255}$")]
     pub tenant: Option<String>,
     /// Where to POST: http or https with a public host.
+    #[schema(example = "https://example.com/webhooks", max_length = 2048)]
     pub url: String,
     /// Event types from the catalog, or `["*"]` for all.
+    #[schema(example = json!(["log.blocked", "approval.approved"]), min_items = 1)]
     pub events: Vec<String>,
     /// `whsec_` + base64 of 24–64 bytes; generated when left out.
     #[serde(default)]
+    #[schema(
+        example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        pattern = "^whsec_[A-Za-z0-9+/]+={0,2}$"
+    )]
     pub secret: Option<String>,
     #[serde(default)]
+    #[schema(example = "Orders service", max_length = 500)]
     pub description: Option<String>,
 }
 
@@ -36,10 +44,13 @@ pub struct NewEndpoint {
 #[serde(deny_unknown_fields)]
 pub struct EndpointPatch {
     #[serde(default)]
+    #[schema(example = "https://example.com/webhooks/v2", max_length = 2048)]
     pub url: Option<String>,
     #[serde(default)]
+    #[schema(example = json!(["*"]), min_items = 1)]
     pub events: Option<Vec<String>>,
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub description: Option<String>,
     #[serde(default)]
     pub enabled: Option<bool>,
@@ -51,6 +62,7 @@ pub struct EndpointPatch {
 pub struct Rotation {
     /// The new secret; generated when left out.
     #[serde(default)]
+    #[schema(pattern = "^whsec_[A-Za-z0-9+/]+={0,2}$")]
     pub secret: Option<String>,
 }
 
@@ -60,12 +72,16 @@ pub struct Rotation {
 pub struct NewEvent {
     /// The event type, from the catalog.
     #[serde(rename = "type")]
+    #[schema(example = "log.blocked", pattern = "^[a-z0-9._-]{1,64}$")]
     pub event_type: String,
+    #[schema(example = "acme", pattern = "^[!-~]{1,255}$")]
     pub tenant: String,
     /// Any JSON; it becomes the payload's `data`.
+    #[schema(example = json!({"agent": "a-17", "rule": "no-prod-writes"}))]
     pub data: serde_json::Value,
     /// The event id; publishing the same id again delivers it once.
     #[serde(default)]
+    #[schema(example = "evt_01J9Z3", pattern = "^[!-~]{1,255}$")]
     pub id: Option<String>,
 }
 

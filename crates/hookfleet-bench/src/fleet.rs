@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use hookfleet_store::redis;
 use hookfleet_testkit::{REDIS_URL, WorkerEnv, binary};
 
-use crate::EVENT_TYPE;
+use crate::{EVENT_TYPE, Settings};
 
 /// The `hookfleet` release binary: next to this executable, built if missing.
 pub fn worker_binary() -> anyhow::Result<PathBuf> {
@@ -31,15 +31,19 @@ pub fn worker_binary() -> anyhow::Result<PathBuf> {
 }
 
 /// The settings of every worker of a fresh namespace `bench_<12 hex>`: the binary's defaults
-/// but for one event type, quieter logs and, when given, `HOOKFLEET_MAX_INFLIGHT`.
-pub fn env(max_inflight: Option<usize>) -> WorkerEnv {
-    let env = WorkerEnv::fresh("bench")
+/// but for one event type, quieter logs and, when given, `HOOKFLEET_MAX_INFLIGHT` and
+/// `HOOKFLEET_ATTEMPT_LOG_LEN`.
+pub fn env(settings: &Settings) -> WorkerEnv {
+    let mut env = WorkerEnv::fresh("bench")
         .event_types(&[EVENT_TYPE])
         .set("RUST_LOG", "warn");
-    match max_inflight {
-        Some(n) => env.concurrency(n),
-        None => env,
+    if let Some(n) = settings.max_inflight {
+        env = env.concurrency(n);
     }
+    if let Some(n) = settings.attempt_log_len {
+        env = env.set("HOOKFLEET_ATTEMPT_LOG_LEN", n.to_string());
+    }
+    env
 }
 
 /// Redis's `run_id` (new at every restart): this machine's Redis keeps nothing on disk, so a

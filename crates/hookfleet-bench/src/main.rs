@@ -73,6 +73,10 @@ struct Args {
     /// The workers' HOOKFLEET_MAX_INFLIGHT [default: the worker's own default].
     #[arg(long)]
     max_inflight: Option<usize>,
+    /// The workers' HOOKFLEET_ATTEMPT_LOG_LEN (0 turns the attempt log off, to measure its
+    /// cost) [default: the worker's own default].
+    #[arg(long)]
+    attempt_log_len: Option<usize>,
     /// Length of each fault-isolation scenario at its steady rate, in seconds; the long dead-
     /// endpoint run lasts six times this [default: 10; 2 with --smoke].
     #[arg(long)]
@@ -99,6 +103,7 @@ pub struct Settings {
     pub timeout: Duration,
     pub concurrency: usize,
     pub max_inflight: Option<usize>,
+    pub attempt_log_len: Option<usize>,
     pub isolation_seconds: u64,
     pub other_endpoints: u64,
     pub paced_seconds: u64,
@@ -165,6 +170,7 @@ async fn start(args: Args) -> anyhow::Result<ExitCode> {
         timeout: Duration::from_secs(args.timeout.max(1)),
         concurrency: args.concurrency.clamp(1, 10_000),
         max_inflight: args.max_inflight.map(|n| n.clamp(1, 65_535)),
+        attempt_log_len: args.attempt_log_len,
         isolation_seconds: args
             .isolation_seconds
             .unwrap_or(if args.smoke { 2 } else { 10 }),

@@ -73,7 +73,7 @@ pub async fn run(bench: &Bench, spec: &Spec) -> Outcome {
     let healthy = spec.mix.healthy(spec.events as usize) as u64;
     outcome.expected = healthy * spec.fanout as u64;
     outcome.target_rate = spec.pace;
-    let env = fleet::env(bench.settings.max_inflight);
+    let env = fleet::env(&bench.settings);
     bench.track(&env);
     eprintln!("[{}] namespace {}", spec.name, env.namespace());
     let fleet = match Fleet::new(&bench.worker_binary, &bench.log_dir, env) {

@@ -24,7 +24,7 @@ pub async fn run_all(bench: &Bench) -> Vec<Outcome> {
     };
 
     if s.wants(name::BROKER) {
-        let env = fleet::env(s.max_inflight);
+        let env = fleet::env(s);
         bench.track(&env);
         let namespace = env.namespace();
         outcomes.push(finished(baseline::broker(s, namespace, &events).await));

@@ -114,6 +114,19 @@ impl Fleet {
         WorkerProcess::spawn(command, &addr, log_path, self.http.clone()).await
     }
 
+    /// Starts `hookfleet api` (with `extra` settings) on a free port of 127.0.0.1 and waits
+    /// until its `/readyz` answers 200. The process handle is the workers' type: the two share
+    /// their probes and their stop and kill.
+    pub async fn spawn_api(&self, extra: &[(&str, &str)]) -> Result<WorkerProcess> {
+        let addr = format!("127.0.0.1:{}", crate::free_port()?);
+        let n = self.workers.fetch_add(1, Ordering::Relaxed);
+        let log_path = (self.log_dir).join(format!("{}-api-{n}.log", self.namespace()));
+        let mut env: Vec<(&str, &str)> = vec![("HOOKFLEET_API_ADDR", addr.as_str())];
+        env.extend_from_slice(extra);
+        let command = command(&self.binary, &self.env, &env, &["api"]);
+        WorkerProcess::spawn(command, &addr, log_path, self.http.clone()).await
+    }
+
     /// Declares the namespace's exchanges and queues (`hookfleet topology`), so that events
     /// can be published before any worker runs.
     pub async fn declare(&self) -> Result<()> {

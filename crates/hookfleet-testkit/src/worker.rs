@@ -82,6 +82,11 @@ impl WorkerProcess {
     }
 
     /// Where its stdout and stderr go.
+    /// `http://<address it serves on>`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
     pub fn log_path(&self) -> &Path {
         &self.log_path
     }

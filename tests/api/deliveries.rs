@@ -1,0 +1,300 @@
+//! What workers do with what the API set up: the attempt log, rotated secrets, repeated
+//! event ids, dead letters, secrets sealed at rest.
+
+use redis::AsyncCommands;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::{BLOCKED, SEALING_KEY, id_of, publish, wrong_fields};
+use crate::util::{Fleet, Receiver, Reply, WAIT, reference_verifies, wait_until};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_attempt_log_shows_a_workers_retries_in_order() {
+    let fleet = Fleet::new();
+    let receiver = Receiver::start().await.unwrap();
+    receiver.enqueue("/flaky", [Reply::status(503), Reply::status(503)]);
+    let api = fleet.spawn_api().await;
+    let endpoint = api
+        .create_endpoint("acme", &receiver.url("/flaky"), &[BLOCKED])
+        .await;
+    let worker = fleet.spawn_worker().await;
+
+    let event = json!({"type": BLOCKED, "tenant": "acme", "data": {"n": 1}});
+    let event_id = publish(&api, event).await;
+    wait_until(WAIT, "the third attempt", || receiver.count("/flaky") == 3).await;
+    worker
+        .wait_for_metric(
+            "hookfleet_deliveries_total",
+            &[("result", "delivered")],
+            1.0,
+            WAIT,
+        )
+        .await
+        .unwrap();
+
+    let path = format!("/v1/endpoints/{}/attempts", id_of(&endpoint));
+    let answer = api.operator(Method::GET, &path, None).await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    let log = answer.body.as_array().unwrap();
+    let numbers: Vec<u64> = log.iter().map(|a| a["attempt"].as_u64().unwrap()).collect();
+    assert_eq!(numbers, [3, 2, 1], "{log:?}");
+    for attempt in log {
+        assert_eq!(attempt["event_id"], event_id.as_str(), "{attempt}");
+        assert_eq!(attempt["event_type"], BLOCKED, "{attempt}");
+        assert_eq!(attempt["source"], "worker", "{attempt}");
+    }
+    assert_eq!(log[0]["status"], 200, "{log:?}");
+    assert!(log[0]["error"].is_null(), "{log:?}");
+    for failed in &log[1..] {
+        assert_eq!(failed["status"], 503, "{failed}");
+        assert_eq!(failed["error"], "non_success_status", "{failed}");
+    }
+
+    let first_page = api
+        .operator(Method::GET, &format!("{path}?limit=1"), None)
+        .await;
+    assert_eq!(
+        first_page.body.as_array().unwrap().len(),
+        1,
+        "{:?}",
+        first_page.body
+    );
+    assert_eq!(first_page.body[0], log[0]);
+    let newest = id_of(&log[0]);
+    let older = api
+        .operator(Method::GET, &format!("{path}?before={newest}"), None)
+        .await;
+    assert_eq!(older.status, 200, "{:?}", older.body);
+    assert_eq!(older.body.as_array().unwrap().as_slice(), &log[1..]);
+
+    assert!(worker.stop().await.unwrap().success());
+    api.process.stop().await.unwrap();
+    fleet.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotated_secret_signs_beside_the_old_one() {
+    let fleet = Fleet::new();
+    let receiver = Receiver::start().await.unwrap();
+    let api = fleet.spawn_api().await;
+    let endpoint = api
+        .create_endpoint("acme", &receiver.url("/hook"), &[BLOCKED])
+        .await;
+    let old = endpoint["secret"].as_str().unwrap().to_owned();
+    let rotate = format!("/v1/endpoints/{}/rotate-secret", id_of(&endpoint));
+
+    let rotated = api.operator(Method::POST, &rotate, None).await;
+    assert_eq!(rotated.status, 200, "{:?}", rotated.body);
+    let new = rotated.body["secret"].as_str().unwrap().to_owned();
+    assert!(new.starts_with("whsec_"), "{:?}", rotated.body);
+    assert_ne!(new, old);
+    assert!(
+        rotated.body["previous_secret_until"].is_string(),
+        "{:?}",
+        rotated.body
+    );
+
+    let worker = fleet.spawn_worker().await;
+    let event = json!({"type": BLOCKED, "tenant": "acme", "data": {"note": "Zoë"}});
+    publish(&api, event).await;
+    wait_until(WAIT, "the delivery", || receiver.count("/hook") == 1).await;
+    let request = &receiver.requests("/hook")[0];
+    let signatures: Vec<&str> = request.header("webhook-signature").split(' ').collect();
+    assert_eq!(signatures.len(), 2, "{signatures:?}");
+    assert!(
+        signatures.iter().all(|s| s.starts_with("v1,")),
+        "{signatures:?}"
+    );
+    for (name, secret) in [("old", &old), ("new", &new)] {
+        assert!(
+            crate::util::verify_signature(secret, &request.headers, &request.body),
+            "the {name} secret does not verify"
+        );
+        if let Err(error) = reference_verifies(secret, request).await {
+            panic!(
+                "the reference library refused the {name} secret (or is missing: pip install standardwebhooks): {error}"
+            );
+        }
+    }
+
+    let same = api
+        .operator(Method::POST, &rotate, Some(json!({"secret": new})))
+        .await;
+    assert_eq!(wrong_fields(&same), ["secret"]);
+
+    assert!(worker.stop().await.unwrap().success());
+    api.process.stop().await.unwrap();
+    fleet.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repeated_event_id_is_delivered_once() {
+    let fleet = Fleet::new();
+    let receiver = Receiver::start().await.unwrap();
+    let api = fleet.spawn_api().await;
+    api.create_endpoint("acme", &receiver.url("/once"), &[BLOCKED])
+        .await;
+    let worker = fleet.spawn_worker().await;
+
+    let event = json!({"type": BLOCKED, "tenant": "acme", "data": {}, "id": "evt_api_dup_1"});
+    assert_eq!(publish(&api, event.clone()).await, "evt_api_dup_1");
+    wait_until(WAIT, "the delivery", || receiver.count("/once") == 1).await;
+    assert_eq!(publish(&api, event).await, "evt_api_dup_1");
+    worker
+        .wait_for_metric(
+            "hookfleet_deliveries_total",
+            &[("result", "duplicate")],
+            1.0,
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(receiver.count("/once"), 1);
+    assert_eq!(
+        receiver.requests("/once")[0].header("webhook-id"),
+        "evt_api_dup_1"
+    );
+
+    let unknown = json!({"type": "no.such", "tenant": "acme", "data": {}});
+    let refused = api
+        .operator(Method::POST, "/v1/events", Some(unknown))
+        .await;
+    assert_eq!(wrong_fields(&refused), ["type"]);
+
+    assert!(worker.stop().await.unwrap().success());
+    api.process.stop().await.unwrap();
+    fleet.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_letters_list_and_replay_through_the_api() {
+    // One retry, soon: a failing delivery is dead-lettered after two attempts.
+    let fleet = Fleet::new().env("HOOKFLEET_RETRY_DELAYS", "100ms");
+    let receiver = Receiver::start().await.unwrap();
+    receiver.set_default("/down", Reply::status(500));
+    let api = fleet.spawn_api().await;
+    let endpoint = api
+        .create_endpoint("acme", &receiver.url("/down"), &[BLOCKED])
+        .await;
+    let endpoint_id = id_of(&endpoint);
+    let worker = fleet.spawn_worker().await;
+
+    let event = json!({"type": BLOCKED, "tenant": "acme", "data": {"n": 7}});
+    let event_id = publish(&api, event).await;
+    worker
+        .wait_for_metric(
+            "hookfleet_deliveries_total",
+            &[("result", "dead_lettered")],
+            1.0,
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(receiver.count("/down"), 2, "1 attempt + 1 retry");
+
+    let listed = api.operator(Method::GET, "/v1/dead-letters", None).await;
+    assert_eq!(listed.status, 200, "{:?}", listed.body);
+    let letters = listed.body.as_array().unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0]["endpoint"], endpoint_id.as_str());
+    assert_eq!(letters[0]["event_id"], event_id.as_str());
+    assert_eq!(letters[0]["attempts"], 2);
+    assert_eq!(letters[0]["last_status"], 500);
+    assert_eq!(letters[0]["payload"]["data"], json!({"n": 7}));
+    // Listing leaves them where they are.
+    let again = api
+        .operator(Method::GET, "/v1/dead-letters?limit=10", None)
+        .await;
+    assert_eq!(again.body.as_array().unwrap().len(), 1, "{:?}", again.body);
+
+    receiver.set_default("/down", Reply::status(200));
+    let replay = api
+        .operator(
+            Method::POST,
+            "/v1/dead-letters/replay",
+            Some(json!({"endpoint": endpoint_id})),
+        )
+        .await;
+    assert_eq!(replay.status, 200, "{:?}", replay.body);
+    assert_eq!(replay.body["replayed"], 1, "{:?}", replay.body);
+    wait_until(WAIT, "the replayed delivery", || {
+        receiver.count("/down") == 3
+    })
+    .await;
+    assert_eq!(receiver.requests("/down")[2].header("webhook-id"), event_id);
+    worker
+        .wait_for_metric(
+            "hookfleet_deliveries_total",
+            &[("result", "delivered")],
+            1.0,
+            WAIT,
+        )
+        .await
+        .unwrap();
+    let after = api.operator(Method::GET, "/v1/dead-letters", None).await;
+    assert_eq!(after.status, 200, "{:?}", after.body);
+    assert_eq!(after.body, json!([]), "replayed letters stay removed");
+
+    assert!(worker.stop().await.unwrap().success());
+    api.process.stop().await.unwrap();
+    fleet.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_are_sealed_at_rest_and_still_sign() {
+    let fleet = Fleet::new();
+    let receiver = Receiver::start().await.unwrap();
+    let key = [("HOOKFLEET_SECRET_KEY", SEALING_KEY)];
+    let api = fleet.spawn_api_with(&key).await;
+    let endpoint = api
+        .create_endpoint("acme", &receiver.url("/hook"), &[BLOCKED])
+        .await;
+    let id = id_of(&endpoint);
+    let secret = endpoint["secret"].as_str().unwrap().to_owned();
+
+    let redis = redis::Client::open(hookfleet_testkit::REDIS_URL).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let hash = format!("{{{}:endpoints}}:tenant:acme", fleet.namespace());
+    let stored: Option<String> = conn.hget(&hash, &id).await.unwrap();
+    let stored = stored.unwrap_or_else(|| panic!("no record {id} in {hash}"));
+    let encoded = secret.strip_prefix("whsec_").unwrap();
+    assert!(
+        !stored.contains(encoded),
+        "the secret is stored in clear: {stored}"
+    );
+    let record: Value = serde_json::from_str(&stored).unwrap();
+    assert!(
+        record["secret"].as_str().unwrap().starts_with("enc:v1:"),
+        "{record}"
+    );
+
+    let worker = fleet.spawn_worker_with(&key).await;
+    let event = json!({"type": BLOCKED, "tenant": "acme", "data": {"sealed": true}});
+    publish(&api, event).await;
+    wait_until(WAIT, "the delivery", || receiver.count("/hook") == 1).await;
+    let request = &receiver.requests("/hook")[0];
+    assert!(
+        crate::util::verify_signature(&secret, &request.headers, &request.body),
+        "the delivery does not verify with the secret given at create"
+    );
+
+    let without = fleet.run(&["endpoints", "get", &id]).await;
+    let stderr = String::from_utf8_lossy(&without.stderr);
+    assert!(
+        !without.status.success(),
+        "read a sealed secret without the key"
+    );
+    assert!(stderr.contains("HOOKFLEET_SECRET_KEY"), "{stderr}");
+    let with = fleet.run_with(&key, &["endpoints", "get", &id]).await;
+    assert!(
+        with.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with.stderr)
+    );
+    let shown: Value = serde_json::from_slice(&with.stdout).unwrap();
+    assert_eq!(shown["id"], id.as_str());
+
+    assert!(worker.stop().await.unwrap().success());
+    api.process.stop().await.unwrap();
+    fleet.cleanup().await;
+}
