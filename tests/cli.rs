@@ -198,7 +198,9 @@ async fn endpoints_test_sends_one_signed_test_event_and_reports_it() {
     let report: Value = serde_json::from_slice(&failed.stdout).unwrap();
     assert_eq!(report["delivered"], false);
     assert_eq!(report["status"], 503);
-    assert_eq!(report["error"], "HTTP 503");
+    assert_eq!(report["error_class"], "non_success_status");
+    let error = report["error"].as_str().unwrap();
+    assert!(error.contains("HTTP 503"), "{error}");
 
     fleet.cleanup().await;
 }

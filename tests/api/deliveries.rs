@@ -268,9 +268,18 @@ async fn secrets_are_sealed_at_rest_and_still_sign() {
         "{record}"
     );
 
-    let worker = fleet.spawn_worker_with(&key).await;
+    // A worker without the key cannot sign: the event must wait, not be dropped.
+    let keyless = fleet.spawn_worker().await;
     let event = json!({"type": BLOCKED, "tenant": "acme", "data": {"sealed": true}});
     publish(&api, event).await;
+    wait_until(WAIT, "the keyless worker to name the missing key", || {
+        keyless.log().contains("HOOKFLEET_SECRET_KEY")
+    })
+    .await;
+    assert!(keyless.stop().await.unwrap().success());
+    assert_eq!(receiver.count("/hook"), 0, "sent without its secret");
+
+    let worker = fleet.spawn_worker_with(&key).await;
     wait_until(WAIT, "the delivery", || receiver.count("/hook") == 1).await;
     let request = &receiver.requests("/hook")[0];
     assert!(

@@ -104,7 +104,8 @@ impl EndpointStore {
     }
 
     /// One tenant's endpoints, oldest first. A corrupt record is logged and skipped so that
-    /// it cannot stop the tenant's other deliveries.
+    /// it cannot stop the tenant's other deliveries; a record this process cannot unseal (no
+    /// or another `HOOKFLEET_SECRET_KEY`) is an error, so that its events wait instead.
     pub async fn for_tenant(&self, tenant: &TenantId) -> Result<Vec<Endpoint>> {
         let mut conn = self.redis.clone();
         let records: Vec<(String, String)> =
@@ -112,13 +113,16 @@ impl EndpointStore {
         let mut endpoints: Vec<Endpoint> = records
             .iter()
             .filter_map(|(id, json)| match self.parse(id, json) {
-                Ok(e) => Some(e),
+                Ok(e) => Some(Ok(e)),
+                // Sealed under a key this process lacks: a setting to fix, not a record to
+                // skip, or its deliveries would be dropped until then.
+                Err(e @ Error::Sealed { .. }) => Some(Err(e)),
                 Err(error) => {
                     tracing::error!(message = "Skipping a corrupt endpoint record.", %error);
                     None
                 }
             })
-            .collect();
+            .collect::<Result<_>>()?;
         endpoints.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(endpoints)
     }
