@@ -191,6 +191,14 @@ pub struct Worker {
     pub stall_timeout: Duration,
 }
 
+/// A group of settings as the environment and the defaults give it, for a command that does
+/// not take these flags itself but runs an operation that reads them.
+pub fn from_env<T: Args + clap::FromArgMatches>() -> Result<T, clap::Error> {
+    let command = T::augment_args(clap::Command::new("hookfleet"));
+    let matches = command.try_get_matches_from(["hookfleet"])?;
+    T::from_arg_matches(&matches)
+}
+
 /// What only the admin API needs.
 #[derive(Debug, Args)]
 pub struct Api {

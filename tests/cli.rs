@@ -204,3 +204,55 @@ async fn endpoints_test_sends_one_signed_test_event_and_reports_it() {
 
     fleet.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotate_secret_and_attempts_from_the_cli() {
+    let fleet = Fleet::new();
+    let receiver = crate::util::Receiver::start().await.unwrap();
+    let endpoint = fleet
+        .add_endpoint("acme", &receiver.url("/hook"), &["*"])
+        .await;
+    let id = endpoint["id"].as_str().unwrap();
+    fleet.run_ok(&["endpoints", "test", id]).await;
+
+    let lines = fleet.run_ok(&["endpoints", "attempts", id]).await;
+    let attempts: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(attempts.len(), 1, "{lines}");
+    assert_eq!(attempts[0]["source"], "test");
+    assert_eq!(attempts[0]["event_type"], "webhook.test");
+    assert_eq!(attempts[0]["status"], 200);
+
+    let old = endpoint["secret"].as_str().unwrap();
+    let rotated: Value = serde_json::from_str(
+        fleet
+            .run_ok(&["endpoints", "rotate-secret", id])
+            .await
+            .trim(),
+    )
+    .unwrap();
+    let new = rotated["secret"].as_str().unwrap();
+    assert!(new.starts_with("whsec_") && new != old, "{rotated}");
+    assert!(rotated["previous_secret_until"].is_string(), "{rotated}");
+    let shown: Value =
+        serde_json::from_str(fleet.run_ok(&["endpoints", "get", id]).await.trim()).unwrap();
+    assert_eq!(shown["secret"], "whsec_***");
+
+    fleet.run_ok(&["endpoints", "test", id]).await;
+    let request = &receiver.requests("/hook")[1];
+    for secret in [old, new] {
+        assert!(crate::util::verify_signature(
+            secret,
+            &request.headers,
+            &request.body
+        ));
+    }
+    let bad = fleet
+        .run(&["endpoints", "rotate-secret", id, "--secret", "nope"])
+        .await;
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("secret"));
+    fleet.cleanup().await;
+}

@@ -62,8 +62,10 @@ pub async fn run(common: &Common, args: ApiArgs) -> anyhow::Result<ExitCode> {
         &args.catalog,
         &args.delivery,
         api.max_endpoints_per_tenant,
-    )
-    .await?;
+    )?;
+    if !admin.redis_ready().await {
+        anyhow::bail!("Redis does not answer at HOOKFLEET_REDIS_URL");
+    }
     let metrics = ApiMetrics::new()?;
     let admin = admin.count_published(metrics.published.clone());
     let app = hookfleet_api::app(Arc::new(admin), auth, metrics);

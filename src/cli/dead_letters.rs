@@ -1,19 +1,19 @@
-//! `hookfleet dead-letters list|replay`.
+//! `hookfleet dead-letters list|replay` (the same operations as the API's).
 
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use hookfleet_amqp::{Broker, ConfirmedPublisher};
-use hookfleet_core::EndpointId;
-use hookfleet_worker::dead_letters;
+use hookfleet_admin::Scope;
+use hookfleet_admin::input::ReplayRequest;
 
 use super::print_json;
-use crate::settings::Common;
+use crate::settings::{Catalog, Common, Delivery, from_env};
 
 #[derive(Debug, Subcommand)]
 pub enum DeadLettersCommand {
     /// Print dead letters as JSON lines (oldest first), leaving the queue as it is.
     List {
+        /// How many (at most 1000).
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
@@ -22,33 +22,34 @@ pub enum DeadLettersCommand {
     Replay {
         /// Only the dead letters of this endpoint.
         #[arg(long)]
-        endpoint: Option<EndpointId>,
-        #[arg(long, default_value_t = usize::MAX, hide_default_value = true)]
-        limit: usize,
+        endpoint: Option<String>,
+        #[arg(long)]
+        limit: Option<usize>,
     },
 }
 
 pub async fn run(common: &Common, command: DeadLettersCommand) -> anyhow::Result<ExitCode> {
-    let broker = Broker::connect(common.amqp_url.expose()).await?;
-    match command {
-        DeadLettersCommand::List { limit } => {
-            for letter in dead_letters::list(&broker, &common.namespace, limit).await? {
-                print_json(&letter)?;
+    let admin = super::admin(
+        common,
+        &from_env::<Catalog>()?,
+        &from_env::<Delivery>()?,
+        None,
+    )?;
+    let scope = &Scope::Operator;
+    let done = match command {
+        DeadLettersCommand::List { limit } => match admin.dead_letters(scope, limit).await {
+            Ok(letters) => letters.iter().try_for_each(print_json),
+            Err(e) => Err(e.into()),
+        },
+        DeadLettersCommand::Replay { endpoint, limit } => {
+            let request = ReplayRequest { endpoint, limit };
+            match admin.replay(scope, request).await {
+                Ok(report) => print_json(&report),
+                Err(e) => Err(e.into()),
             }
         }
-        DeadLettersCommand::Replay { endpoint, limit } => {
-            let publisher = ConfirmedPublisher::new(broker.clone());
-            let report = dead_letters::replay(
-                &broker,
-                &publisher,
-                &common.namespace,
-                endpoint.as_ref(),
-                limit,
-            )
-            .await?;
-            print_json(&report)?;
-        }
-    }
-    broker.close().await;
+    };
+    admin.broker().close().await;
+    done?;
     Ok(ExitCode::SUCCESS)
 }

@@ -197,9 +197,14 @@ pub async fn run(common: &Common, command: EndpointsCommand) -> anyhow::Result<E
     Ok(ExitCode::SUCCESS)
 }
 
-/// The operations, on Redis (checked now) and a broker connection opened on first use.
+/// The operations, on Redis (checked now: every endpoint command needs it) and a broker
+/// connection opened on first use.
 async fn connect(common: &Common, options: &Options) -> anyhow::Result<Admin> {
-    admin(common, &options.catalog, &options.delivery, None).await
+    let admin = admin(common, &options.catalog, &options.delivery, None)?;
+    if !admin.redis_ready().await {
+        anyhow::bail!("Redis does not answer at HOOKFLEET_REDIS_URL");
+    }
+    Ok(admin)
 }
 
 fn split(list: &str) -> Vec<String> {

@@ -11,7 +11,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use anyhow::Context;
 use hookfleet_admin::{Admin, AdminConfig};
 use hookfleet_amqp::Broker;
 
@@ -62,18 +61,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The operations the CLI and the API share, on Redis (checked now) and a broker connection
-/// opened on first use.
-async fn admin(
+/// The operations the CLI and the API share, on a Redis handle and a broker connection that
+/// both open on first use.
+fn admin(
     common: &Common,
     catalog: &Catalog,
     delivery: &Delivery,
     max_endpoints_per_tenant: Option<u32>,
 ) -> anyhow::Result<Admin> {
     let redis = hookfleet_store::connect(common.redis_url.expose())?;
-    hookfleet_store::ping(&redis)
-        .await
-        .context("Redis does not answer")?;
     let broker = Broker::lazy(common.amqp_url.expose());
     let config = AdminConfig {
         namespace: common.namespace.clone(),

@@ -1,22 +1,23 @@
-//! `hookfleet publish`: one event, confirmed by the broker.
+//! `hookfleet publish`: one event, confirmed by the broker (the same operation as the API's
+//! `POST /v1/events`).
 
 use std::process::ExitCode;
 
 use clap::Args;
-use hookfleet_core::{EventId, EventType, TenantId};
-use hookfleet_producer::{Broker, OutboundEvent, Publisher};
+use hookfleet_admin::Scope;
+use hookfleet_admin::input::NewEvent;
 
-use crate::settings::Common;
+use crate::settings::{Catalog, Common, Delivery, from_env};
 
 #[derive(Debug, Args)]
 pub struct PublishArgs {
     /// The event type, e.g. log.blocked.
     #[arg(long = "type")]
-    pub event_type: EventType,
+    pub event_type: String,
 
     /// The tenant whose endpoints receive it.
     #[arg(long)]
-    pub tenant: TenantId,
+    pub tenant: String,
 
     /// The event's data, as JSON; it becomes the payload's "data" field.
     #[arg(long, value_parser = parse_json)]
@@ -24,7 +25,10 @@ pub struct PublishArgs {
 
     /// The event id (default: evt_ + a new UUIDv7). Publishing the same id twice delivers once.
     #[arg(long)]
-    pub id: Option<EventId>,
+    pub id: Option<String>,
+
+    #[command(flatten)]
+    pub catalog: Catalog,
 }
 
 fn parse_json(s: &str) -> Result<serde_json::Value, String> {
@@ -32,11 +36,15 @@ fn parse_json(s: &str) -> Result<serde_json::Value, String> {
 }
 
 pub async fn run(common: &Common, args: PublishArgs) -> anyhow::Result<ExitCode> {
-    let broker = Broker::connect(common.amqp_url.expose()).await?;
-    let publisher = Publisher::new(broker.clone(), common.namespace.clone());
-    let event = OutboundEvent::new(args.event_type, args.tenant, &args.data, args.id);
-    publisher.publish(&event).await?;
-    broker.close().await;
-    println!("{}", event.id);
+    let admin = super::admin(common, &args.catalog, &from_env::<Delivery>()?, None)?;
+    let event = NewEvent {
+        event_type: args.event_type,
+        tenant: args.tenant,
+        data: args.data,
+        id: args.id,
+    };
+    let published = admin.publish(&Scope::Operator, event).await;
+    admin.broker().close().await;
+    println!("{}", published?.id);
     Ok(ExitCode::SUCCESS)
 }

@@ -283,3 +283,26 @@ async fn test_webhook_reports_delivered_and_failures_in_plain_words() {
     api.process.stop().await.unwrap();
     fleet.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_may_have_at_most_the_endpoint_limit() {
+    let fleet = Fleet::new();
+    let api = fleet
+        .spawn_api_with(&[("HOOKFLEET_MAX_ENDPOINTS_PER_TENANT", "2")])
+        .await;
+    for _ in 0..2 {
+        api.create_endpoint("acme", "http://127.0.0.1:9/x", &["*"])
+            .await;
+    }
+    let body = json!({"tenant": "acme", "url": "http://127.0.0.1:9/x", "events": ["*"]});
+    let third = api
+        .operator(Method::POST, "/v1/endpoints", Some(body))
+        .await;
+    assert_eq!(third.status, 409, "{:?}", third.body);
+    assert_eq!(third.body["error"]["code"], "endpoint_limit");
+    // Another tenant has its own count.
+    api.create_endpoint("globex", "http://127.0.0.1:9/x", &["*"])
+        .await;
+    api.process.stop().await.unwrap();
+    fleet.cleanup().await;
+}
