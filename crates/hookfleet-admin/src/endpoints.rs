@@ -41,12 +41,13 @@ impl Admin {
             "description",
             input::description(new.description.unwrap_or_default()),
         );
-        checks.finish()?;
+        // A missing value always noted its field's error.
         let (Some(tenant), Some(url), Some(events), Some(secret), Some(description)) =
             (tenant, url, events, secret, description)
         else {
-            unreachable!("every missing value noted a field error");
+            return Err(checks.into_error());
         };
+        checks.finish()?;
         self.check_limit(&tenant).await?;
         let endpoint = Endpoint::new(tenant, &url, events, secret, description)
             .map_err(|e| Error::Invalid(vec![crate::FieldError::new("url", e.to_string())]))?;

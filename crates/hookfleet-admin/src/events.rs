@@ -31,10 +31,11 @@ impl Admin {
             Some(text) => checks.field("id", input::event_id(text)).map(Some),
             None => Some(None),
         };
-        checks.finish()?;
+        // A missing value always noted its field's error.
         let (Some(event_type), Some(tenant), Some(id)) = (event_type, tenant, id) else {
-            unreachable!("every missing value noted a field error");
+            return Err(checks.into_error());
         };
+        checks.finish()?;
         let event = OutboundEvent::new(event_type, tenant, &new.data, id);
         if event.body.len() > MAX_BODY_BYTES {
             let mut checks = Checks::default();

@@ -126,8 +126,13 @@ impl Checks {
         if self.0.is_empty() {
             Ok(())
         } else {
-            Err(crate::Error::Invalid(self.0))
+            Err(self.into_error())
         }
+    }
+
+    /// The noted errors as one error.
+    pub fn into_error(self) -> crate::Error {
+        crate::Error::Invalid(self.0)
     }
 }
 
