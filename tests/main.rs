@@ -6,6 +6,7 @@
 //!   verifying helpers).
 //! - `delivery`: what a receiver sees, filtering, endpoint changes, slowness, SSRF.
 //! - `api`: the admin HTTP API: tokens, tenant isolation, validation, every route.
+//! - `console`: the web console in headless Chromium (ignored; `scripts/test` runs it).
 //! - `cli`: the command line's errors (undeclared types, bad settings) and endpoint commands.
 //! - `retry`: delay tiers, dead letters and replay, 410 Gone, metric counts.
 //! - `reference`: a delivery verified by the Standard Webhooks reference library (Python).
@@ -18,6 +19,7 @@
 
 mod api;
 mod cli;
+mod console;
 mod delivery;
 mod handler;
 mod hygiene;

@@ -27,6 +27,7 @@ async fn every_v1_route_needs_a_valid_token() {
         (Method::GET, "/v1/dead-letters".to_owned()),
         (Method::POST, "/v1/dead-letters/replay".to_owned()),
         (Method::POST, "/v1/tenants/acme/tokens".to_owned()),
+        (Method::GET, "/v1/event-types".to_owned()),
     ];
     for (method, path) in routes {
         for token in [None, Some("wrong-token-0123456789"), Some("hft_forged.sig")] {
@@ -40,8 +41,16 @@ async fn every_v1_route_needs_a_valid_token() {
         .operator(Method::GET, &format!("/v1/endpoints/{id}"), None)
         .await;
     assert_eq!(got.status, 200);
-    // The probes and the document need no token.
-    for path in ["/healthz", "/readyz", "/openapi.json", "/metrics"] {
+    // The probes, the document and the console's files need no token.
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/openapi.json",
+        "/metrics",
+        "/",
+        "/console/app.js",
+        "/console/style.css",
+    ] {
         let answer = api.call(Method::GET, path, None, None).await;
         assert_eq!(answer.status, 200, "{path}");
     }

@@ -3,6 +3,7 @@
 //! [`hookfleet_admin::Admin`], the same operations the CLI runs.
 //!
 //! # Layout
+//! - [`console`]: the web console at `/`, embedded in the binary.
 //! - [`auth`]: who is calling (operator token, tenant token), compared in constant time.
 //! - [`tokens`]: signed, expiring tenant tokens; nothing stored.
 //! - [`routes`]: the `/v1` handlers, each with its OpenAPI description.
@@ -13,6 +14,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod console;
 pub mod error;
 pub mod metrics;
 pub mod routes;
@@ -82,7 +84,8 @@ pub fn app(admin: Arc<Admin>, auth: Auth, metrics: ApiMetrics) -> Router {
         metrics,
         openapi: Arc::new(openapi),
     };
-    v1.route("/openapi.json", get(openapi_json))
+    v1.merge(console::routes())
+        .route("/openapi.json", get(openapi_json))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(render_metrics))

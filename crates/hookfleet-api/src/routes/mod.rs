@@ -1,6 +1,7 @@
 //! The `/v1` routes (docs/contract.md §5), one module per resource. Handlers only translate:
 //! the request into an [`hookfleet_admin::Admin`] call, its result or error into an answer.
 
+pub mod catalog;
 pub mod dead_letters;
 pub mod endpoints;
 pub mod events;
@@ -15,6 +16,7 @@ use crate::AppState;
 pub fn v1() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(events::publish))
+        .routes(routes!(catalog::list))
         .routes(routes!(endpoints::create, endpoints::list))
         .routes(routes!(
             endpoints::get,

@@ -230,7 +230,7 @@ async fn handle(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> (StatusCode, HeaderMap) {
+) -> (StatusCode, HeaderMap, &'static str) {
     let path = uri.path();
     let id = (headers.get("webhook-id").and_then(|v| v.to_str().ok()))
         .unwrap_or("")
@@ -254,7 +254,7 @@ async fn handle(
     if let Some(seconds) = reply.retry_after {
         answer.insert(RETRY_AFTER, seconds.into());
     }
-    (status, answer)
+    (status, answer, reply.body)
 }
 
 /// A listener that, while `reset` is set, accepts connections and closes them at once

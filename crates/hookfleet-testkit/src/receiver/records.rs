@@ -17,6 +17,8 @@ pub struct Reply {
     pub(super) delay: Option<Duration>,
     /// A `Retry-After` header, in seconds.
     pub(super) retry_after: Option<u32>,
+    /// The answer's body (empty by default).
+    pub(super) body: &'static str,
 }
 
 impl Reply {
@@ -25,7 +27,13 @@ impl Reply {
             status,
             delay: Some(Duration::ZERO),
             retry_after: None,
+            body: "",
         }
+    }
+
+    /// The same answer with this body (an error page, say).
+    pub const fn body(self, body: &'static str) -> Self {
+        Self { body, ..self }
     }
 
     /// The same answer with `Retry-After: <seconds>` (a receiver asking for a pause).
@@ -50,6 +58,7 @@ impl Reply {
             status: 503,
             delay: None,
             retry_after: None,
+            body: "",
         }
     }
 }

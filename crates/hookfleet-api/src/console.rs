@@ -1,0 +1,58 @@
+//! The web console at `/`: a small single-page app over the `/v1` API, its files compiled into
+//! the binary so nothing is fetched from anywhere else (no CDN, no build step).
+//!
+//! A platform embeds it in an iframe as its customer's "Settings → Webhooks" page, opened with
+//! a tenant token in the fragment (`/#token=hft_…`), which browsers never send to a server, so
+//! the token reaches no access log. The content security policy allows this origin only.
+
+use axum::Router;
+use axum::http::header::{self, HeaderValue};
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+const INDEX: &str = include_str!("../console/index.html");
+const SCRIPT: &str = include_str!("../console/app.js");
+const STYLE: &str = include_str!("../console/style.css");
+
+/// Scripts, styles, images and API calls from this origin only; framing by any page (the
+/// platform's dashboard embeds it).
+const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors *";
+
+/// `/`, `/console/app.js` and `/console/style.css`.
+pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new()
+        .route(
+            "/",
+            get(|| async { file("text/html; charset=utf-8", INDEX) }),
+        )
+        .route(
+            "/console/app.js",
+            get(|| async { file("text/javascript; charset=utf-8", SCRIPT) }),
+        )
+        .route(
+            "/console/style.css",
+            get(|| async { file("text/css; charset=utf-8", STYLE) }),
+        )
+}
+
+fn file(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(POLICY),
+            ),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            (
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        body,
+    )
+}
