@@ -38,6 +38,8 @@ async fn schemathesis_finds_no_5xx_and_no_answer_outside_the_document() {
             "--workers",
             "2",
         ])
+        // Its cache (.schemathesis/) goes there, not into the source tree.
+        .current_dir(env!("CARGO_TARGET_TMPDIR"))
         .kill_on_drop(true)
         .output();
     let output = tokio::time::timeout(LIMIT, run)
