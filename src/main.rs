@@ -27,7 +27,9 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
-    logging::init(cli.common.log_format);
+    // The demo prints its own story on stdout; its worker's info lines would drown it.
+    let quiet = matches!(cli.command, cli::Command::Demo(_));
+    logging::init(cli.common.log_format, if quiet { "warn" } else { "info" });
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let cli::Command::Worker(args) = &cli.command {
         runtime.worker_threads(args.worker.threads.into());

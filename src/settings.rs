@@ -15,7 +15,7 @@ use hookfleet_core::policy::RetrySchedule;
 use hookfleet_core::target::redact_url;
 
 /// Where the broker and Redis are, and which deployment this is.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct Common {
     /// RabbitMQ URL: amqp:// or amqps://, user:password@host:port/vhost.
     #[arg(

@@ -256,3 +256,58 @@ async fn rotate_secret_and_attempts_from_the_cli() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("secret"));
     fleet.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_delivers_everything_and_leaves_nothing_behind() {
+    let fleet = Fleet::new();
+    let output = fleet.run(&["demo", "--timeout", "25s"]).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("all 5 events delivered, every signature verified"),
+        "{stdout}"
+    );
+    // log.failed is refused twice, so its third attempt is the one delivered.
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("log.failed"))
+        .unwrap_or_else(|| panic!("no summary row: {stdout}"));
+    assert!(row.contains(" 3 ") && row.contains("delivered"), "{row}");
+
+    let namespace = stdout
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(4))
+        .unwrap_or_else(|| panic!("no namespace in {stdout}"))
+        .to_owned();
+    let redis = redis::Client::open(hookfleet_testkit::REDIS_URL).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("*{namespace}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(left, Vec::<String>::new(), "the demo left Redis keys");
+    let broker = hookfleet_amqp::Broker::connect(hookfleet_testkit::AMQP_URL)
+        .await
+        .unwrap();
+    let channel = broker.channel().await.unwrap();
+    let passive = hookfleet_amqp::lapin::options::QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let dead = channel
+        .queue_declare(
+            format!("{namespace}.dead").as_str().into(),
+            passive,
+            Default::default(),
+        )
+        .await;
+    assert!(dead.is_err(), "the demo left its dead-letter queue");
+    broker.close().await;
+    fleet.cleanup().await;
+}

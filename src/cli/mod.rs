@@ -2,6 +2,7 @@
 
 mod api;
 mod dead_letters;
+mod demo;
 mod endpoints;
 mod publish;
 mod topology;
@@ -47,6 +48,10 @@ pub enum Command {
     DeadLetters(dead_letters::DeadLettersCommand),
     /// Declare every exchange and queue (the worker also does this at start).
     Topology(topology::TopologyArgs),
+    /// See it work: in a fresh namespace of the local RabbitMQ and Redis, run a worker and a
+    /// receiver, publish the five seed event types (one fails twice, so retries show), print
+    /// what happens, clean up and exit 0.
+    Demo(demo::DemoArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -58,6 +63,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Endpoints(command) => endpoints::run(common, command).await,
         Command::DeadLetters(command) => dead_letters::run(common, command).await,
         Command::Topology(args) => topology::run(common, args).await,
+        Command::Demo(args) => demo::run(common, args).await,
     }
 }
 
