@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::util::{Fleet, OPERATOR_TOKEN, Receiver, Reply, WAIT, wait_until};
+use crate::util::{Fleet, OPERATOR_TOKEN, Receiver, Reply, WAIT, wait_for_result, wait_until};
 
 /// A bound on the browser run (it takes about 10 s).
 const LIMIT: Duration = Duration::from_secs(180);
@@ -37,15 +37,7 @@ async fn the_console_does_what_a_customer_and_an_operator_need() {
     let event = json!({"type": "log.failed", "tenant": "ops", "data": {"job": 7}});
     let published = api.operator(Method::POST, "/v1/events", Some(event)).await;
     assert_eq!(published.status, 202, "{:?}", published.body);
-    worker
-        .wait_for_metric(
-            "hookfleet_deliveries_total",
-            &[("result", "dead_lettered")],
-            1.0,
-            WAIT,
-        )
-        .await
-        .unwrap();
+    wait_for_result(&worker, "dead_lettered", 1.0).await;
     let tenant_token = api.tenant_token("acme").await;
 
     let screenshots = std::env::var("HOOKFLEET_SCREENSHOTS")

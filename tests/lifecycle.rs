@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use lapin::{Connection, ConnectionProperties};
 
-use crate::util::{Fleet, Receiver, Reply, WAIT, wait_until};
+use crate::util::{Fleet, Receiver, Reply, WAIT, wait_for_result, wait_until};
 
 const BLOCKED: &str = "log.blocked";
 
@@ -33,15 +33,7 @@ async fn the_same_event_id_published_twice_is_delivered_once() {
     ];
     fleet.run_ok(&publish).await;
     fleet.run_ok(&publish).await;
-    worker
-        .wait_for_metric(
-            "hookfleet_deliveries_total",
-            &[("result", "duplicate")],
-            1.0,
-            WAIT,
-        )
-        .await
-        .unwrap();
+    wait_for_result(&worker, "duplicate", 1.0).await;
     assert_eq!(receiver.count("/once"), 1);
 
     assert!(worker.stop().await.unwrap().success());
@@ -77,15 +69,7 @@ async fn messages_that_break_the_contract_are_dead_lettered_and_the_worker_goes_
         .unwrap();
 
     wait_until(WAIT, "the good event", || receiver.count("/hook") == 1).await;
-    worker
-        .wait_for_metric(
-            "hookfleet_deliveries_total",
-            &[("result", "dead_lettered")],
-            3.0,
-            WAIT,
-        )
-        .await
-        .unwrap();
+    wait_for_result(&worker, "dead_lettered", 3.0).await;
     assert_eq!(
         receiver.requests("/hook")[0].header("webhook-id"),
         "evt_good"

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::util::{Fleet, Receiver, Reply, WAIT, metric_sum, wait_until};
+use crate::util::{Fleet, Receiver, Reply, WAIT, metric_sum, wait_for_result, wait_until};
 
 const BLOCKED: &str = "log.blocked";
 
@@ -26,15 +26,7 @@ async fn an_endpoint_failing_twice_gets_three_attempts_spaced_by_the_tiers() {
     let id = fleet.publish(BLOCKED, "acme", r#"{"n":1}"#).await;
     wait_until(WAIT, "the third attempt", || receiver.count("/flaky") == 3).await;
     // Both endpoints' final outcomes are counted once the third attempt is committed.
-    worker
-        .wait_for_metric(
-            "hookfleet_deliveries_total",
-            &[("result", "delivered")],
-            2.0,
-            WAIT,
-        )
-        .await
-        .unwrap();
+    wait_for_result(&worker, "delivered", 2.0).await;
 
     let attempts = receiver.requests("/flaky");
     assert!(attempts.iter().all(|r| r.header("webhook-id") == id));
@@ -110,15 +102,7 @@ async fn an_always_failing_delivery_is_dead_lettered_and_replays_once_the_endpoi
     let worker = fleet.spawn_worker().await;
 
     let id = fleet.publish(BLOCKED, "acme", r#"{"n":1}"#).await;
-    worker
-        .wait_for_metric(
-            "hookfleet_deliveries_total",
-            &[("result", "dead_lettered")],
-            1.0,
-            WAIT,
-        )
-        .await
-        .unwrap();
+    wait_for_result(&worker, "dead_lettered", 1.0).await;
     assert_eq!(receiver.count("/down"), 4, "1 attempt + 3 retries");
 
     let letters = fleet.dead_letters().await;
@@ -143,15 +127,7 @@ async fn an_always_failing_delivery_is_dead_lettered_and_replays_once_the_endpoi
         receiver.count("/down") == 5
     })
     .await;
-    worker
-        .wait_for_metric(
-            "hookfleet_deliveries_total",
-            &[("result", "delivered")],
-            1.0,
-            WAIT,
-        )
-        .await
-        .unwrap();
+    wait_for_result(&worker, "delivered", 1.0).await;
     assert!(
         fleet.dead_letters().await.is_empty(),
         "replayed letters stay removed"
@@ -176,15 +152,7 @@ async fn replay_for_one_endpoint_leaves_the_others_dead_letters_alone() {
     let worker = fleet.spawn_worker().await;
 
     fleet.publish(BLOCKED, "acme", "{}").await;
-    worker
-        .wait_for_metric(
-            "hookfleet_deliveries_total",
-            &[("result", "dead_lettered")],
-            2.0,
-            WAIT,
-        )
-        .await
-        .unwrap();
+    wait_for_result(&worker, "dead_lettered", 2.0).await;
     assert_eq!(fleet.dead_letters().await.len(), 2);
 
     receiver.set_default("/a", Reply::status(200));
@@ -222,15 +190,7 @@ async fn gone_disables_the_endpoint_and_dead_letters_without_retrying() {
     let worker = fleet.spawn_worker().await;
 
     fleet.publish(BLOCKED, "acme", "{}").await;
-    worker
-        .wait_for_metric(
-            "hookfleet_deliveries_total",
-            &[("result", "dead_lettered")],
-            1.0,
-            WAIT,
-        )
-        .await
-        .unwrap();
+    wait_for_result(&worker, "dead_lettered", 1.0).await;
     assert_eq!(receiver.count("/gone"), 1, "410 is not retried");
     let id = endpoint["id"].as_str().unwrap();
     let now: Value =

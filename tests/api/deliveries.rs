@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::{BLOCKED, SEALING_KEY, id_of, publish, wrong_fields};
-use crate::util::{Fleet, Receiver, Reply, WAIT, reference_verifies, wait_until};
+use crate::util::{Fleet, Receiver, Reply, WAIT, reference_verifies, wait_for_result, wait_until};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_attempt_log_shows_a_workers_retries_in_order() {
@@ -22,15 +22,7 @@ async fn the_attempt_log_shows_a_workers_retries_in_order() {
     let event = json!({"type": BLOCKED, "tenant": "acme", "data": {"n": 1}});
     let event_id = publish(&api, event).await;
     wait_until(WAIT, "the third attempt", || receiver.count("/flaky") == 3).await;
-    worker
-        .wait_for_metric(
-            "hookfleet_deliveries_total",
-            &[("result", "delivered")],
-            1.0,
-            WAIT,
-        )
-        .await
-        .unwrap();
+    wait_for_result(&worker, "delivered", 1.0).await;
 
     let path = format!("/v1/endpoints/{}/attempts", id_of(&endpoint));
     let answer = api.operator(Method::GET, &path, None).await;
@@ -140,15 +132,7 @@ async fn a_repeated_event_id_is_delivered_once() {
     assert_eq!(publish(&api, event.clone()).await, "evt_api_dup_1");
     wait_until(WAIT, "the delivery", || receiver.count("/once") == 1).await;
     assert_eq!(publish(&api, event).await, "evt_api_dup_1");
-    worker
-        .wait_for_metric(
-            "hookfleet_deliveries_total",
-            &[("result", "duplicate")],
-            1.0,
-            WAIT,
-        )
-        .await
-        .unwrap();
+    wait_for_result(&worker, "duplicate", 1.0).await;
     assert_eq!(receiver.count("/once"), 1);
     assert_eq!(
         receiver.requests("/once")[0].header("webhook-id"),
@@ -181,15 +165,7 @@ async fn dead_letters_list_and_replay_through_the_api() {
 
     let event = json!({"type": BLOCKED, "tenant": "acme", "data": {"n": 7}});
     let event_id = publish(&api, event).await;
-    worker
-        .wait_for_metric(
-            "hookfleet_deliveries_total",
-            &[("result", "dead_lettered")],
-            1.0,
-            WAIT,
-        )
-        .await
-        .unwrap();
+    wait_for_result(&worker, "dead_lettered", 1.0).await;
     assert_eq!(receiver.count("/down"), 2, "1 attempt + 1 retry");
 
     let listed = api.operator(Method::GET, "/v1/dead-letters", None).await;
@@ -222,15 +198,7 @@ async fn dead_letters_list_and_replay_through_the_api() {
     })
     .await;
     assert_eq!(receiver.requests("/down")[2].header("webhook-id"), event_id);
-    worker
-        .wait_for_metric(
-            "hookfleet_deliveries_total",
-            &[("result", "delivered")],
-            1.0,
-            WAIT,
-        )
-        .await
-        .unwrap();
+    wait_for_result(&worker, "delivered", 1.0).await;
     let after = api.operator(Method::GET, "/v1/dead-letters", None).await;
     assert_eq!(after.status, 200, "{:?}", after.body);
     assert_eq!(after.body, json!([]), "replayed letters stay removed");

@@ -15,12 +15,24 @@ use std::time::Duration;
 
 pub use api::{Answer, Api, OPERATOR_TOKEN};
 pub use fleet::Fleet;
-pub use hookfleet_testkit::{Arrival, Receiver, Reply, metric_sum, random_hex, verify_signature};
+pub use hookfleet_testkit::{
+    Arrival, Receiver, Reply, WorkerProcess, metric_sum, random_hex, verify_signature,
+};
 pub use reference::reference_verifies;
 
 /// The default timeout of a test's waits: generous for a loaded CI machine, short enough
 /// that a broken fleet fails fast.
 pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Waits until `worker` counted `at_least` deliveries with this `result` of
+/// `hookfleet_deliveries_total` (`delivered`, `retry_scheduled`, `dead_lettered`, `duplicate`).
+pub async fn wait_for_result(worker: &WorkerProcess, result: &str, at_least: f64) {
+    let labels = [("result", result)];
+    (worker
+        .wait_for_metric("hookfleet_deliveries_total", &labels, at_least, WAIT)
+        .await)
+        .unwrap();
+}
 
 /// Polls `condition` every 25 ms until it holds; panics naming `what` after `timeout`.
 pub async fn wait_until(timeout: Duration, what: &str, condition: impl FnMut() -> bool) {
