@@ -207,6 +207,18 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn any_endpoint() -> Endpoint {
+        let tenant = "acme".parse().unwrap();
+        Endpoint::new(
+            tenant,
+            "http://example.com",
+            EventFilter::All,
+            None,
+            String::new(),
+        )
+        .unwrap()
+    }
+
     #[test]
     fn filters_match_listed_types_or_everything() {
         let only = EventFilter::parse_list("log.blocked, log.failed").unwrap();
@@ -256,14 +268,7 @@ mod tests {
 
     #[test]
     fn a_rotated_secret_signs_beside_the_new_one_until_its_end() {
-        let mut ep = Endpoint::new(
-            "acme".parse().unwrap(),
-            "http://example.com",
-            EventFilter::All,
-            None,
-            String::new(),
-        )
-        .unwrap();
+        let mut ep = any_endpoint();
         let old = ep.secret.clone();
         assert_eq!(ep.signing_secrets(0).count(), 1);
         ep.rotate_secret(
@@ -280,14 +285,7 @@ mod tests {
 
     #[test]
     fn disabled_endpoints_want_nothing() {
-        let mut ep = Endpoint::new(
-            "acme".parse().unwrap(),
-            "http://example.com",
-            EventFilter::All,
-            None,
-            String::new(),
-        )
-        .unwrap();
+        let mut ep = any_endpoint();
         ep.enabled = false;
         assert!(!ep.wants(&t("log.blocked")));
     }
