@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use hookfleet_core::EndpointId;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+// tokio's clock, so that tests can pause and advance it.
+use tokio::time::Instant;
 
 /// The worker-wide budget of messages and bytes.
 #[derive(Debug, Clone)]
@@ -93,13 +95,25 @@ impl Deliveries {
 }
 
 /// In-flight deliveries per endpoint, in this worker: one semaphore of `cap` permits per
-/// endpoint with work in flight.
+/// endpoint with work in flight, and when it last freed a slot.
 #[derive(Debug)]
 pub struct EndpointSlots {
     cap: usize,
-    /// How long a delivery may wait for a slot before it is deferred instead.
+    /// How long a delivery may wait for a slot before it is deferred instead, counted from
+    /// the last time the endpoint freed one.
     grace: Duration,
-    busy: Arc<Mutex<HashMap<EndpointId, Arc<Semaphore>>>>,
+    busy: Arc<Mutex<HashMap<EndpointId, Busy>>>,
+}
+
+/// One endpoint's slots.
+#[derive(Debug)]
+struct Busy {
+    semaphore: Arc<Semaphore>,
+    /// When a delivery to it last finished (or it got its first). An endpoint at its cap that
+    /// has finished nothing for the grace is stalled (slow or dead): its next deliveries are
+    /// deferred at once instead of each holding a message slot for the grace, which under a
+    /// backlog would tie up a good part of the worker's budget in waiting.
+    last_freed: Instant,
 }
 
 /// A delivery's slot at its endpoint, freed on drop.
@@ -108,7 +122,7 @@ pub struct Slot {
     endpoint: EndpointId,
     /// `None` only while dropping.
     permit: Option<OwnedSemaphorePermit>,
-    busy: Arc<Mutex<HashMap<EndpointId, Arc<Semaphore>>>>,
+    busy: Arc<Mutex<HashMap<EndpointId, Busy>>>,
     cap: usize,
 }
 
@@ -121,26 +135,32 @@ impl EndpointSlots {
         }
     }
 
-    /// A slot at `endpoint`, waiting at most the grace for one to free up; `None` when the
-    /// endpoint keeps all `cap` slots busy that long. A fast endpoint frees a slot within
-    /// milliseconds, so its deliveries go ahead; a slow or dead one's are deferred.
+    /// A slot at `endpoint`; `None` when the endpoint keeps all `cap` slots busy and frees
+    /// none within the grace of its last freed one. A fast endpoint frees a slot within
+    /// milliseconds, so its deliveries go ahead; a slow or dead one's are deferred, at once
+    /// once it has been stalled for the grace.
     pub async fn take(&self, endpoint: &EndpointId) -> Option<Slot> {
-        let semaphore = {
+        let (semaphore, last_freed) = {
             let mut busy = lock(&self.busy);
             let cap = self.cap;
-            (busy.entry(endpoint.clone()))
-                .or_insert_with(|| Arc::new(Semaphore::new(cap)))
-                .clone()
+            let entry = busy.entry(endpoint.clone()).or_insert_with(|| Busy {
+                semaphore: Arc::new(Semaphore::new(cap)),
+                last_freed: Instant::now(),
+            });
+            (entry.semaphore.clone(), entry.last_freed)
         };
         let permit = match semaphore.clone().try_acquire_owned() {
             Ok(permit) => permit,
-            Err(_) => match tokio::time::timeout(self.grace, semaphore.acquire_owned()).await {
-                Ok(Ok(permit)) => permit,
-                _ => {
-                    forget_if_idle(&mut lock(&self.busy), endpoint, self.cap);
-                    return None;
+            Err(_) => {
+                let patience = self.grace.saturating_sub(last_freed.elapsed());
+                match tokio::time::timeout(patience, semaphore.acquire_owned()).await {
+                    Ok(Ok(permit)) => permit,
+                    _ => {
+                        forget_if_idle(&mut lock(&self.busy), endpoint, self.cap);
+                        return None;
+                    }
                 }
-            },
+            }
         };
         Some(Slot {
             endpoint: endpoint.clone(),
@@ -155,20 +175,19 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut busy = lock(&self.busy);
         drop(self.permit.take());
+        if let Some(entry) = busy.get_mut(&self.endpoint) {
+            entry.last_freed = Instant::now();
+        }
         forget_if_idle(&mut busy, &self.endpoint, self.cap);
     }
 }
 
 /// Only endpoints with work in flight (or waiting) take memory: an entry goes when the map
 /// holds its last handle and every permit is back.
-fn forget_if_idle(
-    busy: &mut HashMap<EndpointId, Arc<Semaphore>>,
-    endpoint: &EndpointId,
-    cap: usize,
-) {
-    if let Some(semaphore) = busy.get(endpoint)
-        && Arc::strong_count(semaphore) == 1
-        && semaphore.available_permits() == cap
+fn forget_if_idle(busy: &mut HashMap<EndpointId, Busy>, endpoint: &EndpointId, cap: usize) {
+    if let Some(entry) = busy.get(endpoint)
+        && Arc::strong_count(&entry.semaphore) == 1
+        && entry.semaphore.available_permits() == cap
     {
         busy.remove(endpoint);
     }
@@ -199,14 +218,50 @@ mod tests {
             "after the grace"
         );
         assert!(slots.take(&b).await.is_some(), "b is not held up by a");
-        // A slot freed within the grace is taken.
-        let waiting = slots.take(&a);
+        drop(first);
+        assert!(slots.take(&a).await.is_some(), "a freed slot is taken");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_endpoint_is_deferred_at_once() {
+        let slots = EndpointSlots::new(2, Duration::from_millis(50));
+        let dead: EndpointId = "ep_dead".parse().unwrap();
+        let _held = [slots.take(&dead).await, slots.take(&dead).await];
+        // The first over the cap waits out the grace...
+        let started = tokio::time::Instant::now();
+        assert!(slots.take(&dead).await.is_none());
+        assert_eq!(started.elapsed(), Duration::from_millis(50));
+        // ...after which nothing has been freed for the grace: no more waiting.
+        let started = tokio::time::Instant::now();
+        assert!(slots.take(&dead).await.is_none());
+        assert_eq!(
+            started.elapsed(),
+            Duration::ZERO,
+            "a stalled endpoint costs no wait"
+        );
+
+        // An endpoint that keeps freeing slots is waited for, as before.
+        let fast: EndpointId = "ep_fast".parse().unwrap();
+        let first = slots.take(&fast).await.unwrap();
+        let _second = slots.take(&fast).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let waiting = slots.take(&fast);
         let free = async {
             tokio::time::sleep(Duration::from_millis(10)).await;
             drop(first);
         };
+        // Stalled by now (200 ms without a freed slot): deferred at once, before the free.
         let (slot, ()) = tokio::join!(waiting, free);
-        assert!(slot.is_some());
+        assert!(slot.is_none());
+        // Having just freed one, it is waited for again.
+        let third = slots.take(&fast).await.unwrap();
+        let waiting = slots.take(&fast);
+        let free = async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            drop(third);
+        };
+        let (slot, ()) = tokio::join!(waiting, free);
+        assert!(slot.is_some(), "a slot freed within the grace is taken");
     }
 
     #[tokio::test]
