@@ -11,6 +11,8 @@
 //! - `retry`: delay tiers, dead letters and replay, 410 Gone, metric counts.
 //! - `reference`: a delivery verified by the Standard Webhooks reference library (Python).
 //! - `lifecycle`: de-duplication, malformed messages, SIGKILL and SIGTERM.
+//! - `monitoring`: the Prometheus rules and Grafana dashboard in `deploy/` against a real worker
+//!   and a real Prometheus (ignored; `scripts/check-monitoring` runs it).
 //! - `openapi`: schemathesis against `/openapi.json` (ignored; `scripts/test` runs it).
 //! - `handler`: the message handler driven in-process, one message at a time.
 //! - `hygiene`: secrets, credentials and passwords kept out of output; bad URLs; dead letters.
@@ -25,6 +27,7 @@ mod handler;
 mod hygiene;
 mod isolation;
 mod lifecycle;
+mod monitoring;
 mod openapi;
 mod reference;
 mod retry;
