@@ -59,6 +59,7 @@ pub async fn run(common: &Common, args: ApiArgs) -> anyhow::Result<ExitCode> {
         .await?;
     let admin = super::admin(
         common,
+        broker.clone(),
         &args.catalog,
         &args.delivery,
         api.max_endpoints_per_tenant,

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use hookfleet_admin::Scope;
 use hookfleet_admin::input::ReplayRequest;
+use hookfleet_amqp::Broker;
 
 use super::print_json;
 use crate::settings::{Catalog, Common, Delivery, from_env};
@@ -29,8 +30,10 @@ pub enum DeadLettersCommand {
 }
 
 pub async fn run(common: &Common, command: DeadLettersCommand) -> anyhow::Result<ExitCode> {
+    let broker = Broker::connect(common.amqp_url.expose()).await?;
     let admin = super::admin(
         common,
+        broker,
         &from_env::<Catalog>()?,
         &from_env::<Delivery>()?,
         None,

@@ -100,7 +100,8 @@ async fn demo(
     };
     let mut delivery: Delivery = from_env()?;
     delivery.allow_private_targets = true;
-    let admin = super::admin(&common, &from_env::<Catalog>()?, &delivery, None)?;
+    let broker = Broker::connect(common.amqp_url.expose()).await?;
+    let admin = super::admin(&common, broker, &from_env::<Catalog>()?, &delivery, None)?;
     let endpoint = admin
         .create_endpoint(
             &Scope::Operator,

@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use hookfleet_admin::input::{NewEndpoint, Rotation};
 use hookfleet_admin::view::EndpointView;
 use hookfleet_admin::{Admin, Scope};
+use hookfleet_amqp::Broker;
 
 use super::{admin, print_json};
 use crate::settings::{Catalog, Common, Delivery};
@@ -200,7 +201,9 @@ pub async fn run(common: &Common, command: EndpointsCommand) -> anyhow::Result<E
 /// The operations, on Redis (checked now: every endpoint command needs it) and a broker
 /// connection opened on first use.
 async fn connect(common: &Common, options: &Options) -> anyhow::Result<Admin> {
-    let admin = admin(common, &options.catalog, &options.delivery, None)?;
+    // No endpoint command uses the broker: it would connect on first use only.
+    let broker = Broker::lazy(common.amqp_url.expose());
+    let admin = admin(common, broker, &options.catalog, &options.delivery, None)?;
     if !admin.redis_ready().await {
         anyhow::bail!("Redis does not answer at HOOKFLEET_REDIS_URL");
     }

@@ -67,16 +67,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The operations the CLI and the API share, on a Redis handle and a broker connection that
-/// both open on first use.
+/// The operations the CLI and the API share, on `broker` and a Redis handle that connects on
+/// first use.
 fn admin(
     common: &Common,
+    broker: Broker,
     catalog: &Catalog,
     delivery: &Delivery,
     max_endpoints_per_tenant: Option<u32>,
 ) -> anyhow::Result<Admin> {
     let redis = hookfleet_store::connect(common.redis_url.expose())?;
-    let broker = Broker::lazy(common.amqp_url.expose());
     let config = AdminConfig {
         namespace: common.namespace.clone(),
         catalog: catalog.event_types.0.clone(),

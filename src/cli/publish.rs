@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use hookfleet_admin::Scope;
 use hookfleet_admin::input::NewEvent;
+use hookfleet_amqp::Broker;
 
 use crate::settings::{Catalog, Common, Delivery, from_env};
 
@@ -36,7 +37,16 @@ fn parse_json(s: &str) -> Result<serde_json::Value, String> {
 }
 
 pub async fn run(common: &Common, args: PublishArgs) -> anyhow::Result<ExitCode> {
-    let admin = super::admin(common, &args.catalog, &from_env::<Delivery>()?, None)?;
+    // Connected now, so a wrong URL or a stopped broker is reported at once rather than
+    // retried for the publisher's patience.
+    let broker = Broker::connect(common.amqp_url.expose()).await?;
+    let admin = super::admin(
+        common,
+        broker,
+        &args.catalog,
+        &from_env::<Delivery>()?,
+        None,
+    )?;
     let event = NewEvent {
         event_type: args.event_type,
         tenant: args.tenant,
