@@ -5,8 +5,6 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use lapin::{Connection, ConnectionProperties};
-
 use crate::util::{Fleet, Receiver, Reply, WAIT, wait_for_result, wait_until};
 
 const BLOCKED: &str = "log.blocked";
@@ -217,16 +215,7 @@ async fn a_consumer_cancelled_by_the_broker_is_restarted() {
     let mut worker = fleet.spawn_worker().await;
 
     // Deleting the work queue makes the broker cancel the worker's consumer (basic.cancel).
-    let url = hookfleet_testkit::AMQP_URL;
-    let connection = Connection::connect(url, ConnectionProperties::default())
-        .await
-        .unwrap();
-    let channel = connection.create_channel().await.unwrap();
-    let queue = format!("{}.work.{BLOCKED}", fleet.namespace());
-    channel
-        .queue_delete(queue.as_str().into(), Default::default())
-        .await
-        .unwrap();
+    fleet.delete_work_queue(BLOCKED).await;
     worker
         .wait_for_metric(
             "hookfleet_consumer_restarts_total",

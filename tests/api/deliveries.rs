@@ -5,7 +5,7 @@ use redis::AsyncCommands;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{BLOCKED, SEALING_KEY, id_of, publish, wrong_fields};
+use super::{BLOCKED, SEALING_KEY, id_of, wrong_fields};
 use crate::util::{Fleet, Receiver, Reply, WAIT, reference_verifies, wait_for_result, wait_until};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -20,7 +20,7 @@ async fn the_attempt_log_shows_a_workers_retries_in_order() {
     let worker = fleet.spawn_worker().await;
 
     let event = json!({"type": BLOCKED, "tenant": "acme", "data": {"n": 1}});
-    let event_id = publish(&api, event).await;
+    let event_id = api.publish(event).await;
     wait_until(WAIT, "the third attempt", || receiver.count("/flaky") == 3).await;
     wait_for_result(&worker, "delivered", 1.0).await;
 
@@ -88,7 +88,7 @@ async fn a_rotated_secret_signs_beside_the_old_one() {
 
     let worker = fleet.spawn_worker().await;
     let event = json!({"type": BLOCKED, "tenant": "acme", "data": {"note": "Zoë"}});
-    publish(&api, event).await;
+    api.publish(event).await;
     wait_until(WAIT, "the delivery", || receiver.count("/hook") == 1).await;
     let request = &receiver.requests("/hook")[0];
     let signatures: Vec<&str> = request.header("webhook-signature").split(' ').collect();
@@ -129,9 +129,9 @@ async fn a_repeated_event_id_is_delivered_once() {
     let worker = fleet.spawn_worker().await;
 
     let event = json!({"type": BLOCKED, "tenant": "acme", "data": {}, "id": "evt_api_dup_1"});
-    assert_eq!(publish(&api, event.clone()).await, "evt_api_dup_1");
+    assert_eq!(api.publish(event.clone()).await, "evt_api_dup_1");
     wait_until(WAIT, "the delivery", || receiver.count("/once") == 1).await;
-    assert_eq!(publish(&api, event).await, "evt_api_dup_1");
+    assert_eq!(api.publish(event).await, "evt_api_dup_1");
     wait_for_result(&worker, "duplicate", 1.0).await;
     assert_eq!(receiver.count("/once"), 1);
     assert_eq!(
@@ -164,7 +164,7 @@ async fn dead_letters_list_and_replay_through_the_api() {
     let worker = fleet.spawn_worker().await;
 
     let event = json!({"type": BLOCKED, "tenant": "acme", "data": {"n": 7}});
-    let event_id = publish(&api, event).await;
+    let event_id = api.publish(event).await;
     wait_for_result(&worker, "dead_lettered", 1.0).await;
     assert_eq!(receiver.count("/down"), 2, "1 attempt + 1 retry");
 
@@ -239,7 +239,7 @@ async fn secrets_are_sealed_at_rest_and_still_sign() {
     // A worker without the key cannot sign: the event must wait, not be dropped.
     let keyless = fleet.spawn_worker().await;
     let event = json!({"type": BLOCKED, "tenant": "acme", "data": {"sealed": true}});
-    publish(&api, event).await;
+    api.publish(event).await;
     wait_until(WAIT, "the keyless worker to name the missing key", || {
         keyless.log().contains("HOOKFLEET_SECRET_KEY")
     })

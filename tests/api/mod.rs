@@ -10,10 +10,9 @@ mod access;
 mod deliveries;
 mod endpoints;
 
-use reqwest::Method;
 use serde_json::Value;
 
-use crate::util::{Answer, Api};
+use crate::util::Answer;
 
 const BLOCKED: &str = "log.blocked";
 
@@ -43,11 +42,4 @@ fn events_of(endpoint: &Value) -> Vec<String> {
         .collect();
     events.sort_unstable();
     events
-}
-
-/// Publishes one event through the API; returns its id.
-async fn publish(api: &Api, event: Value) -> String {
-    let answer = api.operator(Method::POST, "/v1/events", Some(event)).await;
-    assert_eq!(answer.status, 202, "{:?}", answer.body);
-    id_of(&answer.body)
 }

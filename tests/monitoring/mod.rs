@@ -9,11 +9,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use lapin::{Connection, ConnectionProperties};
-use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::util::{Api, Fleet, Receiver, Reply, WAIT, wait_until};
+use crate::util::{Fleet, Receiver, Reply, WAIT, wait_until};
 
 mod deploy_files;
 mod prometheus;
@@ -45,7 +43,7 @@ async fn every_metric_the_rules_and_dashboard_name_is_exported() {
     let mut worker = fleet.spawn_worker().await;
     let api = fleet.spawn_api().await;
 
-    publish(&api, 0).await;
+    api.publish(event(0)).await;
     for (name, labels) in [
         ("hookfleet_deliveries_total", [("result", "delivered")]),
         ("hookfleet_circuit_transitions_total", [("to", "open")]),
@@ -60,7 +58,7 @@ async fn every_metric_the_rules_and_dashboard_name_is_exported() {
             .unwrap();
     }
     // Deleting the work queue makes the broker cancel the consumer: a consumer restart.
-    delete_work_queue(&fleet).await;
+    fleet.delete_work_queue(BLOCKED).await;
     let restarts = [("reason", "cancelled")];
     worker
         .wait_for_metric("hookfleet_consumer_restarts_total", &restarts, 1.0, WAIT)
@@ -132,12 +130,12 @@ async fn a_real_prometheus_scrapes_a_worker_and_evaluates_the_rules() {
     let counted = |at_least: usize| {
         move |answer: &Value| scalar(answer).is_some_and(|v| v >= at_least as f64)
     };
-    publish(&api, 0).await;
+    api.publish(event(0)).await;
     prometheus
         .eventually("the first delivery scraped", total, counted(1))
         .await;
     for n in 1..EVENTS {
-        publish(&api, n).await;
+        api.publish(event(n)).await;
     }
     wait_until(WAIT, "every event delivered", || {
         receiver.count("/hook") == EVENTS
@@ -197,22 +195,7 @@ async fn a_real_prometheus_scrapes_a_worker_and_evaluates_the_rules() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Publishes event `n` through the API as the operator.
-async fn publish(api: &Api, n: usize) {
-    let event = json!({"type": BLOCKED, "tenant": "acme", "data": {"n": n}});
-    let answer = api.operator(Method::POST, "/v1/events", Some(event)).await;
-    assert_eq!(answer.status, 202, "{:?}", answer.body);
-}
-
-async fn delete_work_queue(fleet: &Fleet) {
-    let url = hookfleet_testkit::AMQP_URL;
-    let connection = Connection::connect(url, ConnectionProperties::default())
-        .await
-        .unwrap();
-    let channel = connection.create_channel().await.unwrap();
-    let queue = format!("{}.work.{BLOCKED}", fleet.namespace());
-    channel
-        .queue_delete(queue.as_str().into(), Default::default())
-        .await
-        .unwrap();
+/// Event `n` of the load.
+fn event(n: usize) -> Value {
+    json!({"type": BLOCKED, "tenant": "acme", "data": {"n": n}})
 }

@@ -87,6 +87,13 @@ impl Api {
         self.call(method, path, Some(OPERATOR_TOKEN), body).await
     }
 
+    /// Publishes `event` (`{type, tenant, data, id?}`) as the operator; returns its id.
+    pub async fn publish(&self, event: Value) -> String {
+        let answer = self.operator(Method::POST, "/v1/events", Some(event)).await;
+        assert_eq!(answer.status, 202, "{:?}", answer.body);
+        answer.body["id"].as_str().unwrap().to_owned()
+    }
+
     /// A tenant token for `tenant`, minted by the operator.
     pub async fn tenant_token(&self, tenant: &str) -> String {
         let path = format!("/v1/tenants/{tenant}/tokens");

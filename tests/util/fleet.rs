@@ -143,6 +143,21 @@ impl Fleet {
         self.kit().spawn_worker(env).await.unwrap()
     }
 
+    /// Deletes the work queue of `event_type` behind the workers' backs: the broker then
+    /// cancels their consumers (`basic.cancel`).
+    pub async fn delete_work_queue(&self, event_type: &str) {
+        let broker = hookfleet_amqp::Broker::connect(hookfleet_testkit::AMQP_URL)
+            .await
+            .unwrap();
+        let queue = format!("{}.work.{event_type}", self.namespace());
+        let channel = broker.channel().await.unwrap();
+        (channel
+            .queue_delete(queue.as_str().into(), Default::default())
+            .await)
+            .unwrap();
+        broker.close().await;
+    }
+
     /// Starts `hookfleet api` with the test operator token and waits until it is ready.
     pub async fn spawn_api(&self) -> super::Api {
         self.spawn_api_with(&[]).await
