@@ -9,12 +9,16 @@
 use std::time::Duration;
 
 use hookfleet_core::{EndpointId, EventId, Namespace};
-use redis::{self, Script};
+use redis;
 
 use crate::Result;
 use crate::keys::Keys;
 
 const DONE: &str = "done";
+
+/// Deletes the mark only if it still holds this attempt's token.
+const RELEASE: &str =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
 /// What a claim found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,17 +98,29 @@ impl Dedup {
         Ok(())
     }
 
-    /// Gives the claim back after a failed attempt, if it is still ours.
-    pub async fn release(&self, endpoint: &EndpointId, event: &EventId, token: &str) -> Result<()> {
-        let script = Script::new(
-            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
-        );
+    /// Gives the claim back after a failed attempt, if it is still ours, sending `also` (the
+    /// attempt log's append) in the same round trip.
+    pub async fn release(
+        &self,
+        endpoint: &EndpointId,
+        event: &EventId,
+        token: &str,
+        also: Option<&redis::Cmd>,
+    ) -> Result<()> {
         let mut conn = self.redis.clone();
-        script
-            .key(self.keys.dedup(endpoint, event))
+        let mut pipe = redis::pipe();
+        // EVAL with the source, not EVALSHA: a pipeline cannot fall back on NOSCRIPT, and
+        // Redis caches the compiled script by its hash either way.
+        pipe.cmd("EVAL")
+            .arg(RELEASE)
+            .arg(1)
+            .arg(self.keys.dedup(endpoint, event))
             .arg(token)
-            .invoke_async::<i64>(&mut conn)
-            .await?;
+            .ignore();
+        if let Some(cmd) = also {
+            pipe.add_command(cmd.clone()).ignore();
+        }
+        pipe.query_async::<()>(&mut conn).await?;
         Ok(())
     }
 }

@@ -242,12 +242,13 @@ impl Deliverer {
             return Ok(());
         }
 
-        if let Err(error) = self.dedup.release(&endpoint.id, &event.id, &token).await {
-            // Harmless: the claim expires on its own after the delivery timeout.
-            warn!(message = "Could not release the claim; it will expire.", %error);
-        }
-        if let Err(error) = self.attempts.append(&endpoint.id, &logged).await {
-            warn!(message = "Could not write the attempt log; going on without.", %error);
+        let released = (self.dedup)
+            .release(&endpoint.id, &event.id, &token, log_entry.as_ref())
+            .await;
+        if let Err(error) = released {
+            // Harmless: the claim expires on its own after the delivery timeout, and the
+            // attempt log misses one entry.
+            warn!(message = "Could not release the claim or log the attempt; the claim will expire.", %error);
         }
         let failure = Failure::new(&endpoint.id, attempts, outcome);
         let aftermath = self.record(endpoint, outcome).await;
