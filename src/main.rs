@@ -74,7 +74,11 @@ fn settings_error(error: &clap::Error) -> String {
         Some(ContextValue::String(value))
             if long.ends_with("-url") && value.contains(['@', '?', '#']) =>
         {
-            line.replace(value, &hookfleet_core::target::redact_url(value))
+            // A RabbitMQ URL may list several nodes: each is redacted on its own.
+            let redacted: Vec<String> = (value.split(','))
+                .map(|u| hookfleet_core::target::redact_url(u.trim()))
+                .collect();
+            line.replace(value, &redacted.join(","))
         }
         _ => line,
     };

@@ -17,7 +17,8 @@ use hookfleet_core::target::redact_url;
 /// Where the broker and Redis are, and which deployment this is.
 #[derive(Debug, Clone, Args)]
 pub struct Common {
-    /// RabbitMQ URL: amqp:// or amqps://, user:password@host:port/vhost.
+    /// RabbitMQ URL: amqp:// or amqps://, user:password@host:port/vhost; for a cluster, the
+    /// nodes' URLs comma-separated (a connection goes to one, in turn from a random one).
     #[arg(
         long,
         global = true,
@@ -269,22 +270,30 @@ impl ServiceUrl {
 
 impl std::fmt::Debug for ServiceUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A RabbitMQ URL may list several nodes: each is redacted on its own.
+        let redacted: Vec<String> = self.0.split(',').map(|u| redact_url(u.trim())).collect();
         f.debug_tuple("ServiceUrl")
-            .field(&redact_url(&self.0))
+            .field(&redacted.join(","))
             .finish()
     }
 }
 
-/// A URL lapin can connect with, so that a malformed one stops the command at start instead
-/// of a worker retrying it forever.
+/// URLs lapin can connect with, so that a malformed one stops the command at start instead
+/// of a worker retrying it forever: one, or the nodes of one cluster, comma-separated.
 fn parse_amqp_url(s: &str) -> Result<ServiceUrl, String> {
-    match s.parse::<lapin::uri::AMQPUri>() {
-        Ok(_) => Ok(ServiceUrl(s.to_owned())),
-        Err(e) => Err(without_password(
-            format!("{e}: expected amqp://user:password@host:port/vhost"),
-            s,
-        )),
+    let urls = hookfleet_amqp::broker::split_urls(s);
+    if urls.is_empty() {
+        return Err("empty: expected amqp://user:password@host:port/vhost".into());
     }
+    for url in &urls {
+        if let Err(e) = url.parse::<lapin::uri::AMQPUri>() {
+            return Err(without_password(
+                format!("{e}: expected amqp://user:password@host:port/vhost[,amqp://…]"),
+                url,
+            ));
+        }
+    }
+    Ok(ServiceUrl(s.to_owned()))
 }
 
 /// A URL the Redis client accepts (redis://, or unix sockets).
@@ -461,6 +470,11 @@ mod tests {
     fn service_urls_are_checked_and_never_show_their_password() {
         assert!(parse_amqp_url("amqp://guest:guest@127.0.0.1:5672/%2f").is_ok());
         assert!(parse_amqp_url("amqps://u:p@broker.example.com/vh").is_ok());
+        assert!(parse_amqp_url("amqp://u:p@a:5672/%2f, amqp://u:p@b:5673/%2f").is_ok());
+        assert!(parse_amqp_url(" , ").is_err());
+        let error =
+            parse_amqp_url("amqp://u:s3cret@a:5672/%2f,amqp://u:s3cret@b:nope/%2f").unwrap_err();
+        assert!(!error.contains("s3cret"), "{error}");
         for bad in [
             "nonsense",
             "http://x",
@@ -480,6 +494,8 @@ mod tests {
         }
         let url = parse_amqp_url("amqp://guest:s3cret@127.0.0.1:5672/%2f").unwrap();
         assert!(!format!("{url:?}").contains("s3cret"));
+        let cluster = parse_amqp_url("amqp://u:s3cret@a:5672/%2f,amqp://u:s3cret@b:5672/%2f");
+        assert!(!format!("{:?}", cluster.unwrap()).contains("s3cret"));
         assert_eq!(
             without_password("x amqp://u:s3cret@h/ y s3cret".into(), "amqp://u:s3cret@h/"),
             "x amqp://***@h/ y ***"

@@ -322,3 +322,22 @@ fn assert_contract_headers(request: &Arrival, id: &str, user_agent: &str) {
         "{signature}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_url_list_gets_past_a_node_that_is_down() {
+    // Two "nodes" of which one refuses connections: the worker and the publisher each start
+    // from a random one and move on to the next.
+    let nodes = "amqp://guest:guest@127.0.0.1:1/%2f, amqp://guest:guest@127.0.0.1:5672/%2f";
+    let fleet = Fleet::new().env("HOOKFLEET_AMQP_URL", nodes);
+    let receiver = Receiver::start().await.unwrap();
+    fleet
+        .add_endpoint("acme", &receiver.url("/hook"), &[BLOCKED])
+        .await;
+    let worker = fleet.spawn_worker().await;
+    for _ in 0..3 {
+        fleet.publish(BLOCKED, "acme", "{}").await;
+    }
+    wait_until(WAIT, "three deliveries", || receiver.count("/hook") == 3).await;
+    assert!(worker.stop().await.unwrap().success());
+    fleet.cleanup().await;
+}

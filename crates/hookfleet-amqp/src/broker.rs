@@ -1,10 +1,15 @@
 //! One connection to RabbitMQ, shared by publishers and consumers, re-opened when it drops.
 //!
+//! The URL may name several nodes of one cluster, comma-separated. A connection goes to one
+//! of them, starting from a random one so that a fleet spreads over the nodes, and a
+//! reconnection tries each in turn, so losing the node a process was on costs one reconnect.
+//!
 //! lapin's own auto-recovery replays topology and consumers, but a worker must also know that
 //! its in-flight acks are void and its readiness changed; an explicit "open a new connection on
 //! the next use" keeps that logic in one visible place.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use lapin::{Channel, Connection, ConnectionProperties};
@@ -15,11 +20,49 @@ use crate::{Error, Result};
 /// How long a polite close may take before the connection is simply dropped.
 const CLOSE_PATIENCE: Duration = Duration::from_millis(500);
 
-/// A handle to the broker at one URL; cheap to clone.
+/// A handle to the broker (one node, or the nodes of one cluster); cheap to clone.
 #[derive(Clone)]
 pub struct Broker {
-    url: Arc<str>,
+    nodes: Nodes,
     connection: Arc<Mutex<Option<Connection>>>,
+}
+
+/// The URLs of a broker's nodes, and which one to try first.
+#[derive(Clone)]
+struct Nodes {
+    urls: Arc<[String]>,
+    /// The node of the last connection (or the random first pick).
+    current: Arc<AtomicUsize>,
+}
+
+impl Nodes {
+    fn new(list: &str) -> Self {
+        let urls: Arc<[String]> = split_urls(list).into();
+        let first = rand::random_range(0..urls.len().max(1));
+        Self {
+            urls,
+            current: Arc::new(AtomicUsize::new(first)),
+        }
+    }
+
+    /// The URLs in the order to try them: the current node first, then the next ones.
+    fn in_turn(&self) -> impl Iterator<Item = (usize, &str)> {
+        let start = self.current.load(Ordering::Relaxed);
+        let n = self.urls.len();
+        (0..n).map(move |i| {
+            let index = (start + i) % n;
+            (index, self.urls[index].as_str())
+        })
+    }
+}
+
+/// The URLs of a comma-separated list, trimmed, empty ones dropped.
+pub fn split_urls(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 impl std::fmt::Debug for Broker {
@@ -30,12 +73,10 @@ impl std::fmt::Debug for Broker {
 }
 
 impl Broker {
-    /// Connects now, so that a wrong URL or a stopped broker is reported at start.
+    /// Connects now, so that a wrong URL or a stopped broker is reported at start. `url` may
+    /// list the nodes of one cluster, comma-separated.
     pub async fn connect(url: &str) -> Result<Self> {
-        let broker = Self {
-            url: url.into(),
-            connection: Arc::default(),
-        };
+        let broker = Self::lazy(url);
         broker.channel().await?;
         Ok(broker)
     }
@@ -43,7 +84,7 @@ impl Broker {
     /// A handle that connects on first use: for tools that may not need the broker at all.
     pub fn lazy(url: &str) -> Self {
         Self {
-            url: url.into(),
+            nodes: Nodes::new(url),
             connection: Arc::default(),
         }
     }
@@ -77,15 +118,33 @@ impl Broker {
                 }
             }
         }
-        let conn = Connection::connect(
-            &self.url,
-            ConnectionProperties::default().with_connection_name("hookfleet".into()),
-        )
-        .await
-        .map_err(Error::Connect)?;
-        let channel = conn.create_channel().await.map_err(Error::Connect)?;
-        *slot = Some(conn);
-        Ok(channel)
+        let mut last_error = None;
+        for (index, url) in self.nodes.in_turn() {
+            let properties =
+                ConnectionProperties::default().with_connection_name("hookfleet".into());
+            let opened = match Connection::connect(url, properties).await {
+                Ok(conn) => conn.create_channel().await.map(|channel| (conn, channel)),
+                Err(e) => Err(e),
+            };
+            match opened {
+                Ok((conn, channel)) => {
+                    self.nodes.current.store(index, Ordering::Relaxed);
+                    *slot = Some(conn);
+                    return Ok(channel);
+                }
+                Err(e) => {
+                    if self.nodes.urls.len() > 1 {
+                        let node = hookfleet_core::target::redact_url(url);
+                        tracing::warn!(message = "RabbitMQ node unreachable; trying the next.", %node, error = %e);
+                    }
+                    last_error = Some(e);
+                }
+            }
+        }
+        Err(match last_error {
+            Some(e) => Error::Connect(e),
+            None => Error::NoBrokerUrl,
+        })
     }
 
     /// Closes the connection politely; in-flight unacked messages return to their queues.
@@ -136,6 +195,19 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn several_nodes_are_tried_in_turn_from_the_current_one() {
+        assert_eq!(
+            split_urls(" amqp://a , ,amqp://b,"),
+            ["amqp://a", "amqp://b"]
+        );
+        let nodes = Nodes::new("amqp://a,amqp://b,amqp://c");
+        nodes.current.store(1, Ordering::Relaxed);
+        let order: Vec<&str> = nodes.in_turn().map(|(_, url)| url).collect();
+        assert_eq!(order, ["amqp://b", "amqp://c", "amqp://a"]);
+        assert_eq!(Nodes::new("amqp://only").in_turn().count(), 1);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn backoff_doubles_with_jitter_up_to_five_seconds_and_resets() {

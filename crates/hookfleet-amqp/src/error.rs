@@ -5,6 +5,8 @@
 pub enum Error {
     #[error("cannot reach RabbitMQ: {0}")]
     Connect(#[source] lapin::Error),
+    #[error("no RabbitMQ URL given (HOOKFLEET_AMQP_URL is empty)")]
+    NoBrokerUrl,
     #[error("RabbitMQ error: {0}")]
     Amqp(#[from] lapin::Error),
     #[error(

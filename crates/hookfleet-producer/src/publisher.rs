@@ -41,6 +41,8 @@ impl Publisher {
     }
 
     /// Connects to the broker at `url` now, so a wrong URL or a stopped broker is reported here.
+    /// `url` may list the nodes of one cluster, comma-separated: the connection goes to one and
+    /// moves on to the next when that node is lost.
     pub async fn connect(url: &str, namespace: Namespace) -> Result<Self> {
         Ok(Self::new(Broker::connect(url).await?, namespace))
     }
