@@ -65,7 +65,7 @@ pub async fn run(common: &Common, args: DemoArgs) -> anyhow::Result<ExitCode> {
     println!("hookfleet demo in namespace {namespace} (removed at the end)");
     topology.declare(&broker.channel().await?).await?;
 
-    let outcome = demo(common, &namespace, config, &args).await;
+    let outcome = demo(common, &namespace, config, &args, broker.clone()).await;
 
     // Clean up whatever happened.
     if let Err(error) = topology.delete(&broker).await {
@@ -90,6 +90,7 @@ async fn demo(
     namespace: &Namespace,
     config: WorkerConfig,
     args: &DemoArgs,
+    broker: Broker,
 ) -> anyhow::Result<()> {
     // The receiver's port first: the endpoint needs its URL, the receiver the endpoint's secret.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -100,7 +101,6 @@ async fn demo(
     };
     let mut delivery: Delivery = from_env()?;
     delivery.allow_private_targets = true;
-    let broker = Broker::connect(common.amqp_url.expose()).await?;
     let admin = super::admin(&common, broker, &from_env::<Catalog>()?, &delivery, None)?;
     let endpoint = admin
         .create_endpoint(
@@ -168,15 +168,13 @@ async fn demo(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let complete = receiver.delivered() == ids.len();
-    // Let the worker record the last deliveries before reading the attempt log.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A graceful stop finishes what the worker holds, attempt log entries included.
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), worker).await;
     let _ = server.await;
 
     println!();
     summary(&admin, &endpoint.id).await?;
-    admin.broker().close().await;
     if !complete {
         anyhow::bail!(
             "only {} of {} events were delivered within {:?}",

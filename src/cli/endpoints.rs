@@ -132,14 +132,9 @@ pub async fn run(common: &Common, command: EndpointsCommand) -> anyhow::Result<E
             options,
         } => {
             let admin = connect(common, &options).await?;
-            let mut views = admin.list_endpoints(scope, tenant.as_deref()).await?;
-            if reveal {
-                let mut revealed = Vec::with_capacity(views.len());
-                for view in &views {
-                    revealed.push(admin.get_endpoint(scope, &view.id, true).await?);
-                }
-                views = revealed;
-            }
+            let views = admin
+                .list_endpoints(scope, tenant.as_deref(), reveal)
+                .await?;
             let shown: Vec<_> = views.into_iter().map(|v| shown(v, reveal)).collect();
             print_json(&shown)?
         }

@@ -5,7 +5,7 @@ use hookfleet_worker::dead_letters;
 pub use hookfleet_worker::dead_letters::{DeadLetter, ReplayReport};
 
 use crate::input::ReplayRequest;
-use crate::{Admin, Error, FieldError, Result, Scope};
+use crate::{Admin, Error, Result, Scope};
 
 /// Most dead letters one listing returns.
 pub const MAX_LIST: usize = 1000;
@@ -21,13 +21,13 @@ impl Admin {
     /// Sends dead letters back for delivery with a fresh attempt count.
     pub async fn replay(&self, scope: &Scope, request: ReplayRequest) -> Result<ReplayReport> {
         scope.operator_only("route")?;
-        let endpoint =
-            match request.endpoint.as_deref() {
-                Some(text) => Some(text.parse::<EndpointId>().map_err(|e| {
-                    Error::Invalid(vec![FieldError::new("endpoint", e.to_string())])
-                })?),
-                None => None,
-            };
+        let endpoint = match request.endpoint.as_deref() {
+            Some(text) => {
+                let id = text.parse::<EndpointId>();
+                Some(id.map_err(|e| Error::field("endpoint", e.to_string()))?)
+            }
+            None => None,
+        };
         let limit = request.limit.unwrap_or(usize::MAX);
         Ok(dead_letters::replay(
             &self.broker,

@@ -41,16 +41,15 @@ impl Admin {
             "description",
             input::description(new.description.unwrap_or_default()),
         );
-        // A missing value always noted its field's error.
+        // A missing value always noted its field's error, and only a missing value did.
         let (Some(tenant), Some(url), Some(events), Some(secret), Some(description)) =
             (tenant, url, events, secret, description)
         else {
             return Err(checks.into_error());
         };
-        checks.finish()?;
         self.check_limit(&tenant).await?;
         let endpoint = Endpoint::new(tenant, &url, events, secret, description)
-            .map_err(|e| Error::Invalid(vec![crate::FieldError::new("url", e.to_string())]))?;
+            .map_err(|e| Error::field("url", e.to_string()))?;
         self.store.put(&endpoint).await?;
         tracing::info!(message = "Endpoint created.", endpoint_id = %endpoint.id, tenant = %endpoint.tenant);
         Ok(EndpointView::new(
@@ -61,16 +60,17 @@ impl Admin {
         ))
     }
 
-    /// The endpoints the scope sees: one tenant's, or (operator) every one or one tenant's.
+    /// The endpoints the scope sees: one tenant's, or (operator) every one or one tenant's;
+    /// their secrets only when `reveal` (the CLI's `list --reveal`; the API never).
     pub async fn list_endpoints(
         &self,
         scope: &Scope,
         tenant: Option<&str>,
+        reveal: bool,
     ) -> Result<Vec<EndpointView>> {
         let tenant: Option<TenantId> = match tenant {
             Some(text) => {
-                let tenant = input::tenant(text)
-                    .map_err(|m| Error::Invalid(vec![crate::FieldError::new("tenant", m)]))?;
+                let tenant = input::tenant(text).map_err(|m| Error::field("tenant", m))?;
                 if !scope.sees(&tenant) {
                     return Err(Error::NotFound(format!("tenant {tenant}")));
                 }
@@ -84,7 +84,7 @@ impl Admin {
         let endpoints = self.store.list(tenant.as_ref()).await?;
         let mut views = Vec::with_capacity(endpoints.len());
         for endpoint in &endpoints {
-            views.push(self.view(endpoint, false).await?);
+            views.push(self.view(endpoint, reveal).await?);
         }
         Ok(views)
     }
@@ -100,7 +100,7 @@ impl Admin {
         self.view(&endpoint, reveal).await
     }
 
-    /// Changes the fields given. Enabling also resets the circuit breaker (see the store).
+    /// Changes the fields given. Enabling also resets the circuit breaker.
     pub async fn update_endpoint(
         &self,
         scope: &Scope,
@@ -129,20 +129,23 @@ impl Admin {
         if let Some(description) = description {
             endpoint.description = description;
         }
-        self.store.put(&endpoint).await?;
         if let Some(enabled) = patch.enabled {
-            endpoint = self.store.set_enabled(&endpoint.id, enabled).await?;
+            endpoint.enabled = enabled;
+        }
+        self.store.put(&endpoint).await?;
+        if patch.enabled == Some(true) {
+            // Turning an endpoint on means "try it now": its circuit starts afresh.
+            self.store.clear_circuit(&endpoint.id).await?;
         }
         tracing::info!(message = "Endpoint updated.", endpoint_id = %endpoint.id);
         self.view(&endpoint, false).await
     }
 
-    /// Removes an endpoint and its attempt log; returns what was removed.
+    /// Removes an endpoint, its attempt log and its circuit state; returns what was removed.
     pub async fn remove_endpoint(&self, scope: &Scope, id: &str) -> Result<EndpointView> {
         let endpoint = self.visible(scope, id).await?;
         let view = self.view(&endpoint, false).await?;
         self.store.remove(&endpoint.id).await?;
-        self.attempts.clear(&endpoint.id).await?;
         tracing::info!(message = "Endpoint removed.", endpoint_id = %endpoint.id);
         Ok(view)
     }
@@ -171,15 +174,14 @@ impl Admin {
     ) -> Result<EndpointView> {
         let mut endpoint = self.visible(scope, id).await?;
         let new = match rotation.secret {
-            Some(text) => input::secret(&text)
-                .map_err(|m| Error::Invalid(vec![crate::FieldError::new("secret", m)]))?,
+            Some(text) => input::secret(&text).map_err(|m| Error::field("secret", m))?,
             None => Secret::generate(),
         };
         if new == endpoint.secret {
-            return Err(Error::Invalid(vec![crate::FieldError::new(
+            return Err(Error::field(
                 "secret",
                 "is the current secret; a rotation needs a new one",
-            )]));
+            ));
         }
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         endpoint.rotate_secret(new, now, ROTATION_OVERLAP);
@@ -202,10 +204,10 @@ impl Admin {
         if let Some(before) = before
             && !is_stream_id(before)
         {
-            return Err(Error::Invalid(vec![crate::FieldError::new(
+            return Err(Error::field(
                 "before",
                 "must be an attempt's id, as in a previous page",
-            )]));
+            ));
         }
         let limit = limit.clamp(1, MAX_ATTEMPTS_PAGE);
         Ok(self.attempts.list(&endpoint.id, limit, before).await?)

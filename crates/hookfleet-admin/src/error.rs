@@ -67,4 +67,11 @@ impl From<hookfleet_worker::Error> for Error {
     }
 }
 
+impl Error {
+    /// One wrong field.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        Error::Invalid(vec![FieldError::new(field, message)])
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;

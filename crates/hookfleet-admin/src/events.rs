@@ -5,7 +5,7 @@ use hookfleet_producer::OutboundEvent;
 
 use crate::input::{self, Checks, NewEvent};
 use crate::view::Published;
-use crate::{Admin, Result, Scope};
+use crate::{Admin, Error, Result, Scope};
 
 impl Admin {
     /// Publishes the event; `Ok` only once the broker confirmed it. Only the operator
@@ -31,22 +31,15 @@ impl Admin {
             Some(text) => checks.field("id", input::event_id(text)).map(Some),
             None => Some(None),
         };
-        // A missing value always noted its field's error.
+        // A missing value always noted its field's error, and only a missing value did.
         let (Some(event_type), Some(tenant), Some(id)) = (event_type, tenant, id) else {
             return Err(checks.into_error());
         };
-        checks.finish()?;
         let event = OutboundEvent::new(event_type, tenant, &new.data, id);
         if event.body.len() > MAX_BODY_BYTES {
-            let mut checks = Checks::default();
-            checks.fail(
-                "data",
-                format!(
-                    "the payload would be {} bytes; at most {MAX_BODY_BYTES}",
-                    event.body.len()
-                ),
-            );
-            checks.finish()?;
+            let size = event.body.len();
+            let message = format!("the payload would be {size} bytes; at most {MAX_BODY_BYTES}");
+            return Err(Error::field("data", message));
         }
         self.publisher.publish(&event).await?;
         Ok(Published {

@@ -36,7 +36,7 @@ impl Admin {
             latency: sent.latency,
             timeout,
         });
-        if let Err(error) = self.attempts.append(&endpoint.id, &attempt).await {
+        if let Err(error) = self.attempts.append(&endpoint.id, attempt).await {
             tracing::warn!(message = "Could not write the attempt log.", %error);
         }
         let class = ErrorClass::of(&sent.outcome);

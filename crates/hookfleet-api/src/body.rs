@@ -56,45 +56,43 @@ async fn parse<S: Send + Sync, T: DeserializeOwned>(
     req: Request,
     state: &S,
 ) -> Result<Option<T>, ApiError> {
-    {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| {
-                let v = v.trim();
-                v.eq_ignore_ascii_case("application/json") || v.ends_with("+json")
-            });
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(too_large_or_unreadable)?;
-        if bytes.is_empty() {
-            return Ok(None);
-        }
-        if !is_json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the body as JSON with content-type: application/json",
-            ));
-        }
-        let deserializer = &mut serde_json::Deserializer::from_slice(&bytes);
-        match serde_path_to_error::deserialize::<_, T>(deserializer) {
-            Ok(value) => Ok(Some(value)),
-            Err(error) => {
-                let inner = error.inner();
-                if inner.is_syntax() || inner.is_eof() {
-                    return Err(ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_json",
-                        format!("the body is not valid JSON: {inner}"),
-                    ));
-                }
-                let path = error.path().to_string();
-                let field = if path == "." { "body" } else { &path };
-                Err(ApiError::field(field, inner.to_string()))
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            let v = v.trim();
+            v.eq_ignore_ascii_case("application/json") || v.ends_with("+json")
+        });
+    let bytes = Bytes::from_request(req, state)
+        .await
+        .map_err(too_large_or_unreadable)?;
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    if !is_json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with content-type: application/json",
+        ));
+    }
+    let deserializer = &mut serde_json::Deserializer::from_slice(&bytes);
+    match serde_path_to_error::deserialize::<_, T>(deserializer) {
+        Ok(value) => Ok(Some(value)),
+        Err(error) => {
+            let inner = error.inner();
+            if inner.is_syntax() || inner.is_eof() {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_json",
+                    format!("the body is not valid JSON: {inner}"),
+                ));
             }
+            let path = error.path().to_string();
+            let field = if path == "." { "body" } else { &path };
+            Err(ApiError::field(field, inner.to_string()))
         }
     }
 }

@@ -54,7 +54,7 @@ impl ApiError {
 
     /// One wrong field.
     pub fn field(field: &str, message: impl Into<String>) -> Self {
-        hookfleet_admin::Error::Invalid(vec![FieldError::new(field, message)]).into()
+        hookfleet_admin::Error::field(field, message).into()
     }
 }
 

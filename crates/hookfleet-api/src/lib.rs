@@ -24,6 +24,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
@@ -45,7 +46,7 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     pub metrics: ApiMetrics,
     /// The OpenAPI document, rendered once.
-    pub openapi: Arc<String>,
+    pub openapi: Bytes,
 }
 
 #[derive(OpenApi)]
@@ -82,7 +83,7 @@ pub fn app(admin: Arc<Admin>, auth: Auth, metrics: ApiMetrics) -> Router {
         admin,
         auth: Arc::new(auth),
         metrics,
-        openapi: Arc::new(openapi),
+        openapi: Bytes::from(openapi),
     };
     v1.merge(console::routes())
         .route("/openapi.json", get(openapi_json))
@@ -96,15 +97,6 @@ pub fn app(admin: Arc<Admin>, auth: Auth, metrics: ApiMetrics) -> Router {
         ))
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
         .with_state(state)
-}
-
-/// The OpenAPI document of the routes served.
-pub fn openapi_document() -> String {
-    let (_, openapi) =
-        utoipa_axum::router::OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
-            .merge(routes::v1())
-            .split_for_parts();
-    openapi.to_pretty_json().unwrap_or_default()
 }
 
 /// Binds `addr` now (so a taken port fails the start), then serves until `shutdown`.
@@ -127,7 +119,7 @@ pub async fn serve(
 async fn openapi_json(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        state.openapi.as_str().to_owned(),
+        state.openapi.clone(),
     )
 }
 

@@ -6,7 +6,6 @@
 
 use hookfleet_core::attempt::Attempt;
 use hookfleet_core::{EndpointId, Namespace};
-use redis::AsyncCommands;
 
 use crate::Result;
 use crate::keys::Keys;
@@ -31,13 +30,18 @@ impl AttemptLog {
         }
     }
 
-    /// The command that appends `attempt`, for a caller to send in a pipeline with others;
-    /// `None` when the log is off.
-    pub fn append_command(&self, endpoint: &EndpointId, attempt: &Attempt) -> Option<redis::Cmd> {
+    /// The command that appends the attempt `made` describes, for a caller to send in a
+    /// pipeline with others; `None` (and `made` never called) when the log is off, since
+    /// building an entry is the one cost the log adds to a delivery.
+    pub fn append_command(
+        &self,
+        endpoint: &EndpointId,
+        made: impl FnOnce() -> Attempt,
+    ) -> Option<redis::Cmd> {
         if self.max_len == 0 {
             return None;
         }
-        let json = serde_json::to_string(attempt).ok()?;
+        let json = serde_json::to_string(&made()).ok()?;
         let mut cmd = redis::cmd("XADD");
         cmd.arg(self.keys.attempts(endpoint))
             .arg("MAXLEN")
@@ -50,8 +54,8 @@ impl AttemptLog {
     }
 
     /// Appends `attempt` on its own.
-    pub async fn append(&self, endpoint: &EndpointId, attempt: &Attempt) -> Result<()> {
-        if let Some(cmd) = self.append_command(endpoint, attempt) {
+    pub async fn append(&self, endpoint: &EndpointId, attempt: Attempt) -> Result<()> {
+        if let Some(cmd) = self.append_command(endpoint, || attempt) {
             cmd.query_async::<()>(&mut self.redis.clone()).await?;
         }
         Ok(())
@@ -86,12 +90,5 @@ impl AttemptLog {
             }
         });
         Ok(attempts.collect())
-    }
-
-    /// Forgets an endpoint's attempts (when it is removed).
-    pub async fn clear(&self, endpoint: &EndpointId) -> Result<()> {
-        let mut conn = self.redis.clone();
-        conn.del::<_, ()>(self.keys.attempts(endpoint)).await?;
-        Ok(())
     }
 }

@@ -78,6 +78,11 @@ pub fn is_sealed(value: &str) -> bool {
     value.starts_with(PREFIX)
 }
 
+/// Whether a stored record may hold a sealed value (it holds the prefix somewhere).
+pub fn is_sealed_anywhere(record: &str) -> bool {
+    record.contains(PREFIX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

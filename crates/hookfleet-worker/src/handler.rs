@@ -216,17 +216,18 @@ impl Deliverer {
         self.metrics
             .attempt(event_type, outcome, sent.latency.as_secs_f64());
         let attempts = event.attempts + 1;
-        let logged = Attempt::new(Made {
-            event_id: event.id.as_str(),
-            event_type,
-            attempt: attempts,
-            source: Source::Worker,
-            outcome,
-            excerpt: &sent.excerpt,
-            latency: sent.latency,
-            timeout: self.timeouts.delivery,
+        let log_entry = self.attempts.append_command(&endpoint.id, || {
+            Attempt::new(Made {
+                event_id: event.id.as_str(),
+                event_type,
+                attempt: attempts,
+                source: Source::Worker,
+                outcome,
+                excerpt: &sent.excerpt,
+                latency: sent.latency,
+                timeout: self.timeouts.delivery,
+            })
         });
-        let log_entry = self.attempts.append_command(&endpoint.id, &logged);
 
         let verdict = outcome.verdict();
         if verdict == Verdict::Delivered {

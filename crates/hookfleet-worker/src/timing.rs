@@ -21,10 +21,10 @@ pub struct Timeouts {
     pub publish_patience: Duration,
     /// How long a half-open circuit's probe holds it: one attempt plus a margin.
     pub probe_hold: Duration,
-    /// How long a delivery may wait for a slot at its endpoint before it is deferred. A
-    /// backlog for one fast endpoint (a few ms per request) drains its waiters well within
-    /// it, so its deliveries are not sent round the delay queues; a slow or dead endpoint's
-    /// waiters give up after it, so they hold the worker's budget briefly.
+    /// How long after an endpoint last freed a slot its waiting deliveries keep waiting for
+    /// one before they are deferred. A backlog for one fast endpoint (a few ms per request)
+    /// drains its waiters well within it, so its deliveries are not sent round the delay
+    /// queues; a stalled endpoint's give up, at once once it has been stalled this long.
     pub slot_grace: Duration,
     /// Longest a message may take from receipt to ack or requeue before it is abandoned.
     pub message_deadline: Duration,

@@ -58,7 +58,7 @@ pub async fn list(
 ) -> Answer<Vec<EndpointView>> {
     let views = state
         .admin
-        .list_endpoints(&scope, query.tenant.as_deref())
+        .list_endpoints(&scope, query.tenant.as_deref(), false)
         .await?;
     Ok(axum::Json(views))
 }
