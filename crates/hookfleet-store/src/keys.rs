@@ -2,8 +2,9 @@
 //!
 //! The `{…}` part is the Redis Cluster hash tag: keys that one operation touches together share
 //! a tag, so they live in one slot. All endpoint keys share `{N:endpoints}` (so a create or
-//! remove is one atomic MULTI); a de-duplication mark is tagged by its own (endpoint, event)
-//! pair, which spreads the bulk of the data over the whole cluster.
+//! remove is one atomic MULTI); everything else is tagged by its endpoint (`{ep_…}`), so that a
+//! delivery's claim, marks, circuit and attempt log are one slot, and one pipeline or script.
+//! Endpoints spread over the cluster; one endpoint's keys stay on one node.
 
 use hookfleet_core::{EndpointId, EventId, Namespace, TenantId};
 
@@ -29,9 +30,19 @@ impl Keys {
         format!("{{{}:endpoints}}:index", self.namespace)
     }
 
-    /// STRING `lock:<token>` while an attempt is in flight, `done` once delivered.
-    pub fn dedup(&self, endpoint: &EndpointId, event: &EventId) -> String {
-        format!("{}:dedup:{{{endpoint}:{event}}}", self.namespace)
+    /// STRING `lock:<token>` while an attempt at delivering `event` to `endpoint` is in
+    /// flight; it expires by itself if its holder dies.
+    pub fn claim(&self, endpoint: &EndpointId, event: &EventId) -> String {
+        format!("{}:claim:{{{endpoint}}}:{event}", self.namespace)
+    }
+
+    /// SET of the digests of the events delivered to `endpoint` in one time bucket: bucket
+    /// number `index` of `bucket_ms` milliseconds since the Unix epoch (see `dedup`).
+    pub fn marks(&self, endpoint: &EndpointId, bucket_ms: u64, index: u64) -> String {
+        format!(
+            "{}:marks:{{{endpoint}}}:{bucket_ms}:{index}",
+            self.namespace
+        )
     }
 
     /// HASH: the endpoint's circuit breaker state (see `circuit`). Tagged by the endpoint, so
@@ -46,12 +57,15 @@ impl Keys {
     }
 
     /// SCAN patterns that together match every key of the namespace, and no other's.
-    pub fn all_patterns(&self) -> [String; 4] {
+    pub fn all_patterns(&self) -> [String; 6] {
         [
             format!("{}:attempts:*", self.namespace),
             format!("{{{}:endpoints}}:*", self.namespace),
-            format!("{}:dedup:*", self.namespace),
+            format!("{}:claim:*", self.namespace),
+            format!("{}:marks:*", self.namespace),
             format!("{}:circuit:*", self.namespace),
+            // One key per (endpoint, event), as earlier versions wrote marks: purged too.
+            format!("{}:dedup:*", self.namespace),
         ]
     }
 }
@@ -68,7 +82,8 @@ mod tests {
         assert_eq!(k.endpoint_index(), "{hf:endpoints}:index");
         let e: EndpointId = "ep_1".parse().unwrap();
         let id: EventId = "evt_1".parse().unwrap();
-        assert_eq!(k.dedup(&e, &id), "hf:dedup:{ep_1:evt_1}");
+        assert_eq!(k.claim(&e, &id), "hf:claim:{ep_1}:evt_1");
+        assert_eq!(k.marks(&e, 1000, 7), "hf:marks:{ep_1}:1000:7");
         assert_eq!(k.circuit(&e), "hf:circuit:{ep_1}");
     }
 }
