@@ -29,7 +29,8 @@ pub struct Common {
     )]
     pub amqp_url: ServiceUrl,
 
-    /// Redis URL (endpoints and de-duplication marks live there).
+    /// Redis URL, or two or more seed nodes of a Redis Cluster, comma-separated (endpoints,
+    /// de-duplication marks, circuit breakers and attempt logs live there).
     #[arg(
         long,
         global = true,
@@ -296,16 +297,23 @@ fn parse_amqp_url(s: &str) -> Result<ServiceUrl, String> {
     Ok(ServiceUrl(s.to_owned()))
 }
 
-/// A URL the Redis client accepts (redis://, or unix sockets).
+/// A URL the Redis client accepts (redis://, rediss://, unix sockets), or two or more,
+/// comma-separated: the seed nodes of a Redis Cluster.
 fn parse_redis_url(s: &str) -> Result<ServiceUrl, String> {
     use hookfleet_store::redis::IntoConnectionInfo;
-    match s.into_connection_info() {
-        Ok(_) => Ok(ServiceUrl(s.to_owned())),
-        Err(e) => Err(without_password(
-            format!("{e}: expected redis://[user:password@]host[:port][/db]"),
-            s,
-        )),
+    let urls = hookfleet_store::connection::split_urls(s);
+    if urls.is_empty() {
+        return Err("empty: expected redis://[user:password@]host[:port][/db]".into());
     }
+    for url in urls {
+        if let Err(e) = url.into_connection_info() {
+            return Err(without_password(
+                format!("{e}: expected redis://[user:password@]host[:port][/db][,redis://…]"),
+                url,
+            ));
+        }
+    }
+    Ok(ServiceUrl(s.to_owned()))
 }
 
 /// `message` with `url` redacted and its password masked, should a parser have quoted them.
@@ -486,6 +494,9 @@ mod tests {
         }
         assert!(parse_redis_url("redis://127.0.0.1:6379").is_ok());
         assert!(parse_redis_url("redis://:pw@127.0.0.1:6379/2").is_ok());
+        assert!(parse_redis_url("redis://127.0.0.1:7001, redis://127.0.0.1:7002").is_ok());
+        let error = parse_redis_url("redis://:s3cret@a:7001,redis://:s3cret@b:x").unwrap_err();
+        assert!(!error.contains("s3cret"), "{error}");
         for bad in ["nonsense", "http://x", "redis://:s3cret@127.0.0.1:notaport"] {
             let error = parse_redis_url(bad)
                 .err()

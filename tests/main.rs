@@ -11,6 +11,7 @@
 //! - `retry`: delay tiers, dead letters and replay, 410 Gone, metric counts.
 //! - `reference`: a delivery verified by the Standard Webhooks reference library (Python).
 //! - `lifecycle`: de-duplication, malformed messages, SIGKILL and SIGTERM.
+//! - `marks`: de-duplication marks in Redis: claim, commit, release, the intset layout.
 //! - `monitoring`: the Prometheus rules and Grafana dashboard in `deploy/` against a real worker
 //!   and a real Prometheus (ignored; `scripts/check-monitoring` runs it).
 //! - `openapi`: schemathesis against `/openapi.json` (ignored; `scripts/test` runs it).
@@ -27,6 +28,7 @@ mod handler;
 mod hygiene;
 mod isolation;
 mod lifecycle;
+mod marks;
 mod monitoring;
 mod openapi;
 mod reference;

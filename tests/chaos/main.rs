@@ -13,6 +13,10 @@ use std::path::PathBuf;
 
 use hookfleet_chaos::{Outcome, Settings, Size, outcome, scenarios, services};
 
+/// The de-duplication checks of the integration tests, run here on the Redis Cluster too.
+#[path = "../marks.rs"]
+mod marks;
+
 fn settings() -> Settings {
     let mut settings = Settings::new(env!("CARGO_BIN_EXE_hookfleet"), Size::Ci);
     settings.log_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chaos");
@@ -74,4 +78,40 @@ async fn receivers_down_slow_or_resetting_get_everything_once() {
 #[ignore = "restarts RabbitMQ and Redis: scripts/test runs it alone"]
 async fn a_poison_event_is_parked_and_the_queue_keeps_flowing() {
     check(scenarios::poison::run(&settings()).await);
+}
+
+/// Like [`check`], and the clusters are repaired for the next scenario whatever happened.
+fn check_cluster(result: anyhow::Result<Vec<Outcome>>) {
+    let repaired = hookfleet_chaos::cluster::start();
+    check(result);
+    repaired.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "starts scripts/cluster and stops its nodes: scripts/test runs it alone"]
+async fn the_rabbitmq_node_leading_the_work_queue_lost_mid_delivery_loses_nothing() {
+    check_cluster(scenarios::cluster::rabbit_leader_lost(&settings()).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "starts scripts/cluster and stops its nodes: scripts/test runs it alone"]
+async fn a_redis_cluster_master_lost_mid_delivery_loses_nothing() {
+    check_cluster(scenarios::cluster::redis_master_lost(&settings()).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "starts scripts/cluster and stops its nodes: scripts/test runs it alone"]
+async fn a_rolling_restart_of_the_rabbitmq_cluster_under_load_loses_nothing() {
+    check_cluster(scenarios::cluster::rabbit_rolling_restart(&settings()).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "starts scripts/cluster: scripts/test runs it with the cluster scenarios"]
+async fn marks_claims_and_intsets_work_on_a_redis_cluster() {
+    let clusters = tokio::task::spawn_blocking(hookfleet_chaos::cluster::start)
+        .await
+        .unwrap()
+        .unwrap();
+    marks::claim_commit_release(&clusters.redis_url).await;
+    marks::marks_stay_intsets_as_a_bucket_grows(&clusters.redis_url).await;
 }

@@ -20,6 +20,7 @@
 //! - [`pipeline`]: one pipeline scenario, start to clean-up, and what the receiver got.
 //! - [`load`]: the bench's events.
 //! - [`endpoints`]: the bench tenant's endpoints and the other tenants'.
+//! - [`marks`]: `--marks N`, what a de-duplication mark costs in Redis memory.
 //! - [`fleet`]: the workers' binary and settings, and Redis's identity.
 //! - [`procfs`]: CPU and memory from `/proc`.
 //! - [`scenarios`]: the scenarios of a run, in order.
@@ -30,6 +31,7 @@ mod baseline;
 mod endpoints;
 mod fleet;
 mod load;
+mod marks;
 mod pipeline;
 mod procfs;
 mod report;
@@ -91,6 +93,10 @@ struct Args {
     /// runs fanout1-1w, whose rate it needs) [default: all].
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Measure only what a de-duplication mark costs in Redis memory: insert this many marks
+    /// (e.g. 1000000) in each layout on a private redis-server, print the table, and exit.
+    #[arg(long)]
+    marks: Option<u64>,
     /// Approximate size of each event body, in bytes.
     #[arg(long, default_value_t = 500)]
     payload_bytes: usize,
@@ -162,6 +168,10 @@ async fn main() -> ExitCode {
 }
 
 async fn start(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(n) = args.marks {
+        println!("{}", marks::run(n.max(1_000)).await?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let settings = Settings {
         events: args
             .events

@@ -4,14 +4,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use hookfleet_amqp::Broker;
 use hookfleet_core::Namespace;
 use hookfleet_producer::OutboundEvent;
 use hookfleet_testkit::load::{self, Pace, Progress, Published};
-use hookfleet_testkit::{AMQP_URL, Fleet, WorkerEnv};
+use hookfleet_testkit::{Fleet, WorkerEnv};
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
-use lapin::{Connection, ConnectionProperties};
 
+use crate::cluster::Clusters;
 use crate::{DELIVERY_TIMEOUT, EVENT_TYPE, RETRY_DELAYS, Settings, services};
 
 /// A fresh fleet for scenario `name` whose workers each handle `concurrency` messages at
@@ -25,6 +26,14 @@ pub fn fresh(settings: &Settings, name: &str, concurrency: usize) -> anyhow::Res
         .concurrency(concurrency)
         .stall_timeout(Duration::from_secs(15));
     Ok(Fleet::new(&settings.binary, &settings.log_dir, env)?)
+}
+
+/// `fleet` pointed at the clusters: every RabbitMQ node and every Redis seed, as a user sets
+/// them.
+pub fn on_clusters(mut fleet: Fleet, clusters: &Clusters) -> anyhow::Result<Fleet> {
+    fleet.set("HOOKFLEET_AMQP_URL", &clusters.amqp_url);
+    fleet.set("HOOKFLEET_REDIS_URL", &clusters.redis_url);
+    Ok(fleet)
 }
 
 /// A load of the scenarios' event type for `tenant` on a publisher of its own, patient
@@ -54,8 +63,8 @@ pub async fn load(
 
 /// Messages waiting in the work queue and the delay tiers (ready, not yet handed out).
 pub async fn backlog(fleet: &Fleet) -> anyhow::Result<u32> {
-    let connection = Connection::connect(AMQP_URL, ConnectionProperties::default()).await?;
-    let channel = connection.create_channel().await?;
+    let broker = Broker::connect(fleet.env().amqp_url()).await?;
+    let channel = broker.channel().await?;
     let ns: Namespace = fleet.namespace().parse()?;
     let queues = std::iter::once(ns.work_queue(&EVENT_TYPE.parse()?))
         .chain(RETRY_DELAYS.iter().map(|delay| ns.delay_tier(*delay)));
@@ -70,6 +79,6 @@ pub async fn backlog(fleet: &Fleet) -> anyhow::Result<u32> {
             .await?;
         total += q.message_count();
     }
-    let _ = connection.close(200, "counted".into()).await;
+    broker.close().await;
     Ok(total)
 }

@@ -13,11 +13,13 @@
 //! # Layout
 //! - [`services`]: stopping and starting RabbitMQ and Redis, and the guard that always
 //!   starts them again.
+//! - [`cluster`]: the local RabbitMQ cluster and Redis Cluster, and losing a node of each.
 //! - [`fleet`]: one scenario's fleet settings, load and queue backlog.
 //! - [`outcome`]: what a scenario measured, and the markdown table.
 //! - [`scenarios`]: the scenarios themselves.
 #![forbid(unsafe_code)]
 
+pub mod cluster;
 pub mod fleet;
 pub mod outcome;
 pub mod scenarios;

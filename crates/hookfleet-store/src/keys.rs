@@ -36,13 +36,16 @@ impl Keys {
         format!("{}:claim:{{{endpoint}}}:{event}", self.namespace)
     }
 
-    /// SET of the digests of the events delivered to `endpoint` in one time bucket: bucket
-    /// number `index` of `bucket_ms` milliseconds since the Unix epoch (see `dedup`).
-    pub fn marks(&self, endpoint: &EndpointId, bucket_ms: u64, index: u64) -> String {
-        format!(
-            "{}:marks:{{{endpoint}}}:{bucket_ms}:{index}",
-            self.namespace
-        )
+    /// HASH: the layout and count of each time bucket of `bucket_ms` of the endpoint's
+    /// marks (see `dedup`).
+    pub fn marks_meta(&self, endpoint: &EndpointId, bucket_ms: u64) -> String {
+        format!("{}:marks:{{{endpoint}}}:{bucket_ms}", self.namespace)
+    }
+
+    /// What the mark sets' keys begin with: the script appends `<bucket>:<n>:<i>`, set `i` of
+    /// `n` of the bucket.
+    pub fn marks_prefix(&self, endpoint: &EndpointId, bucket_ms: u64) -> String {
+        format!("{}:marks:{{{endpoint}}}:{bucket_ms}:", self.namespace)
     }
 
     /// HASH: the endpoint's circuit breaker state (see `circuit`). Tagged by the endpoint, so
@@ -83,7 +86,8 @@ mod tests {
         let e: EndpointId = "ep_1".parse().unwrap();
         let id: EventId = "evt_1".parse().unwrap();
         assert_eq!(k.claim(&e, &id), "hf:claim:{ep_1}:evt_1");
-        assert_eq!(k.marks(&e, 1000, 7), "hf:marks:{ep_1}:1000:7");
+        assert_eq!(k.marks_meta(&e, 1000), "hf:marks:{ep_1}:1000");
+        assert_eq!(k.marks_prefix(&e, 1000), "hf:marks:{ep_1}:1000:");
         assert_eq!(k.circuit(&e), "hf:circuit:{ep_1}");
     }
 }

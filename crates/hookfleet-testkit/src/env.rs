@@ -96,6 +96,16 @@ impl WorkerEnv {
         self.vars.get(key).map(String::as_str)
     }
 
+    /// The RabbitMQ URL (or cluster node list) the processes connect to.
+    pub fn amqp_url(&self) -> &str {
+        self.get("HOOKFLEET_AMQP_URL").unwrap_or(AMQP_URL)
+    }
+
+    /// The Redis URL (or cluster seed list) the processes connect to.
+    pub fn redis_url(&self) -> &str {
+        self.get("HOOKFLEET_REDIS_URL").unwrap_or(REDIS_URL)
+    }
+
     pub fn namespace(&self) -> &str {
         self.get("HOOKFLEET_NAMESPACE").unwrap_or("hookfleet")
     }

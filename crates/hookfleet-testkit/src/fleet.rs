@@ -12,7 +12,7 @@ use hookfleet_producer::Publisher;
 use hookfleet_store::EndpointStore;
 use tokio::process::Command;
 
-use crate::{AMQP_URL, Error, REDIS_URL, Result, WorkerEnv, WorkerProcess, teardown};
+use crate::{Error, Result, WorkerEnv, WorkerProcess, teardown};
 
 /// How long one CLI command may run before it counts as hung.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -135,11 +135,11 @@ impl Fleet {
 
     /// A publisher of this namespace on a connection of its own.
     pub async fn publisher(&self) -> Result<Publisher> {
-        Ok(Publisher::connect(AMQP_URL, self.namespace().parse()?).await?)
+        Ok(Publisher::connect(self.env.amqp_url(), self.namespace().parse()?).await?)
     }
 
     pub fn store(&self) -> Result<EndpointStore> {
-        let redis = hookfleet_store::connect(REDIS_URL)?;
+        let redis = hookfleet_store::connect(self.env.redis_url())?;
         Ok(EndpointStore::new(redis, &self.namespace().parse()?))
     }
 

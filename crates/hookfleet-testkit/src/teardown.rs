@@ -10,7 +10,7 @@ use hookfleet_amqp::lapin::options::QueueDeleteOptions;
 use hookfleet_amqp::{Broker, QueueType, Topology};
 use hookfleet_core::EventType;
 
-use crate::{AMQP_URL, Error, REDIS_URL, Result, WorkerEnv};
+use crate::{Error, Result, WorkerEnv};
 
 /// Bound on one attempt at a service (a Redis purge scans every key of a large namespace).
 const ATTEMPT: Duration = Duration::from_secs(60);
@@ -23,7 +23,7 @@ pub async fn teardown(env: &WorkerEnv, extra_queues: &[String]) {
     let namespace = env.namespace();
     patiently("RabbitMQ", namespace, || remove_amqp(env, extra_queues)).await;
     patiently("Redis", namespace, || async {
-        let redis = hookfleet_store::connect(REDIS_URL)?;
+        let redis = hookfleet_store::connect(env.redis_url())?;
         hookfleet_store::purge(&redis, &namespace.parse()?).await?;
         Ok(())
     })
@@ -62,7 +62,7 @@ async fn remove_amqp(env: &WorkerEnv, extra_queues: &[String]) -> Result<()> {
         event_types,
         env.declared_retry_delays(),
     );
-    let broker = Broker::connect(AMQP_URL).await?;
+    let broker = Broker::connect(env.amqp_url()).await?;
     topology.delete(&broker).await?;
     for queue in extra_queues {
         // A channel each: a failed delete closes it.

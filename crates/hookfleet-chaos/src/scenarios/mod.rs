@@ -10,8 +10,11 @@
 //! - [`redis_restart`]: `redis-cli shutdown nosave` and a fresh Redis during delivery.
 //! - [`receivers`]: a receiver down for seconds, one slow, one resetting connections.
 //! - [`poison`]: an event one endpoint always refuses, and a malformed message.
+//! - [`cluster`]: a RabbitMQ node, a Redis master, and every RabbitMQ node in turn lost from
+//!   the clusters of `scripts/cluster`.
 
 pub mod broker_restart;
+pub mod cluster;
 pub mod poison;
 pub mod receivers;
 pub mod redis_restart;
@@ -71,6 +74,15 @@ pub async fn run_all(settings: &Settings) -> Vec<Outcome> {
     run!("Redis restart", redis_restart::run(settings));
     run!("receivers", receivers::run(settings));
     run!("poison", poison::run(settings));
+    run!(
+        "RabbitMQ leader lost",
+        cluster::rabbit_leader_lost(settings)
+    );
+    run!("Redis master lost", cluster::redis_master_lost(settings));
+    run!(
+        "RabbitMQ rolling restart",
+        cluster::rabbit_rolling_restart(settings)
+    );
     outcomes
 }
 
