@@ -90,7 +90,9 @@ struct Args {
     #[arg(long)]
     paced_seconds: Option<u64>,
     /// Run only these scenarios (comma-separated names as in the table; the paced one also
-    /// runs fanout1-1w, whose rate it needs) [default: all].
+    /// runs fanout1-1w, whose rate it needs) [default: all but the clustered ones, which
+    /// run only when named: fanout1-1w-cluster and paced-50pct-1w-cluster start
+    /// scripts/cluster and repeat fanout1-1w and paced-50pct-1w on it].
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Measure only what a de-duplication mark costs in Redis memory: insert this many marks
@@ -121,9 +123,13 @@ pub struct Settings {
 impl Settings {
     /// Whether scenario `name` is to run.
     pub fn wants(&self, name: &str) -> bool {
+        if name == report::name::FANOUT1_CLUSTER || name == report::name::PACED_CLUSTER {
+            return self.only.iter().any(|n| n == name);
+        }
         self.only.is_empty()
             || self.only.iter().any(|n| n == name)
-            || (name == report::name::FANOUT1 && self.wants(report::name::PACED))
+            || (name == report::name::FANOUT1
+                && (self.wants(report::name::PACED) || self.wants(report::name::PACED_CLUSTER)))
     }
 }
 
@@ -136,6 +142,8 @@ pub struct Bench {
     pub worker_binary: PathBuf,
     /// Where worker logs go.
     pub log_dir: PathBuf,
+    /// `scripts/cluster`'s clusters, when a clustered scenario is to run.
+    pub clusters: Option<hookfleet_testkit::cluster::Clusters>,
     /// Every namespace created, so an interrupted run can still clean up.
     namespaces: Mutex<Vec<WorkerEnv>>,
 }
@@ -201,6 +209,8 @@ async fn start(args: Args) -> anyhow::Result<ExitCode> {
         name::FANOUT10,
         name::MANY_TENANTS,
         name::PACED,
+        name::FANOUT1_CLUSTER,
+        name::PACED_CLUSTER,
         name::SLOW,
         name::DEAD_SHORT,
         name::DEAD_LONG,
@@ -212,7 +222,15 @@ async fn start(args: Args) -> anyhow::Result<ExitCode> {
     }
     let log_dir = std::env::temp_dir().join(format!("hookfleet-bench-{}", std::process::id()));
     std::fs::create_dir_all(&log_dir)?;
+    let clustered = [name::FANOUT1_CLUSTER, name::PACED_CLUSTER];
+    let clusters = if clustered.iter().any(|n| settings.wants(n)) {
+        eprintln!("starting scripts/cluster");
+        Some(tokio::task::spawn_blocking(hookfleet_testkit::cluster::start).await??)
+    } else {
+        None
+    };
     let bench = Bench {
+        clusters,
         worker_binary: fleet::worker_binary()?,
         receiver: Receiver::start().await?,
         log_dir,
@@ -248,6 +266,9 @@ async fn start(args: Args) -> anyhow::Result<ExitCode> {
     };
     println!("{}", report::results_table(&outcomes));
     println!("{}", report::targets_table(&outcomes));
+    if let Some(table) = report::cluster_table(&outcomes) {
+        println!("{table}");
+    }
     if args.json {
         print!("{}", report::json_lines(&outcomes));
     }

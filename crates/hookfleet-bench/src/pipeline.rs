@@ -41,6 +41,9 @@ pub struct Spec {
     pub reply_after: Duration,
     /// Publish every event before the workers start (a backlog), and time from their start.
     pub prefill: bool,
+    /// Run on `scripts/cluster`'s RabbitMQ cluster and Redis Cluster instead of the local
+    /// services.
+    pub cluster: bool,
 }
 
 impl Spec {
@@ -60,6 +63,7 @@ impl Spec {
             },
             reply_after: Duration::ZERO,
             prefill: false,
+            cluster: false,
         }
     }
 }
@@ -73,7 +77,15 @@ pub async fn run(bench: &Bench, spec: &Spec) -> Outcome {
     let healthy = spec.mix.healthy(spec.events as usize) as u64;
     outcome.expected = healthy * spec.fanout as u64;
     outcome.target_rate = spec.pace;
-    let env = fleet::env(&bench.settings);
+    let mut env = fleet::env(&bench.settings);
+    if spec.cluster {
+        let Some(clusters) = &bench.clusters else {
+            outcome.error = Some("scripts/cluster did not start".into());
+            return outcome;
+        };
+        env = (env.set("HOOKFLEET_AMQP_URL", &clusters.amqp_url))
+            .set("HOOKFLEET_REDIS_URL", &clusters.redis_url);
+    }
     bench.track(&env);
     eprintln!("[{}] namespace {}", spec.name, env.namespace());
     let fleet = match Fleet::new(&bench.worker_binary, &bench.log_dir, env) {

@@ -12,6 +12,10 @@ pub mod name {
     pub const FANOUT10: &str = "fanout10-1w";
     pub const MANY_TENANTS: &str = "many-tenants-1w";
     pub const PACED: &str = "paced-50pct-1w";
+    /// The two above against `scripts/cluster` (3 RabbitMQ nodes, a Redis Cluster): only
+    /// when named in `--only`.
+    pub const FANOUT1_CLUSTER: &str = "fanout1-1w-cluster";
+    pub const PACED_CLUSTER: &str = "paced-50pct-1w-cluster";
     pub const SLOW: &str = "slow-200ms-1500ps";
     pub const DEAD_SHORT: &str = "dead-10pct-503-10pct-short";
     pub const DEAD_LONG: &str = "dead-10pct-503-10pct-long";
@@ -322,4 +326,47 @@ pub fn json_lines(outcomes: &[Outcome]) -> String {
         .filter_map(|o| serde_json::to_string(o).ok())
         .map(|line| line + "\n")
         .collect()
+}
+
+/// Each clustered scenario beside its single-node twin of the same run, as ratios.
+pub fn cluster_table(outcomes: &[Outcome]) -> Option<String> {
+    let pairs = [
+        (name::FANOUT1, name::FANOUT1_CLUSTER),
+        (name::PACED, name::PACED_CLUSTER),
+    ];
+    let find = |n: &str| outcomes.iter().find(|o| o.scenario == n && !o.failed());
+    let mut out = String::from(
+        "| scenario | single node | 3-node cluster | cluster ÷ single |\n|---|---:|---:|---:|\n",
+    );
+    let mut any = false;
+    for (single, clustered) in pairs {
+        let (Some(a), Some(b)) = (find(single), find(clustered)) else {
+            continue;
+        };
+        any = true;
+        let ratio = |x: Option<f64>, y: Option<f64>| match (x, y) {
+            (Some(x), Some(y)) if x > 0.0 => format!("{:.2}×", y / x),
+            _ => "—".to_owned(),
+        };
+        let p99 = |o: &Outcome| o.lag_ms.as_ref().map(|l| l.p99);
+        out.push_str(&format!(
+            "| {single}: deliveries/s | {:.0} | {:.0} | {} |\n",
+            a.rate,
+            b.rate,
+            ratio(Some(a.rate), Some(b.rate))
+        ));
+        out.push_str(&format!(
+            "| {single}: worker CPU ms per 1k | {} | {} | {} |\n",
+            opt(a.worker_cpu_ms_per_1k, 0),
+            opt(b.worker_cpu_ms_per_1k, 0),
+            ratio(a.worker_cpu_ms_per_1k, b.worker_cpu_ms_per_1k)
+        ));
+        out.push_str(&format!(
+            "| {single}: arrival lag p99 ms | {} | {} | {} |\n",
+            opt(p99(a), 1),
+            opt(p99(b), 1),
+            ratio(p99(a), p99(b))
+        ));
+    }
+    any.then_some(out)
 }

@@ -63,6 +63,22 @@ pub async fn run_all(bench: &Bench) -> Vec<Outcome> {
         paced.pace = Some(rate);
         outcomes.push(finished(pipeline::run(bench, &paced).await));
     }
+    let clustered = Spec {
+        cluster: true,
+        ..Spec::simple(name::FANOUT1_CLUSTER, n, 1, 1)
+    };
+    if s.wants(clustered.name) {
+        outcomes.push(finished(pipeline::run(bench, &clustered).await));
+    }
+    if s.wants(name::PACED_CLUSTER) && max_rate > 0.0 && s.paced_seconds > 0 {
+        // The single node's rate, so that the two paced runs compare.
+        let rate = max_rate / 2.0;
+        let count = ((rate * s.paced_seconds as f64) as u64).clamp(1, n);
+        let mut paced = Spec::simple(name::PACED_CLUSTER, count, 1, 1);
+        paced.pace = Some(rate);
+        paced.cluster = true;
+        outcomes.push(finished(pipeline::run(bench, &paced).await));
+    }
     for spec in isolation(s) {
         if s.wants(spec.name) {
             outcomes.push(finished(pipeline::run(bench, &spec).await));

@@ -9,31 +9,11 @@ use anyhow::{Context, bail};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/cluster");
 
-/// What `scripts/cluster` prints: the settings that point hookfleet at both clusters.
-#[derive(Debug, Clone)]
-pub struct Clusters {
-    pub amqp_url: String,
-    pub redis_url: String,
-    /// The RabbitMQ node names, for `rabbitmqctl -n`.
-    pub rabbit_nodes: Vec<String>,
-}
+pub use hookfleet_testkit::cluster::Clusters;
 
 /// Starts both clusters (or repairs them) and waits until they answer.
 pub fn start() -> anyhow::Result<Clusters> {
-    let out = output(SCRIPT, &["start"], Duration::from_secs(400))?;
-    let value = |name: &str| {
-        (out.lines())
-            .find_map(|l| l.strip_prefix(&format!("export {name}=")))
-            .map(|v| v.trim_matches('\'').trim_matches('"').to_owned())
-            .with_context(|| format!("scripts/cluster printed no {name}"))
-    };
-    Ok(Clusters {
-        amqp_url: value("HOOKFLEET_AMQP_URL")?,
-        redis_url: value("HOOKFLEET_REDIS_URL")?,
-        rabbit_nodes: (value("HOOKFLEET_RABBIT_NODES")?.split(','))
-            .map(str::to_owned)
-            .collect(),
-    })
+    Ok(hookfleet_testkit::cluster::start()?)
 }
 
 /// The RabbitMQ node that leads quorum queue `queue` now.

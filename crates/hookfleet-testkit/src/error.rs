@@ -37,6 +37,8 @@ pub enum Error {
     },
     #[error("timed out after {0:?}")]
     TimedOut(Duration),
+    #[error("{0}")]
+    Setup(String),
     #[error(transparent)]
     Amqp(#[from] hookfleet_amqp::Error),
     #[error(transparent)]

@@ -15,10 +15,12 @@
 //! - [`signature`]: an independent Standard Webhooks verifier.
 //! - [`metrics`]: reading numbers out of the Prometheus text a worker serves.
 //! - [`teardown`]: removing everything a namespace left in RabbitMQ and Redis.
+//! - [`cluster`]: the local RabbitMQ cluster and Redis Cluster of `scripts/cluster`.
 //! - [`binary`]: where the `hookfleet` binary of this build is, and building it.
 #![forbid(unsafe_code)]
 
 pub mod binary;
+pub mod cluster;
 pub mod env;
 mod error;
 pub mod fleet;
