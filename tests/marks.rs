@@ -2,10 +2,10 @@
 //! mark near 10 bytes. The checks take a Redis URL: `tests/cluster` runs them on a Redis
 //! Cluster too.
 
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hookfleet_core::{EndpointId, EventId, Namespace};
-use hookfleet_store::{Claim, Dedup, redis};
+use hookfleet_store::{Claim, Dedup, Held, redis};
 use hookfleet_testkit::{REDIS_URL, random_hex};
 
 /// The window the checks use: its buckets are long enough that a run stays in one.
@@ -26,26 +26,32 @@ fn event(n: usize) -> EventId {
     format!("evt_{n}").parse().unwrap()
 }
 
+/// Claims `event` for `endpoint`, which must be free.
+async fn acquire(dedup: &Dedup, endpoint: &EndpointId, event: &EventId) -> Held {
+    match dedup.claim(endpoint, event).await.unwrap() {
+        Claim::Acquired(held) => held,
+        other => panic!("{event} for {endpoint}: {other:?}"),
+    }
+}
+
 /// A claim is taken once; a second is Busy until the first is released or committed; a
 /// committed event is Done, for this endpoint only.
 pub async fn claim_commit_release(url: &str) {
     let (redis, namespace, dedup) = fresh(url);
     let (a, b) = (endpoint(), endpoint());
-    let Claim::Acquired(token) = dedup.claim(&a, &event(1)).await.unwrap() else {
-        panic!("a first claim must be acquired");
-    };
+    let held = acquire(&dedup, &a, &event(1)).await;
     assert_eq!(dedup.claim(&a, &event(1)).await.unwrap(), Claim::Busy);
     dedup
         .release(&a, &event(1), "lock:not-mine", None)
         .await
         .unwrap();
     assert_eq!(dedup.claim(&a, &event(1)).await.unwrap(), Claim::Busy);
-    dedup.release(&a, &event(1), &token, None).await.unwrap();
-    assert!(matches!(
-        dedup.claim(&a, &event(1)).await.unwrap(),
-        Claim::Acquired(_)
-    ));
-    dedup.commit(&a, &event(1), None).await.unwrap();
+    dedup
+        .release(&a, &event(1), &held.token, None)
+        .await
+        .unwrap();
+    let held = acquire(&dedup, &a, &event(1)).await;
+    dedup.commit(&a, &event(1), &held, None).await.unwrap();
     assert_eq!(dedup.claim(&a, &event(1)).await.unwrap(), Claim::Done);
     assert!(matches!(
         dedup.claim(&b, &event(1)).await.unwrap(),
@@ -65,7 +71,8 @@ pub async fn marks_stay_intsets_as_a_bucket_grows(url: &str) {
     let ep = endpoint();
     let n = 2_000;
     for i in 0..n {
-        dedup.commit(&ep, &event(i), None).await.unwrap();
+        let held = acquire(&dedup, &ep, &event(i)).await;
+        dedup.commit(&ep, &event(i), &held, None).await.unwrap();
     }
     for i in 0..n {
         assert_eq!(
@@ -109,6 +116,87 @@ pub async fn marks_stay_intsets_as_a_bucket_grows(url: &str) {
     }
     assert_eq!(members, n as u64, "a mark is missing or stored twice");
     hookfleet_store::purge(&redis, &namespace).await.unwrap();
+}
+
+/// A Redis that lost its script cache (a restart, a failover) answers NOSCRIPT to a script's
+/// hash: the claim loads it again, the mark is recorded and the append is made once.
+pub async fn a_commit_survives_a_flushed_script_cache(url: &str) {
+    let (redis, namespace, dedup) = fresh(url);
+    let ep = endpoint();
+    let mut conn = redis.clone();
+    let log = format!("{namespace}:test-log:{{{ep}}}");
+    for i in 0..2 {
+        let flush = redis::cmd("SCRIPT").arg("FLUSH").clone();
+        flush.exec_async(&mut conn).await.unwrap();
+        let held = acquire(&dedup, &ep, &event(i)).await;
+        let mut append = redis::cmd("XADD");
+        append.arg(&log).arg("*").arg("n").arg(i);
+        dedup
+            .commit(&ep, &event(i), &held, Some(&append))
+            .await
+            .unwrap();
+        flush.exec_async(&mut conn).await.unwrap();
+        assert_eq!(dedup.claim(&ep, &event(i)).await.unwrap(), Claim::Done);
+    }
+    let entries: u64 = redis::cmd("XLEN")
+        .arg(&log)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(entries, 2, "each append is made once");
+    redis::cmd("DEL")
+        .arg(&log)
+        .exec_async(&mut conn)
+        .await
+        .unwrap();
+    hookfleet_store::purge(&redis, &namespace).await.unwrap();
+}
+
+/// With a 2 s window (buckets of 500 ms): a claim made in one bucket and committed in the
+/// next still leaves a mark, and a mark lives at least the window, then goes.
+pub async fn marks_live_the_window_across_buckets(url: &str) {
+    let redis = hookfleet_store::connect(url).unwrap();
+    let namespace: Namespace = format!("marks_{}", random_hex(12)).parse().unwrap();
+    let window = Duration::from_secs(2);
+    let dedup = Dedup::new(redis.clone(), &namespace, Duration::from_secs(10), window);
+    let ep = endpoint();
+    let bucket = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap().as_millis() / 500;
+    let held = acquire(&dedup, &ep, &event(1)).await;
+    let claimed_in = bucket(SystemTime::now());
+    while bucket(SystemTime::now()) == claimed_in {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    dedup.commit(&ep, &event(1), &held, None).await.unwrap();
+    let committed = Instant::now();
+    assert_eq!(dedup.claim(&ep, &event(1)).await.unwrap(), Claim::Done);
+    // Polled until the mark has gone: never before the window, and within a bucket after.
+    loop {
+        match dedup.claim(&ep, &event(1)).await.unwrap() {
+            Claim::Done => assert!(
+                committed.elapsed() < Duration::from_secs(4),
+                "never expired"
+            ),
+            Claim::Acquired(_) => break,
+            Claim::Busy => panic!("no claim was left"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        committed.elapsed() >= window,
+        "gone after {:?}",
+        committed.elapsed()
+    );
+    hookfleet_store::purge(&redis, &namespace).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_mark_lives_the_window_even_when_its_bucket_turned_mid_delivery() {
+    marks_live_the_window_across_buckets(REDIS_URL).await;
+}
+
+#[tokio::test]
+async fn a_commit_records_its_mark_after_redis_forgot_the_script() {
+    a_commit_survives_a_flushed_script_cache(REDIS_URL).await;
 }
 
 #[tokio::test]

@@ -114,4 +114,6 @@ async fn marks_claims_and_intsets_work_on_a_redis_cluster() {
         .unwrap();
     marks::claim_commit_release(&clusters.redis_url).await;
     marks::marks_stay_intsets_as_a_bucket_grows(&clusters.redis_url).await;
+    marks::a_commit_survives_a_flushed_script_cache(&clusters.redis_url).await;
+    marks::marks_live_the_window_across_buckets(&clusters.redis_url).await;
 }

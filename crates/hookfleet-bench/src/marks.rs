@@ -2,9 +2,10 @@
 //! (a free port, nothing on disk) so that nothing else's keys count.
 //!
 //! Two layouts, same run: one key per mark (`SET <ns>:dedup:{ep:evt} done PX`, what earlier
-//! versions wrote), and the store's own `Dedup::commit` (12-byte digests in a SET per endpoint
-//! and time bucket). Each inserts N marks over [`ENDPOINTS`] endpoints; the table shows Redis's
-//! `used_memory` growth per mark and the inserts per second.
+//! versions wrote), and the store's own `Dedup` (intsets per endpoint and time bucket, each
+//! mark committed after its claim, as a delivery makes them). Each inserts N marks over
+//! [`ENDPOINTS`] endpoints; the table shows Redis's `used_memory` growth per mark and the
+//! inserts per second.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use futures_util::{StreamExt, stream};
 use hookfleet_core::{EndpointId, EventId, Namespace};
-use hookfleet_store::{Dedup, Redis, redis};
+use hookfleet_store::{Claim, Dedup, Redis, redis};
 
 /// Marks spread over this many endpoints (100 000 per endpoint at a million).
 const ENDPOINTS: u64 = 10;
@@ -112,12 +113,15 @@ async fn key_per_mark(redis: &Redis, marks: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The store's layout, through the code the workers run.
+/// The store's layout, through the code the workers run: a claim, then a commit.
 async fn commits(dedup: &Dedup, marks: u64) -> anyhow::Result<()> {
     let mut results = stream::iter(0..marks)
         .map(|n| async move {
             let (endpoint, event) = ids(n)?;
-            anyhow::Ok(dedup.commit(&endpoint, &event, None).await?)
+            let Claim::Acquired(held) = dedup.claim(&endpoint, &event).await? else {
+                anyhow::bail!("{event} was claimed or delivered already");
+            };
+            anyhow::Ok(dedup.commit(&endpoint, &event, &held, None).await?)
         })
         .buffer_unordered(IN_FLIGHT);
     while let Some(result) = results.next().await {

@@ -1,10 +1,10 @@
 //! De-duplication per (endpoint, event id): claim, then commit.
 //!
-//! Before a POST the worker claims the event with one script that looks for its mark and, if
-//! there is none, takes a claim key (`SET NX PX`, which expires if the worker dies). A 2xx
-//! adds the event's mark and drops the claim; a failure releases the claim, but only if it is
-//! still this worker's (a claim that outlived its expiry may belong to someone else by then).
-//! The only window for a repeat is a crash between the receiver's 2xx and the commit.
+//! Before a POST the worker takes a claim key (`SET NX PX`, which expires if the worker dies)
+//! and looks for the event's mark. A 2xx adds the mark and drops the claim; a failure releases
+//! the claim, but only if it is still this worker's (a claim that outlived its expiry may
+//! belong to someone else by then). The only window for a repeat is a crash between the
+//! receiver's 2xx and the commit.
 //!
 //! # Marks, compactly
 //! A mark is the event id's SHA-256 cut to 96 bits: 64 bits stored as an integer member of a
@@ -14,21 +14,29 @@
 //!
 //! The sets are per endpoint and time bucket (`HOOKFLEET_DEDUP_TTL` ÷ [`BUCKETS`]): a bucket's
 //! sets expire whole a window after the bucket ends, so a mark lives at least the window and
-//! at most one bucket more, and Redis keeps no expiry per mark. Each bucket spreads its marks
-//! over `n` sets (a power of two), `n` sized from the previous bucket's count so that a set
-//! holds about [`TARGET`] marks; when one set reaches [`SPLIT`] anyway (traffic grew), the
-//! bucket goes on with `2n` sets and lookups read both layouts. A small HASH per endpoint (the
-//! *meta*) keeps each bucket's first and last `n` and its count. A claim reads the meta and
-//! the one set per layout that can hold the event, in each bucket that can still hold a live
-//! mark: [`BUCKETS`] + 1 buckets, so usually 9 set lookups, all in one script.
+//! at most one bucket more, and Redis keeps no expiry per mark. A bucket spreads its marks over
+//! `n` sets; `n` starts where the previous bucket ended (a [`GROWTH`]th of it if that one's sets
+//! stayed small), and when a set reaches [`SPLIT`] marks the bucket goes on with `GROWTH × n`
+//! sets; lookups read every layout a bucket used, usually one. A small HASH per endpoint (the
+//! *meta*) keeps each bucket's first and last `n`.
+//!
+//! Both steps are plain commands in one pipeline, no script: Redis runs a script's commands
+//! several times slower than the same commands sent by a client. A claim takes the claim, reads
+//! the meta of the buckets that can still hold a live mark ([`BUCKETS`] + 1 of them) and looks
+//! in the sets the endpoint's previous claim found there (remembered by the worker); only when
+//! the meta shows a layout it did not look in does it send a second pipeline. A commit adds the
+//! mark, sets its set's expiry, counts the set and drops the claim. Scripts run only when a
+//! bucket begins or splits.
 //!
 //! Two event ids share a mark only if they pick the same set and share 64 bits: about
 //! m² / 2⁶⁵ for m marks of one endpoint in one set, 10⁻¹⁴ at its 512.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hookfleet_core::{EndpointId, EventId, Namespace};
-use redis::Script;
+use redis::{FromRedisValue, Script};
 use sha2::{Digest, Sha256};
 
 use crate::Result;
@@ -36,59 +44,45 @@ use crate::keys::Keys;
 
 /// How many buckets one window spans: more means marks outlive the window by less, and a
 /// claim reads more sets.
-pub const BUCKETS: u64 = 8;
-/// Marks per set a bucket is sized for (from the previous bucket's count).
-pub const TARGET: u64 = 128;
-/// Marks at which a set stops taking more and its bucket doubles its sets: well under the 512
-/// of Redis's default `set-max-intset-entries`, beyond which a set costs 60 bytes a member.
+pub const BUCKETS: u64 = 4;
+/// Marks at which a set stops taking more and its bucket multiplies its sets by [`GROWTH`]:
+/// half the 512 of Redis's default `set-max-intset-entries`, beyond which a set costs 60
+/// bytes a member, so that commits racing a split cannot overflow it.
 pub const SPLIT: u64 = 256;
+/// How many times more sets a bucket takes when one fills up: a bucket that grows from one
+/// set to thousands passes through few layouts, so a claim reads few sets.
+pub const GROWTH: u64 = 8;
+/// A new bucket starts with a [`GROWTH`]th of the previous bucket's sets when that one's first
+/// set holds fewer marks than this (traffic fell).
+const SHRINK_BELOW: u64 = 16;
 
-/// KEYS: the meta, the claim. ARGV: the sets' key prefix, the first and last live bucket,
-/// the mark, its set selector, the claim token, the claim's TTL in ms. Returns `done`, or what
-/// `SET … NX GET` returns: nothing when the claim is ours, the holder's token when not.
-///
-/// The set keys are built here from the prefix, which carries the endpoint's hash tag: they
-/// are in the slot of the declared keys, which is what Redis Cluster checks.
-const CLAIM: &str = r"
-local mark, pick = ARGV[4], tonumber(ARGV[5])
-for b = tonumber(ARGV[3]), tonumber(ARGV[2]), -1 do
-  local layout = redis.call('HMGET', KEYS[1], b .. ':from', b)
-  local n, last = tonumber(layout[1]), tonumber(layout[2])
-  while n and n <= last do
-    if redis.call('SISMEMBER', ARGV[1] .. b .. ':' .. n .. ':' .. (pick % n), mark) == 1 then
-      return 'done'
-    end
-    n = n * 2
-  end
+/// Returns the current bucket's last `n`. A bucket with no marks yet is created first: sized from
+/// the one before, the meta's expiry moved on, long-gone buckets' fields dropped.
+const LAYOUT: &str = r"
+local prefix, first, b, expire = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local growth, shrink = tonumber(ARGV[5]), tonumber(ARGV[6])
+local top, prev = unpack(redis.call('HMGET', KEYS[1], b, b - 1))
+if top then return tonumber(top) end
+top = tonumber(prev) or 1
+if top > 1 and redis.call('SCARD', prefix .. (b - 1) .. ':' .. top .. ':0') < shrink then
+  top = top / growth
 end
-return redis.call('SET', KEYS[2], ARGV[6], 'NX', 'PX', ARGV[7], 'GET')
+redis.call('HSET', KEYS[1], b, top, b .. ':from', top)
+if redis.call('PTTL', KEYS[1]) == -1 then
+  redis.call('PEXPIREAT', KEYS[1], expire)
+else
+  redis.call('PEXPIREAT', KEYS[1], expire, 'GT')
+end
+for k = 2 * first - b - 2, first - 1 do redis.call('HDEL', KEYS[1], k, k .. ':from') end
+return top
 ";
 
-/// KEYS: the meta, the claim. ARGV: the sets' key prefix, the current bucket, the mark, its
-/// set selector, the bucket's expiry (Unix ms), [`TARGET`], [`SPLIT`], [`BUCKETS`].
-const COMMIT: &str = r"
-local meta, b = KEYS[1], tonumber(ARGV[2])
-local n = tonumber(redis.call('HGET', meta, b))
-if not n then
-  local before = tonumber(redis.call('HGET', meta, (b - 1) .. ':n')) or 0
-  n = 1
-  while n * tonumber(ARGV[6]) < before do n = n * 2 end
-  redis.call('HSET', meta, b, n, b .. ':from', n)
-  for old = b - 2 * ARGV[8] - 2, b - ARGV[8] - 2 do
-    redis.call('HDEL', meta, old, old .. ':from', old .. ':n')
-  end
+/// A set of bucket ARGV[1]'s layout ARGV[2] is full: the bucket goes on with ARGV[2] ×
+/// ARGV[3] sets, unless another commit already moved it on. KEYS: the meta.
+const SPLIT_BUCKET: &str = r"
+if tonumber(redis.call('HGET', KEYS[1], ARGV[1])) == tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] * ARGV[3])
 end
-local set = ARGV[1] .. b .. ':' .. n .. ':' .. (tonumber(ARGV[4]) % n)
-redis.call('SADD', set, ARGV[3])
-redis.call('PEXPIREAT', set, ARGV[5])
-redis.call('HINCRBY', meta, b .. ':n', 1)
-if redis.call('SCARD', set) >= tonumber(ARGV[7]) then redis.call('HSET', meta, b, n * 2) end
-if redis.call('PTTL', meta) == -1 then
-  redis.call('PEXPIREAT', meta, ARGV[5])
-else
-  redis.call('PEXPIREAT', meta, ARGV[5], 'GT')
-end
-redis.call('DEL', KEYS[2])
 return 1
 ";
 
@@ -99,13 +93,28 @@ const RELEASE: &str =
 /// What a claim found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// The attempt is ours to make; commit or release with this token.
-    Acquired(String),
+    /// The attempt is ours to make; commit or release with this.
+    Acquired(Held),
     /// The endpoint already answered 2xx for this event.
     Done,
     /// Another attempt is in flight right now (another worker, or a redelivery).
     Busy,
 }
+
+/// A claim this worker holds, and where its mark goes if the attempt succeeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub token: String,
+    /// The bucket the claim was made in, and its number of sets then (none: no marks yet).
+    bucket: u64,
+    sets: Option<u64>,
+}
+
+/// The layouts of one endpoint's live buckets, oldest first: `(bucket, first n, last n)`.
+type Layouts = Vec<(u64, u64, u64)>;
+
+/// Endpoints whose layouts a worker remembers, at most; beyond, it forgets them all.
+const REMEMBERED: usize = 10_000;
 
 #[derive(Debug, Clone)]
 pub struct Dedup {
@@ -115,8 +124,11 @@ pub struct Dedup {
     claim_ttl: Duration,
     /// How long a mark lives at least (`HOOKFLEET_DEDUP_TTL`).
     window: Duration,
-    claim_script: Script,
-    commit_script: Script,
+    layout: Script,
+    split: Script,
+    /// The layouts each endpoint's last claim saw: the next claim looks in those sets in the
+    /// same round trip as it reads the layouts, and needs a second one only if they changed.
+    seen: Arc<Mutex<HashMap<EndpointId, Layouts>>>,
 }
 
 impl Dedup {
@@ -131,34 +143,89 @@ impl Dedup {
             keys: Keys::new(namespace),
             claim_ttl,
             window,
-            claim_script: Script::new(CLAIM),
-            commit_script: Script::new(COMMIT),
+            layout: Script::new(LAYOUT),
+            split: Script::new(SPLIT_BUCKET),
+            seen: Arc::default(),
         }
     }
 
+    /// Takes the claim, reads the layouts of the endpoint's live buckets and looks in the sets
+    /// the last claim's layouts name, in one pipeline of plain commands; then in any set those
+    /// missed. The claim goes first: once it is ours, no other attempt can add this event's
+    /// mark, so the layouts read after it name every set the mark can be in.
     pub async fn claim(&self, endpoint: &EndpointId, event: &EventId) -> Result<Claim> {
         let token = format!("lock:{}", uuid::Uuid::now_v7().simple());
         let buckets = Buckets::new(self.window, now_ms());
         let mark = Mark::of(event);
-        let live = buckets.live();
-        let found: Option<String> = self
-            .claim_script
-            .key(self.keys.marks_meta(endpoint, buckets.size_ms))
-            .key(self.keys.claim(endpoint, event))
-            .arg(self.keys.marks_prefix(endpoint, buckets.size_ms))
-            .arg(live.start())
-            .arg(live.end())
-            .arg(mark.member)
-            .arg(mark.pick)
+        let meta = self.keys.marks_meta(endpoint, buckets.size_ms);
+        let prefix = self.keys.marks_prefix(endpoint, buckets.size_ms);
+        let guessed = self.remembered(endpoint, &buckets);
+
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(self.keys.claim(endpoint, event))
             .arg(&token)
+            .arg("NX")
+            .arg("PX")
             .arg(self.claim_ttl.as_millis() as u64)
-            .invoke_async(&mut self.redis.clone())
-            .await?;
-        Ok(match found.as_deref() {
-            None => Claim::Acquired(token),
-            Some("done") => Claim::Done,
-            Some(_) => Claim::Busy,
-        })
+            .arg("GET");
+        let fields = buckets
+            .live()
+            .flat_map(|b| [format!("{b}:from"), b.to_string()]);
+        pipe.cmd("HMGET").arg(&meta).arg(fields.collect::<Vec<_>>());
+        let guessed_sets = sets_of(&prefix, &guessed, mark);
+        for set in &guessed_sets {
+            pipe.cmd("SISMEMBER").arg(set).arg(mark.member);
+        }
+        let mut conn = self.redis.clone();
+        let mut replies = pipe
+            .query_async::<Vec<redis::Value>>(&mut conn)
+            .await?
+            .into_iter();
+        let (Some(holder), Some(layouts)) = (replies.next(), replies.next()) else {
+            return Err(redis::RedisError::from((redis::ErrorKind::Client, "short reply")).into());
+        };
+        let holder = Option::<String>::from_redis_value(holder).map_err(redis::RedisError::from)?;
+        let layouts =
+            Vec::<Option<u64>>::from_redis_value(layouts).map_err(redis::RedisError::from)?;
+        let mut found = false;
+        for reply in replies {
+            found |= u8::from_redis_value(reply).map_err(redis::RedisError::from)? == 1;
+        }
+
+        let fresh = parse_layouts(&buckets, &layouts);
+        if !found {
+            let missed: Vec<String> = (sets_of(&prefix, &fresh, mark).into_iter())
+                .filter(|set| !guessed_sets.contains(set))
+                .collect();
+            if !missed.is_empty() {
+                let mut pipe = redis::pipe();
+                for set in &missed {
+                    pipe.cmd("SISMEMBER").arg(set).arg(mark.member);
+                }
+                let hits: Vec<u8> = pipe.query_async(&mut conn).await?;
+                found = hits.contains(&1);
+            }
+        }
+        let sets = (fresh.last())
+            .filter(|(b, _, _)| *b == buckets.current)
+            .map(|(_, _, last)| *last);
+        self.remember(endpoint, fresh);
+
+        match (found, holder) {
+            (true, None) => {
+                // The claim was taken for nothing: give it back.
+                self.release(endpoint, event, &token, None).await?;
+                Ok(Claim::Done)
+            }
+            (true, Some(_)) => Ok(Claim::Done),
+            (false, Some(_)) => Ok(Claim::Busy),
+            (false, None) => Ok(Claim::Acquired(Held {
+                token,
+                bucket: buckets.current,
+                sets,
+            })),
+        }
     }
 
     /// Records that the endpoint answered 2xx, sending `also` (the attempt log's append, in
@@ -167,50 +234,60 @@ impl Dedup {
         &self,
         endpoint: &EndpointId,
         event: &EventId,
+        held: &Held,
         also: Option<&redis::Cmd>,
     ) -> Result<()> {
         let buckets = Buckets::new(self.window, now_ms());
-        let mark = Mark::of(event);
-        let mut commit = self
-            .commit_script
-            .key(self.keys.marks_meta(endpoint, buckets.size_ms));
-        commit
-            .key(self.keys.claim(endpoint, event))
-            .arg(self.keys.marks_prefix(endpoint, buckets.size_ms))
-            .arg(buckets.current)
-            .arg(mark.member)
-            .arg(mark.pick)
-            .arg(buckets.expires_at_ms(buckets.current))
-            .arg(TARGET)
-            .arg(SPLIT)
-            .arg(BUCKETS);
         let mut conn = self.redis.clone();
-        let Some(also) = also else {
-            commit.invoke_async::<()>(&mut conn).await?;
-            return Ok(());
+        let sets = match held.sets {
+            Some(sets) if held.bucket == buckets.current => sets,
+            // The bucket has no marks yet, or it turned since the claim (the mark goes in the
+            // new one, so that it lives a whole window from now): a script creates it.
+            _ => {
+                let live = buckets.live();
+                let sets: u64 = (self.layout)
+                    .key(self.keys.marks_meta(endpoint, buckets.size_ms))
+                    .arg(self.keys.marks_prefix(endpoint, buckets.size_ms))
+                    .arg(live.start())
+                    .arg(live.end())
+                    .arg(buckets.expires_at_ms(buckets.current))
+                    .arg(GROWTH)
+                    .arg(SHRINK_BELOW)
+                    .invoke_async(&mut conn)
+                    .await?;
+                sets.max(1)
+            }
         };
-        // EVALSHA and the append in one round trip; a Redis that has not seen the script
-        // yet (a restart, a failover) answers NOSCRIPT, and the script alone goes again,
-        // loading itself: the append was made either way.
+        let mark = Mark::of(event);
+        let set = set_key(
+            &self.keys.marks_prefix(endpoint, buckets.size_ms),
+            buckets.current,
+            sets,
+            mark,
+        );
         let mut pipe = redis::pipe();
-        pipe.cmd("EVALSHA")
-            .arg(self.commit_script.get_hash())
-            .arg(2)
-            .arg(self.keys.marks_meta(endpoint, buckets.size_ms))
-            .arg(self.keys.claim(endpoint, event))
-            .arg(self.keys.marks_prefix(endpoint, buckets.size_ms))
-            .arg(buckets.current)
-            .arg(mark.member)
-            .arg(mark.pick)
+        // The mark before the claim goes: a claim in between finds one or the other.
+        pipe.cmd("SADD").arg(&set).arg(mark.member).ignore();
+        pipe.cmd("PEXPIREAT")
+            .arg(&set)
             .arg(buckets.expires_at_ms(buckets.current))
-            .arg(TARGET)
-            .arg(SPLIT)
-            .arg(BUCKETS)
             .ignore();
-        pipe.add_command(also.clone()).ignore();
-        match pipe.query_async::<()>(&mut conn).await {
-            Err(e) if e.code() == Some("NOSCRIPT") => commit.invoke_async::<()>(&mut conn).await?,
-            other => other?,
+        pipe.cmd("SCARD").arg(&set);
+        pipe.cmd("DEL")
+            .arg(self.keys.claim(endpoint, event))
+            .ignore();
+        if let Some(cmd) = also {
+            pipe.add_command(cmd.clone()).ignore();
+        }
+        let (members,): (u64,) = pipe.query_async(&mut conn).await?;
+        if members >= SPLIT {
+            self.split
+                .key(self.keys.marks_meta(endpoint, buckets.size_ms))
+                .arg(buckets.current)
+                .arg(sets)
+                .arg(GROWTH)
+                .invoke_async::<()>(&mut conn)
+                .await?;
         }
         Ok(())
     }
@@ -239,6 +316,50 @@ impl Dedup {
         pipe.query_async::<()>(&mut self.redis.clone()).await?;
         Ok(())
     }
+
+    /// The layouts the endpoint's last claim saw, if they are of the same live buckets.
+    fn remembered(&self, endpoint: &EndpointId, buckets: &Buckets) -> Layouts {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let mut layouts = seen.get(endpoint).cloned().unwrap_or_default();
+        layouts.retain(|(b, _, _)| buckets.live().contains(b));
+        layouts
+    }
+
+    fn remember(&self, endpoint: &EndpointId, layouts: Layouts) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= REMEMBERED && !seen.contains_key(endpoint) {
+            seen.clear();
+        }
+        seen.insert(endpoint.clone(), layouts);
+    }
+}
+
+/// The layouts in an HMGET of `{b}:from`, `{b}` for each live bucket.
+fn parse_layouts(buckets: &Buckets, replies: &[Option<u64>]) -> Layouts {
+    (buckets.live().zip(replies.chunks(2)))
+        .filter_map(|(b, pair)| match pair {
+            [Some(from), Some(last)] if *from >= 1 => Some((b, *from, *last)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The set of each layout that would hold `mark`.
+fn sets_of(prefix: &str, layouts: &Layouts, mark: Mark) -> Vec<String> {
+    let mut sets = Vec::new();
+    for &(bucket, from, last) in layouts {
+        let mut n = from;
+        while n <= last {
+            sets.push(set_key(prefix, bucket, n, mark));
+            n *= GROWTH;
+        }
+    }
+    sets
+}
+
+/// Set `pick mod n` of layout `n` of `bucket`.
+fn set_key(prefix: &str, bucket: u64, n: u64, mark: Mark) -> String {
+    format!("{prefix}{bucket}:{n}:{}", u64::from(mark.pick) % n)
 }
 
 /// An event's mark: 96 bits of SHA-256 of its id, 64 stored, 32 to pick the set.
@@ -305,24 +426,24 @@ mod tests {
     const HOUR: Duration = Duration::from_secs(3600);
 
     #[test]
-    fn a_window_spans_nine_buckets_and_every_live_one_is_read() {
-        let b = Buckets::new(8 * HOUR, 100 * 3_600_000 + 5);
+    fn a_window_spans_five_buckets_and_every_live_one_is_read() {
+        let b = Buckets::new(4 * HOUR, 100 * 3_600_000 + 5);
         assert_eq!(b.size_ms, 3_600_000);
         assert_eq!(b.current, 100);
-        assert_eq!(b.live(), 92..=100);
+        assert_eq!(b.live(), 96..=100);
         // A mark written in the oldest bucket read is still there; one bucket older has gone.
         let now = 100 * 3_600_000 + 5;
-        assert!(b.expires_at_ms(92) > now);
-        assert!(b.expires_at_ms(91) <= now);
+        assert!(b.expires_at_ms(96) > now);
+        assert!(b.expires_at_ms(95) <= now);
     }
 
     #[test]
     fn a_mark_lives_at_least_the_window_and_at_most_a_bucket_more() {
         for offset in [0, 1, 1_799_999, 3_599_999] {
             let written = 50 * 3_600_000 + offset;
-            let b = Buckets::new(8 * HOUR, written);
+            let b = Buckets::new(4 * HOUR, written);
             let lives = b.expires_at_ms(b.current) - written;
-            assert!(lives > 8 * 3_600_000 && lives <= 9 * 3_600_000, "{lives}");
+            assert!(lives > 4 * 3_600_000 && lives <= 5 * 3_600_000, "{lives}");
         }
     }
 

@@ -25,7 +25,7 @@ mod error;
 pub use attempts::AttemptLog;
 pub use cache::EndpointCache;
 pub use circuit::{CircuitPolicy, Circuits, ProbeGrant, Recorded};
-pub use dedup::{Claim, Dedup};
+pub use dedup::{Claim, Dedup, Held};
 pub use endpoints::EndpointStore;
 pub use error::{Error, Result};
 pub use sealing::SecretKey;

@@ -18,7 +18,7 @@ use hookfleet_core::{Endpoint, EventType};
 use hookfleet_producer::Publisher;
 use hookfleet_store::redis;
 use hookfleet_store::{
-    AttemptLog, CircuitPolicy, Circuits, Claim, Dedup, EndpointCache, EndpointStore, Redis,
+    AttemptLog, CircuitPolicy, Circuits, Claim, Dedup, EndpointCache, EndpointStore, Held, Redis,
 };
 use lapin::BasicProperties;
 use tracing::{Span, debug, info, warn};
@@ -194,8 +194,8 @@ impl Deliverer {
                 .defer(reason, wait, event, endpoint, properties, body)
                 .await;
         }
-        let token = match self.dedup.claim(&endpoint.id, &event.id).await? {
-            Claim::Acquired(token) => token,
+        let held = match self.dedup.claim(&endpoint.id, &event.id).await? {
+            Claim::Acquired(held) => held,
             Claim::Done => {
                 debug!(message = "Already delivered; skipping.");
                 self.metrics.delivery(event_type, DeliveryResult::Duplicate);
@@ -232,7 +232,8 @@ impl Deliverer {
         let verdict = outcome.verdict();
         if verdict == Verdict::Delivered {
             // The attempt log rides with the dedup mark: one round trip.
-            self.commit(endpoint, event, log_entry.as_ref()).await?;
+            self.commit(endpoint, event, &held, log_entry.as_ref())
+                .await?;
             self.record(endpoint, outcome).await;
             self.metrics.delivery(event_type, DeliveryResult::Delivered);
             if event.timestamp > 0 {
@@ -244,7 +245,7 @@ impl Deliverer {
         }
 
         let released = (self.dedup)
-            .release(&endpoint.id, &event.id, &token, log_entry.as_ref())
+            .release(&endpoint.id, &event.id, &held.token, log_entry.as_ref())
             .await;
         if let Err(error) = released {
             // Harmless: the claim expires on its own after the delivery timeout, and the
@@ -380,11 +381,16 @@ impl Deliverer {
         &self,
         endpoint: &Endpoint,
         event: &InboundEvent,
+        held: &Held,
         log_entry: Option<&redis::Cmd>,
     ) -> Result<()> {
         let started = Instant::now();
         loop {
-            match self.dedup.commit(&endpoint.id, &event.id, log_entry).await {
+            match self
+                .dedup
+                .commit(&endpoint.id, &event.id, held, log_entry)
+                .await
+            {
                 Ok(()) => return Ok(()),
                 Err(error) if started.elapsed() < self.timeouts.commit_patience => {
                     warn!(message = "Cannot record the delivery yet; trying again.", %error);
