@@ -168,8 +168,10 @@ pub struct Worker {
     pub disable_after: Duration,
 
     /// How long a delivered (endpoint, event id) is remembered, so a republished or
-    /// redelivered event is not sent twice.
-    #[arg(long, env = "HOOKFLEET_DEDUP_TTL", value_parser = parse_positive, default_value = "7d")]
+    /// redelivered event is not sent twice: it covers redeliveries after a crash (seconds),
+    /// overlapping retries (the retry schedule, minutes) and a platform that publishes an
+    /// event again (hours). Each mark costs about 10 bytes of Redis (README: Scaling).
+    #[arg(long, env = "HOOKFLEET_DEDUP_TTL", value_parser = parse_positive, default_value = "24h")]
     pub dedup_ttl: Duration,
 
     /// Address of /metrics, /healthz and /readyz.
