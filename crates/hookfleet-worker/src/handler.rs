@@ -1,6 +1,6 @@
 //! The unit of work: one message from a work queue, handled to the end.
 //!
-//! [`Deliverer::handle`] returns `Ok` only when every endpoint's outcome is durable (a `done`
+//! [`Deliverer::handle`] returns `Ok` only when every endpoint's outcome is durable (a
 //! mark in Redis, or a retry or dead letter confirmed by the broker), so the caller may ack.
 //! Any `Err` means the message must go back to the queue.
 
