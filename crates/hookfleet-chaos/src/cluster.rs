@@ -3,9 +3,11 @@
 //! [`crate::services`], so that it also works from `Drop`.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
+
+use crate::services::wait_for;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/cluster");
 
@@ -144,19 +146,4 @@ fn output(program: &str, args: &[&str], limit: Duration) -> anyhow::Result<Strin
         );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn wait_for(
-    what: &str,
-    limit: Duration,
-    mut condition: impl FnMut() -> bool,
-) -> anyhow::Result<()> {
-    let started = Instant::now();
-    while !condition() {
-        if started.elapsed() > limit {
-            bail!("timed out after {limit:?} waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    Ok(())
 }

@@ -61,6 +61,29 @@ pub async fn load(
     Ok(load::publish(Arc::new(publisher), pace, progress, event))
 }
 
+/// `events` of the scenarios' type for `tenant`, published at `rate` (64 in flight) by a
+/// spawned task; returns once `first` of them are published (or the load ended), with the
+/// task to await for what was published.
+pub async fn paced_load(
+    fleet: &Fleet,
+    tenant: &str,
+    events: usize,
+    rate: f64,
+    first: usize,
+) -> anyhow::Result<tokio::task::JoinHandle<Published>> {
+    let progress = Arc::new(Progress::default());
+    let pace = Pace {
+        in_flight: 64,
+        rate: Some(rate),
+        ..Pace::flood(events)
+    };
+    let load = tokio::spawn(load(fleet, tenant, pace, Arc::clone(&progress)).await?);
+    while progress.done() < first && !load.is_finished() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(load)
+}
+
 /// Messages waiting in the work queue and the delay tiers (ready, not yet handed out).
 pub async fn backlog(fleet: &Fleet) -> anyhow::Result<u32> {
     let broker = Broker::connect(fleet.env().amqp_url()).await?;

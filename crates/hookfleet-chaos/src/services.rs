@@ -109,7 +109,8 @@ pub fn ensure() -> anyhow::Result<()> {
     )
 }
 
-fn wait_for(
+/// Polls `condition` every 100 ms until it holds, or fails after `limit` naming `what`.
+pub(crate) fn wait_for(
     what: &str,
     limit: Duration,
     mut condition: impl FnMut() -> bool,

@@ -6,10 +6,7 @@
 //! are skipped by their done mark: no duplicates. The publisher re-sends whatever was not
 //! confirmed, so nothing it reported as published is lost.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use hookfleet_testkit::load::{Pace, Progress};
 
 use super::{
     CONCURRENCY, Run, TENANT, blocking, queued_then_delivering, single_endpoint, wait_requests,
@@ -62,17 +59,7 @@ pub async fn during_publishing(settings: &Settings) -> anyhow::Result<Vec<Outcom
     ];
 
     let guard = Restore::new()?;
-    let progress = Arc::new(Progress::default());
-    let pace = Pace {
-        in_flight: 64,
-        rate: Some(rate),
-        ..Pace::flood(events)
-    };
-    let load = fleet::load(&fleet, TENANT, pace, Arc::clone(&progress)).await?;
-    let load = tokio::spawn(load);
-    while progress.done() < events / 4 && !load.is_finished() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let load = fleet::paced_load(&fleet, TENANT, events, rate, events / 4).await?;
     let back_at = restart_broker(&guard).await?;
     drop(guard);
     let published = load.await?;

@@ -12,12 +12,10 @@
 //!   instant before the crash can be gone: duplicates are allowed up to the messages in flight.
 //! - [`rabbit_rolling_restart`]: every RabbitMQ node restarted, one at a time, under load.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hookfleet_core::Endpoint;
 use hookfleet_testkit::Fleet;
-use hookfleet_testkit::load::{Pace, Progress};
 
 use super::{CONCURRENCY, Run, TENANT, blocking, single_endpoint};
 use crate::cluster::{self, Clusters};
@@ -138,17 +136,7 @@ async fn under_load(
         fleet.spawn_worker(&[]).await?,
         fleet.spawn_worker(&[]).await?,
     ];
-    let progress = Arc::new(Progress::default());
-    let pace = Pace {
-        in_flight: 64,
-        rate: Some(rate),
-        ..Pace::flood(EVENTS)
-    };
-    let load = fleet::load(&fleet, TENANT, pace, Arc::clone(&progress)).await?;
-    let load = tokio::spawn(load);
-    while progress.done() < EVENTS / 10 && !load.is_finished() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let load = fleet::paced_load(&fleet, TENANT, EVENTS, rate, EVENTS / 10).await?;
     let note = fault(&clusters, &fleet, &endpoint).await;
     let fault_over = Instant::now();
     let published = load.await?;
