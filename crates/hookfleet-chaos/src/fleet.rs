@@ -30,10 +30,10 @@ pub fn fresh(settings: &Settings, name: &str, concurrency: usize) -> anyhow::Res
 
 /// `fleet` pointed at the clusters: every RabbitMQ node and every Redis seed, as a user sets
 /// them.
-pub fn on_clusters(mut fleet: Fleet, clusters: &Clusters) -> anyhow::Result<Fleet> {
+pub fn on_clusters(mut fleet: Fleet, clusters: &Clusters) -> Fleet {
     fleet.set("HOOKFLEET_AMQP_URL", &clusters.amqp_url);
     fleet.set("HOOKFLEET_REDIS_URL", &clusters.redis_url);
-    Ok(fleet)
+    fleet
 }
 
 /// A load of the scenarios' event type for `tenant` on a publisher of its own, patient

@@ -238,6 +238,8 @@ impl Dedup {
         also: Option<&redis::Cmd>,
     ) -> Result<()> {
         let buckets = Buckets::new(self.window, now_ms());
+        let meta = self.keys.marks_meta(endpoint, buckets.size_ms);
+        let prefix = self.keys.marks_prefix(endpoint, buckets.size_ms);
         let mut conn = self.redis.clone();
         let sets = match held.sets {
             Some(sets) if held.bucket == buckets.current => sets,
@@ -246,8 +248,8 @@ impl Dedup {
             _ => {
                 let live = buckets.live();
                 let sets: u64 = (self.layout)
-                    .key(self.keys.marks_meta(endpoint, buckets.size_ms))
-                    .arg(self.keys.marks_prefix(endpoint, buckets.size_ms))
+                    .key(&meta)
+                    .arg(&prefix)
                     .arg(live.start())
                     .arg(live.end())
                     .arg(buckets.expires_at_ms(buckets.current))
@@ -259,12 +261,7 @@ impl Dedup {
             }
         };
         let mark = Mark::of(event);
-        let set = set_key(
-            &self.keys.marks_prefix(endpoint, buckets.size_ms),
-            buckets.current,
-            sets,
-            mark,
-        );
+        let set = set_key(&prefix, buckets.current, sets, mark);
         let mut pipe = redis::pipe();
         // The mark before the claim goes: a claim in between finds one or the other.
         pipe.cmd("SADD").arg(&set).arg(mark.member).ignore();
@@ -282,7 +279,7 @@ impl Dedup {
         let (members,): (u64,) = pipe.query_async(&mut conn).await?;
         if members >= SPLIT {
             self.split
-                .key(self.keys.marks_meta(endpoint, buckets.size_ms))
+                .key(&meta)
                 .arg(buckets.current)
                 .arg(sets)
                 .arg(GROWTH)

@@ -9,7 +9,8 @@
 use std::time::{Duration, Instant};
 
 use super::{
-    CONCURRENCY, Run, TENANT, blocking, queued_then_delivering, single_endpoint, wait_requests,
+    CONCURRENCY, blocking, fault_while_publishing, queued_then_delivering, single_endpoint,
+    wait_requests,
 };
 use crate::services::{self, Restore};
 use crate::{Outcome, Settings, fleet};
@@ -53,31 +54,14 @@ pub async fn during_publishing(settings: &Settings) -> anyhow::Result<Vec<Outcom
     let rate = settings.size.pick(200.0, 500.0);
     let fleet = fleet::fresh(settings, "rmq_publish", CONCURRENCY)?;
     let (receiver, _) = single_endpoint(&fleet, Duration::ZERO).await?;
-    let workers = vec![
-        fleet.spawn_worker(&[]).await?,
-        fleet.spawn_worker(&[]).await?,
-    ];
-
-    let guard = Restore::new()?;
-    let load = fleet::paced_load(&fleet, TENANT, events, rate, events / 4).await?;
-    let back_at = restart_broker(&guard).await?;
-    drop(guard);
-    let published = load.await?;
-
-    let errors = published.errors;
-    let run = Run {
-        fleet,
-        receiver,
-        workers,
-        published,
-    };
-    let row = run.conclude("RabbitMQ restart during publishing", back_at, |restarts| {
-        format!(
-            "publishing {rate} events/s, stop_app, {} s, start_app a quarter of the way \
-             through; {errors} publish calls failed and were retried, {restarts} consumer \
-             restarts",
-            DOWN.as_secs(),
-        )
-    });
-    Ok(vec![row.await])
+    let title = "RabbitMQ restart during publishing";
+    let row = fault_while_publishing(fleet, receiver, title, events, rate, events / 4, async |_| {
+        restart_broker(&Restore::new()?).await?;
+        Ok(format!(
+            "publishing {rate} events/s, stop_app, {} s, start_app a quarter of the way through",
+            DOWN.as_secs()
+        ))
+    })
+    .await?;
+    Ok(vec![row])
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use hookfleet_core::Endpoint;
 use hookfleet_testkit::Fleet;
 
-use super::{CONCURRENCY, Run, TENANT, blocking, single_endpoint};
+use super::{CONCURRENCY, blocking, fault_while_publishing, single_endpoint};
 use crate::cluster::{self, Clusters};
 use crate::{EVENT_TYPE, Outcome, Settings, fleet};
 
@@ -110,8 +110,8 @@ pub async fn rabbit_rolling_restart(settings: &Settings) -> anyhow::Result<Vec<O
                 blocking(move || cluster::start_rabbit(&node)).await?;
             }
             Ok(format!(
-                "{EVENTS} events at {rate:.0}/s; each of the three nodes stop_app, {} s down, \
-             start_app, one after the other, from a tenth of the way through",
+                "{EVENTS} events at {rate:.0}/s; each of the three nodes stop_app, {} s \
+                 down, start_app, one after the other, from a tenth of the way through",
                 DOWN.as_secs()
             ))
         },
@@ -119,9 +119,8 @@ pub async fn rabbit_rolling_restart(settings: &Settings) -> anyhow::Result<Vec<O
     .await
 }
 
-/// The stage of every cluster scenario: both clusters up, a fleet on them with two workers,
-/// [`EVENTS`] published at `rate` to one endpoint; `fault` runs once a tenth has been
-/// published and says what it did; the row is called `title`. Returns the row, timed from the fault's end.
+/// The stage of every cluster scenario: both clusters up, a fleet on them, one endpoint, and
+/// [`fault_while_publishing`] with [`EVENTS`] at `rate`, the fault once a tenth is published.
 async fn under_load(
     settings: &Settings,
     name: &str,
@@ -130,26 +129,12 @@ async fn under_load(
     fault: impl AsyncFnOnce(&Clusters, &Fleet, &Endpoint) -> anyhow::Result<String>,
 ) -> anyhow::Result<Vec<Outcome>> {
     let clusters = blocking(cluster::start).await?;
-    let fleet = fleet::on_clusters(fleet::fresh(settings, name, CONCURRENCY)?, &clusters)?;
+    let fleet = fleet::on_clusters(fleet::fresh(settings, name, CONCURRENCY)?, &clusters);
     let (receiver, endpoint) = single_endpoint(&fleet, Duration::from_millis(10)).await?;
-    let workers = vec![
-        fleet.spawn_worker(&[]).await?,
-        fleet.spawn_worker(&[]).await?,
-    ];
-    let load = fleet::paced_load(&fleet, TENANT, EVENTS, rate, EVENTS / 10).await?;
-    let note = fault(&clusters, &fleet, &endpoint).await;
-    let fault_over = Instant::now();
-    let published = load.await?;
-    let note = note?;
-    let errors = published.errors;
-    let run = Run {
-        fleet,
-        receiver,
-        workers,
-        published,
-    };
-    let row = run.conclude(title, fault_over, |restarts| {
-        format!("{note}; {errors} publish calls retried, {restarts} consumer restarts")
-    });
-    Ok(vec![row.await])
+    let first = EVENTS / 10;
+    let row = fault_while_publishing(fleet, receiver, title, EVENTS, rate, first, async |fleet| {
+        fault(&clusters, fleet, &endpoint).await
+    })
+    .await?;
+    Ok(vec![row])
 }

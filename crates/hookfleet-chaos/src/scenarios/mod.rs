@@ -169,6 +169,41 @@ pub async fn queued_then_delivering(
     Ok((run, endpoint))
 }
 
+/// The stage of the faults during publishing: two workers deliver to `receiver` while
+/// `events` are published at `rate` ([`fleet::paced_load`]); `fault` runs once `first` have
+/// been published and says what it did. Returns `title`'s row, timed from the fault's end.
+pub async fn fault_while_publishing(
+    fleet: Fleet,
+    receiver: Receiver,
+    title: &str,
+    events: usize,
+    rate: f64,
+    first: usize,
+    fault: impl AsyncFnOnce(&Fleet) -> anyhow::Result<String>,
+) -> anyhow::Result<Outcome> {
+    let workers = vec![
+        fleet.spawn_worker(&[]).await?,
+        fleet.spawn_worker(&[]).await?,
+    ];
+    let load = fleet::paced_load(&fleet, TENANT, events, rate, first).await?;
+    let note = fault(&fleet).await;
+    let fault_over = Instant::now();
+    // Awaited even when the fault failed, so that no publisher outlives the scenario.
+    let published = load.await?;
+    let note = note?;
+    let errors = published.errors;
+    let run = Run {
+        fleet,
+        receiver,
+        workers,
+        published,
+    };
+    let row = run.conclude(title, fault_over, |restarts| {
+        format!("{note}; {errors} publish calls retried, {restarts} consumer restarts")
+    });
+    Ok(row.await)
+}
+
 /// Waits until every path got every expected id, polling every 50 ms; returns when that
 /// happened, or `None` after `limit`.
 pub async fn wait_delivered(
