@@ -2,18 +2,23 @@
 //! the real RabbitMQ, Redis and HTTP receiver, but the test decides when each message is
 //! handled and reads the outcome directly.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hookfleet_amqp::Broker;
 use hookfleet_core::policy::RetrySchedule;
-use hookfleet_core::{Endpoint, EventFilter, EventType};
+use hookfleet_core::{Endpoint, EventFilter, EventType, Namespace};
 use hookfleet_producer::OutboundEvent;
 use hookfleet_store::EndpointStore;
 use hookfleet_testkit::{AMQP_URL, REDIS_URL, WorkerEnv, teardown};
 use hookfleet_worker::WorkerConfig;
+use hookfleet_worker::acks::{Inbox, Settle, Settler};
 use hookfleet_worker::handler::Deliverer;
+use hookfleet_worker::handoff::Settlement;
+use hookfleet_worker::inbound::InboundEvent;
 use hookfleet_worker::metrics::Metrics;
+use lapin::BasicProperties;
+use lapin::options::BasicGetOptions;
 
 use crate::util::{Receiver, Reply, metric_sum};
 
@@ -85,7 +90,12 @@ async fn one_message_is_delivered_once_then_seen_as_a_duplicate_and_a_failure_is
     );
     let body = Bytes::from(event.body.clone());
     deliverer
-        .handle(&event.properties(), body.clone(), &event_type)
+        .handle(
+            &event.properties(),
+            body.clone(),
+            &event_type,
+            &Settlement::detached(),
+        )
         .await
         .unwrap();
     assert_eq!(receiver.seen("/hook", event.id.as_str()).ok, 1);
@@ -93,7 +103,12 @@ async fn one_message_is_delivered_once_then_seen_as_a_duplicate_and_a_failure_is
 
     // The same message again (a redelivery): recorded as delivered, no second POST.
     deliverer
-        .handle(&event.properties(), body.clone(), &event_type)
+        .handle(
+            &event.properties(),
+            body.clone(),
+            &event_type,
+            &Settlement::detached(),
+        )
         .await
         .unwrap();
     assert_eq!(receiver.count("/hook"), 1);
@@ -115,6 +130,7 @@ async fn one_message_is_delivered_once_then_seen_as_a_duplicate_and_a_failure_is
             &second.properties(),
             Bytes::from(second.body.clone()),
             &event_type,
+            &Settlement::detached(),
         )
         .await
         .unwrap();
@@ -129,6 +145,135 @@ async fn one_message_is_delivered_once_then_seen_as_a_duplicate_and_a_failure_is
         ),
         1.0
     );
+
+    broker.close().await;
+    teardown(&env, &[]).await;
+}
+
+/// Waits for the next settle the message sent (bounded).
+async fn next_settle(inbox: &mut Inbox) -> Settle {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(settle) = inbox.try_next() {
+            return settle;
+        }
+        assert!(Instant::now() < deadline, "the message was never settled");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits for the next message on `queue` (bounded) and takes it.
+async fn next_message(channel: &lapin::Channel, queue: &str) -> (BasicProperties, Bytes) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = channel
+            .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+            .await
+            .unwrap();
+        if let Some(message) = got {
+            let delivery = message.delivery;
+            return (delivery.properties, Bytes::from(delivery.data));
+        }
+        assert!(Instant::now() < deadline, "nothing came back to {queue}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Handles `event` with its message asked for at once, as the settler asks for a message that
+/// finished ones wait behind, and checks that the message is acked before the slow attempt
+/// ends: the delivery was handed off.
+async fn handle_asked(deliverer: &Deliverer, event: &OutboundEvent, event_type: &EventType) {
+    let (settler, mut inbox) = Settler::new();
+    let message = Settlement::new(settler, 1);
+    inbox.ask_through(1);
+    let (properties, body) = (event.properties(), Bytes::from(event.body.clone()));
+    let handling = deliverer.handle(&properties, body, event_type, &message);
+    tokio::pin!(handling);
+    tokio::select! {
+        result = &mut handling => panic!("the attempt ended before any hand-off: {result:?}"),
+        settle = next_settle(&mut inbox) => assert!(matches!(settle, Settle::Ack(1)), "{settle:?}"),
+    }
+    handling.await.unwrap();
+    assert!(inbox.try_next().is_none(), "settled once");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_delivery_is_handed_off_and_its_early_retry_never_doubles_an_outcome() {
+    let env = WorkerEnv::fresh("h")
+        .event_types(&[BLOCKED])
+        .retry_delays(&[Duration::from_millis(200)]);
+    // A 2 s delivery timeout: a hand-off once an attempt has taken 100 ms.
+    let config = config(&env);
+    let broker = Broker::connect(AMQP_URL).await.unwrap();
+    let channel = broker.channel().await.unwrap();
+    config.topology().declare(&channel).await.unwrap();
+    let redis = hookfleet_store::connect(REDIS_URL).unwrap();
+    let receiver = Receiver::start().await.unwrap();
+    let namespace: Namespace = env.namespace().parse().unwrap();
+    let store = EndpointStore::new(redis.clone(), &namespace);
+    let endpoint = Endpoint::new(
+        "acme".parse().unwrap(),
+        &receiver.url("/slow"),
+        EventFilter::All,
+        None,
+        String::new(),
+    )
+    .unwrap();
+    store.put(&endpoint).await.unwrap();
+    let metrics = Metrics::new();
+    let deliverer = Deliverer::new(&config, &broker, redis, metrics.clone()).unwrap();
+    let event_type: EventType = BLOCKED.parse().unwrap();
+    let queue = namespace.work_queue(&event_type);
+    let new_event = |n: u32| {
+        let data = serde_json::json!({ "n": n });
+        OutboundEvent::new(event_type.clone(), "acme".parse().unwrap(), &data, None)
+    };
+    let count = |name: &str, labels: &[(&str, &str)]| metric_sum(&metrics.render(), name, labels);
+    let result = |r| count("hookfleet_deliveries_total", &[("result", r)]);
+    let slow = Duration::from_millis(800);
+
+    // A 2xx after the hand-off: the retry published then comes back, for this endpoint with
+    // the attempt counted, and is skipped as a duplicate.
+    receiver.set_default("/slow", Reply::status(200).delayed(slow));
+    let first = new_event(1);
+    handle_asked(&deliverer, &first, &event_type).await;
+    assert_eq!(count("hookfleet_deliveries_handed_off_total", &[]), 1.0);
+    assert_eq!(receiver.seen("/slow", first.id.as_str()).ok, 1);
+    let (properties, body) = next_message(&channel, &queue).await;
+    let retry = InboundEvent::parse(&properties, &body, &event_type).unwrap();
+    assert_eq!(
+        (retry.id.as_str(), retry.target.as_ref(), retry.attempts),
+        (first.id.as_str(), Some(&endpoint.id), 1)
+    );
+    let detached = Settlement::detached();
+    (deliverer.handle(&properties, body, &event_type, &detached))
+        .await
+        .unwrap();
+    assert_eq!(receiver.count("/slow"), 1, "no second POST");
+    assert_eq!((result("delivered"), result("duplicate")), (1.0, 1.0));
+    assert_eq!(result("retry_scheduled"), 0.0);
+
+    // A failure after the hand-off publishes nothing more: the retry queued then makes the
+    // next attempt, and is the only message to come back.
+    receiver.set_default("/slow", Reply::status(503).delayed(slow));
+    let second = new_event(2);
+    handle_asked(&deliverer, &second, &event_type).await;
+    assert_eq!(count("hookfleet_deliveries_handed_off_total", &[]), 2.0);
+    assert_eq!(result("retry_scheduled"), 1.0);
+    receiver.set_default("/slow", Reply::status(200));
+    let (properties, body) = next_message(&channel, &queue).await;
+    (deliverer.handle(&properties, body, &event_type, &detached))
+        .await
+        .unwrap();
+    let seen = receiver.seen("/slow", second.id.as_str());
+    assert_eq!((seen.requests, seen.ok), (2, 1));
+    // Absence can only be waited for: five times the retry tier (jitter included), then look.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let left = channel
+        .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap();
+    assert!(left.is_none(), "a second retry came back");
 
     broker.close().await;
     teardown(&env, &[]).await;

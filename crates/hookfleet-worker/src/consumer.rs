@@ -24,8 +24,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
-use crate::acks::{self, Settle, Settler};
+use crate::acks::{self, Settler};
 use crate::handler::{Deliverer, REQUEUE_BACKOFF};
+use crate::handoff::Settlement;
 use crate::health::Health;
 use crate::limits::Budget;
 use crate::{Error, Result};
@@ -202,8 +203,11 @@ impl Consumer {
 
         // The settler lives as long as any message task of this session holds a handle, and
         // the tracker waits for it, so a graceful stop sends the last acks before closing.
-        let (settler, rx) = Settler::new();
-        self.tracker.spawn(acks::run(channel.clone(), rx));
+        let (settler, inbox) = Settler::new();
+        // Finished messages waiting for one `multiple` ack hold prefetch slots: at most 3/4.
+        let max_waiting = usize::from(prefetch) * 3 / 4;
+        self.tracker
+            .spawn(acks::run(channel.clone(), inbox, max_waiting));
         let mut watchdog = tokio::time::interval(Duration::from_secs(1));
         loop {
             // No new work while Redis is away: it could only go back to the queue.
@@ -240,7 +244,7 @@ impl Consumer {
                     let task = handle(
                         self.deliverer.clone(),
                         self.health.clone(),
-                        settler.clone(),
+                        Settlement::new(settler.clone(), delivery.delivery_tag),
                         event_type,
                         delivery,
                         self.message_deadline,
@@ -264,30 +268,32 @@ impl Consumer {
     }
 }
 
-/// Handles one message and settles it with the broker: ack when its outcome is durable,
-/// requeue (after a pause) when not.
+/// Handles one message and settles it with the broker: ack when its outcome is durable (which
+/// a hand-off may make happen early), requeue (after a pause) when not.
 async fn handle(
     deliverer: Arc<Deliverer>,
     health: Arc<Health>,
-    settler: Settler,
+    message: Settlement,
     event_type: EventType,
     delivery: Delivery,
     deadline: Duration,
     shutdown: CancellationToken,
 ) {
     let Delivery {
-        delivery_tag,
-        properties,
-        data,
-        ..
+        properties, data, ..
     } = delivery;
-    let work = deliverer.handle(&properties, Bytes::from(data), &event_type);
+    let work = deliverer.handle(&properties, Bytes::from(data), &event_type, &message);
     let result = match tokio::time::timeout(deadline, work).await {
         Ok(result) => result,
         Err(_) => Err(Error::Stalled(deadline)),
     };
     match result {
-        Ok(()) => settler.settle(Settle::Ack(delivery_tag)),
+        Ok(()) => message.ack(),
+        Err(error) if message.is_settled() => {
+            // Acked at a hand-off: its retries are queued, and the error cost at most the
+            // mark of an attempt that got a 2xx (that retry may then POST once more).
+            warn!(message = "Error after the message was handed off; its queued retry stands.", %error, event_type = %event_type);
+        }
         Err(error) => {
             warn!(message = "Message not handled; returning it to the queue.", %error, event_type = %event_type);
             // Held until Redis answers again (bounded), so that an outage does not spin
@@ -300,7 +306,7 @@ async fn handle(
                 _ = shutdown.cancelled() => {}
                 _ = health.wait_for_redis(Duration::from_secs(30)) => {}
             }
-            settler.settle(Settle::Requeue(delivery_tag));
+            message.requeue();
         }
     }
 }

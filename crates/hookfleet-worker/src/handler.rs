@@ -4,8 +4,9 @@
 //! mark in Redis, or a retry or dead letter confirmed by the broker), so the caller may ack.
 //! Any `Err` means the message must go back to the queue.
 
+use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::join_all;
@@ -21,15 +22,17 @@ use hookfleet_store::{
     AttemptLog, CircuitPolicy, Circuits, Claim, Dedup, EndpointCache, EndpointStore, Held, Redis,
 };
 use lapin::BasicProperties;
+use tokio::time::Instant;
 use tracing::{Span, debug, info, warn};
 
 use crate::breaker::{Admission, Aftermath, Breaker};
+use crate::handoff::{Settlement, Share};
 use crate::inbound::InboundEvent;
 use crate::limits::{Deliveries, EndpointSlots};
 use crate::metrics::{DeferReason, DeliveryResult, Metrics};
 use crate::notice::Notices;
 use crate::retry::{self, Failure};
-use crate::sender::Sender;
+use crate::sender::{Sender, Sent};
 use crate::timing::Timeouts;
 use crate::{Result, WorkerConfig};
 
@@ -105,19 +108,25 @@ impl Deliverer {
             breaker: Breaker::new(circuits, metrics.clone()),
             metrics,
             deliveries: Deliveries::new(config.max_inflight),
-            slots: EndpointSlots::new(config.endpoint_concurrency, timeouts.slot_grace),
+            slots: EndpointSlots::new(
+                config.endpoint_concurrency,
+                timeouts.slot_grace,
+                timeouts.hand_off_after,
+            ),
             notices,
             timeouts,
         })
     }
 
-    /// Handles one message taken from the work queue of `queue_type`.
+    /// Handles one message taken from the work queue of `queue_type`. `Ok` means it may be
+    /// acked; `message` may have been acked before, by a hand-off.
     #[tracing::instrument(skip_all, fields(event_type = %queue_type, event_id))]
     pub async fn handle(
         &self,
         properties: &BasicProperties,
         body: Bytes,
         queue_type: &EventType,
+        message: &Settlement,
     ) -> Result<()> {
         let event = match InboundEvent::parse(properties, &body, queue_type) {
             Ok(event) => event,
@@ -159,40 +168,42 @@ impl Deliverer {
         }
         // A fan-out counts each of its deliveries against the worker's budget.
         let _deliveries = self.deliveries.take(targets.len()).await;
-        let results = join_all(
-            targets
-                .into_iter()
-                .map(|endpoint| self.deliver(&event, endpoint, properties, &body)),
-        )
+        message.expect(targets.len());
+        let results = join_all(targets.into_iter().map(|endpoint| async {
+            let share = message.share();
+            let delivery = Delivery {
+                event: &event,
+                endpoint,
+                properties,
+                body: &body,
+                message,
+                share: &share,
+            };
+            let result = self.deliver(&delivery).await;
+            if result.is_ok() {
+                share.durable();
+            }
+            result
+        }))
         .await;
         results.into_iter().collect()
     }
 
     /// One endpoint's attempt, from claim to a durable outcome.
-    #[tracing::instrument(skip_all, fields(endpoint_id = %endpoint.id, attempt = event.attempts + 1))]
-    async fn deliver(
-        &self,
-        event: &InboundEvent,
-        endpoint: &Endpoint,
-        properties: &BasicProperties,
-        body: &Bytes,
-    ) -> Result<()> {
+    #[tracing::instrument(skip_all, fields(endpoint_id = %d.endpoint.id, attempt = d.event.attempts + 1))]
+    async fn deliver(&self, d: &Delivery<'_>) -> Result<()> {
+        let (event, endpoint) = (d.event, d.endpoint);
         let event_type = event.event_type.as_str();
         // Isolation first: a busy or failing endpoint's delivery waits in a delay queue, not in
         // this worker, and uses no attempt.
-        let Some(_slot) = self.slots.take(&endpoint.id).await else {
+        let Some(_slot) = self.slots.take(&endpoint.id, d.message.asked()).await else {
             // Its slots free up within one delivery timeout at the latest: looking again
             // sooner would only send a dead endpoint's deliveries round and round.
             let busy = DeferReason::EndpointBusy;
-            let wait = self.timeouts.delivery;
-            return self
-                .defer(busy, wait, event, endpoint, properties, body)
-                .await;
+            return self.defer(busy, self.timeouts.delivery, d).await;
         };
         if let Admission::Defer(wait, reason) = self.breaker.admit(&endpoint.id).await? {
-            return self
-                .defer(reason, wait, event, endpoint, properties, body)
-                .await;
+            return self.defer(reason, wait, d).await;
         }
         let held = match self.dedup.claim(&endpoint.id, &event.id).await? {
             Claim::Acquired(held) => held,
@@ -201,16 +212,13 @@ impl Deliverer {
                 self.metrics.delivery(event_type, DeliveryResult::Duplicate);
                 return Ok(());
             }
-            Claim::Busy => {
-                return self
-                    .check_back_later(event, endpoint, properties, body)
-                    .await;
-            }
+            Claim::Busy => return self.check_back_later(d).await,
         };
 
-        let sent = {
+        let (sent, handed_off) = {
             let _inflight = self.metrics.inflight();
-            self.sender.post(endpoint, &event.id, body.clone()).await
+            let post = self.sender.post(endpoint, &event.id, d.body.clone());
+            self.attempt(post, d).await
         };
         let outcome = &sent.outcome;
         self.metrics
@@ -264,11 +272,25 @@ impl Deliverer {
             _ => None,
         };
         match tier {
+            Some(_) if handed_off => {
+                // A Retry-After longer than that retry's tier paused the endpoint just now
+                // (`record`), so the breaker holds the retry back until then.
+                self.metrics
+                    .delivery(event_type, DeliveryResult::RetryScheduled);
+                info!(message = "Delivery failed; its retry was queued when it was handed off.", error = %failure.last_error);
+            }
             Some(tier) => {
                 let delay = self.schedule.delays()[tier];
-                self.retry_in(delay, event_type, properties, body, &failure)
-                    .await?;
+                self.retry_in(delay, d, &failure).await?;
                 info!(message = "Delivery failed; retry scheduled.", error = %failure.last_error, retry_in = ?delay);
+            }
+            None if handed_off
+                && !aftermath.disable
+                && verdict == Verdict::GiveUp { disable: false } =>
+            {
+                // The retry queued at the hand-off meets the same rule and is dead-lettered
+                // then; doing it here too would leave two dead letters.
+                info!(message = "Delivery failed for good; its retry, queued when it was handed off, will dead-letter it.", error = %failure.last_error);
             }
             None => {
                 if verdict == (Verdict::GiveUp { disable: true }) {
@@ -279,12 +301,14 @@ impl Deliverer {
                 } else {
                     give_up_reason(verdict, attempts, outcome)
                 };
+                // After a hand-off the endpoint is disabled by now, so the retry queued then
+                // is dropped when it comes back: this dead letter is the only one.
                 retry::dead_letter(
                     &self.publisher,
                     &self.namespace,
                     event_type,
-                    properties,
-                    body,
+                    d.properties,
+                    d.body,
                     Some(&failure),
                     &reason,
                 )
@@ -297,52 +321,88 @@ impl Deliverer {
         Ok(())
     }
 
+    /// Waits for the attempt's answer. If its message is asked for meanwhile (finished
+    /// messages wait behind it) once the attempt has taken `hand_off_after`, the delivery is
+    /// handed off first: the retry a failure would publish is published now, so the message
+    /// can be acked while the attempt goes on. Returns the answer and whether it was.
+    async fn attempt(&self, post: impl Future<Output = Sent>, d: &Delivery<'_>) -> (Sent, bool) {
+        tokio::pin!(post);
+        let attempts = d.event.attempts + 1;
+        // The last attempt has no retry to publish ahead: it holds its message to the end.
+        let Some(tier) = self.schedule.next_tier(attempts, &AttemptOutcome::Timeout) else {
+            return (post.await, false);
+        };
+        let started = Instant::now();
+        let waited = self.timeouts.hand_off_after;
+        tokio::select! {
+            sent = &mut post => return (sent, false),
+            () = d.message.asked_after(started, waited) => {}
+        }
+        let failure = Failure {
+            endpoint: &d.endpoint.id,
+            attempts,
+            last_status: None,
+            last_error: format!(
+                "no answer after {}; handed off while the attempt went on",
+                humantime::format_duration(waited)
+            ),
+        };
+        let delay = self.schedule.delays()[tier];
+        let tier = self.namespace.delay_tier(jittered(delay));
+        let event_type = d.event.event_type.as_str();
+        let published = (retry::schedule(
+            &self.publisher,
+            &tier,
+            event_type,
+            d.properties,
+            d.body,
+            &failure,
+        ))
+        .await;
+        let handed_off = match published {
+            Ok(()) => {
+                d.share.durable();
+                self.metrics.handed_off();
+                debug!(message = "Slow receiver: retry queued ahead, message handed back.", retry_in = ?delay);
+                true
+            }
+            Err(error) => {
+                warn!(message = "Could not hand the delivery off; its message waits for the attempt.", %error);
+                false
+            }
+        };
+        (post.await, handed_off)
+    }
+
     /// Another attempt for this (endpoint, event) is in flight right now (a redelivery racing
     /// the original, or a second publish). Waiting one tier and looking again, without
     /// counting an attempt, keeps the two from both POSTing, and loses nothing if the other
     /// attempt fails.
-    async fn check_back_later(
-        &self,
-        event: &InboundEvent,
-        endpoint: &Endpoint,
-        properties: &BasicProperties,
-        body: &Bytes,
-    ) -> Result<()> {
+    async fn check_back_later(&self, d: &Delivery<'_>) -> Result<()> {
         let delay = defer_base(self.timeouts.delivery);
         let failure = Failure {
-            endpoint: &endpoint.id,
-            attempts: event.attempts,
+            endpoint: &d.endpoint.id,
+            attempts: d.event.attempts,
             last_status: None,
             last_error: "another attempt was in flight".to_owned(),
         };
-        let event_type = event.event_type.as_str();
-        self.retry_in(delay, event_type, properties, body, &failure)
-            .await?;
+        self.retry_in(delay, d, &failure).await?;
         debug!(message = "Another attempt is in flight; checking back later.", retry_in = ?delay);
         Ok(())
     }
 
     /// Sends the message for this endpoint alone to a deferral tier of at least `wait`, with
     /// no attempt used.
-    async fn defer(
-        &self,
-        reason: DeferReason,
-        wait: Duration,
-        event: &InboundEvent,
-        endpoint: &Endpoint,
-        properties: &BasicProperties,
-        body: &Bytes,
-    ) -> Result<()> {
+    async fn defer(&self, reason: DeferReason, wait: Duration, d: &Delivery<'_>) -> Result<()> {
         let delay = jittered(defer_base(wait));
         let tier = self.namespace.delay_tier(delay);
-        let event_type = event.event_type.as_str();
         retry::defer(
             &self.publisher,
             &tier,
-            event_type,
-            properties,
-            body,
-            &endpoint.id,
+            d.event.event_type.as_str(),
+            d.properties,
+            d.body,
+            &d.endpoint.id,
         )
         .await?;
         self.metrics.deferred(reason);
@@ -354,18 +414,17 @@ impl Deliverer {
     async fn retry_in(
         &self,
         delay: Duration,
-        event_type: &str,
-        properties: &BasicProperties,
-        body: &Bytes,
+        d: &Delivery<'_>,
         failure: &Failure<'_>,
     ) -> Result<()> {
         let tier = self.namespace.delay_tier(jittered(delay));
+        let event_type = d.event.event_type.as_str();
         retry::schedule(
             &self.publisher,
             &tier,
             event_type,
-            properties,
-            body,
+            d.properties,
+            d.body,
             failure,
         )
         .await?;
@@ -430,6 +489,17 @@ impl Deliverer {
             }
         }
     }
+}
+
+/// One endpoint's delivery of one message.
+struct Delivery<'a> {
+    event: &'a InboundEvent,
+    endpoint: &'a Endpoint,
+    properties: &'a BasicProperties,
+    body: &'a Bytes,
+    message: &'a Settlement,
+    /// Its part in the message's settlement.
+    share: &'a Share<'a>,
 }
 
 fn give_up_reason(verdict: Verdict, attempts: u32, outcome: &AttemptOutcome) -> String {

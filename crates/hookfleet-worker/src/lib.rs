@@ -8,6 +8,7 @@
 //! - [`notice`]: the `endpoint.disabled` operator event.
 //! - [`timing`]: every time limit, derived from the delivery timeout.
 //! - [`acks`]: settling messages with the broker, batched where order allows.
+//! - [`handoff`]: one message's settlement, brought forward when a slow receiver holds it.
 //! - [`handler`]: one message from receipt to a durable outcome per endpoint.
 //! - [`inbound`]: checking a message against docs/contract.md §1.
 //! - [`sender`]: one signed POST; [`guard`]: the SSRF rule on it.
@@ -23,6 +24,7 @@ pub mod consumer;
 pub mod dead_letters;
 pub mod guard;
 pub mod handler;
+pub mod handoff;
 pub mod health;
 pub mod inbound;
 pub mod limits;

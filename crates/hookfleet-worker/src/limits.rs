@@ -102,6 +102,8 @@ pub struct EndpointSlots {
     /// How long a delivery may wait for a slot before it is deferred instead, counted from
     /// the last time the endpoint freed one.
     grace: Duration,
+    /// The same for a delivery whose message is asked for (finished messages wait behind it).
+    hurried_grace: Duration,
     busy: Arc<Mutex<HashMap<EndpointId, Busy>>>,
 }
 
@@ -127,10 +129,11 @@ pub struct Slot {
 }
 
 impl EndpointSlots {
-    pub fn new(cap: usize, grace: Duration) -> Self {
+    pub fn new(cap: usize, grace: Duration, hurried_grace: Duration) -> Self {
         Self {
             cap,
             grace,
+            hurried_grace,
             busy: Arc::default(),
         }
     }
@@ -138,8 +141,13 @@ impl EndpointSlots {
     /// A slot at `endpoint`; `None` when the endpoint keeps all `cap` slots busy and frees
     /// none within the grace of its last freed one. A fast endpoint frees a slot within
     /// milliseconds, so its deliveries go ahead; a slow or dead one's are deferred, at once
-    /// once it has been stalled for the grace.
-    pub async fn take(&self, endpoint: &EndpointId) -> Option<Slot> {
+    /// once it has been stalled for the grace. Once `hurry` resolves, the grace is the
+    /// shorter `hurried_grace`.
+    pub async fn take(
+        &self,
+        endpoint: &EndpointId,
+        hurry: impl Future<Output = ()>,
+    ) -> Option<Slot> {
         let (semaphore, last_freed) = {
             let mut busy = lock(&self.busy);
             let cap = self.cap;
@@ -151,16 +159,13 @@ impl EndpointSlots {
         };
         let permit = match semaphore.clone().try_acquire_owned() {
             Ok(permit) => permit,
-            Err(_) => {
-                let patience = self.grace.saturating_sub(last_freed.elapsed());
-                match tokio::time::timeout(patience, semaphore.acquire_owned()).await {
-                    Ok(Ok(permit)) => permit,
-                    _ => {
-                        forget_if_idle(&mut lock(&self.busy), endpoint, self.cap);
-                        return None;
-                    }
+            Err(_) => match self.wait(endpoint, semaphore, last_freed, hurry).await {
+                Some(permit) => permit,
+                None => {
+                    forget_if_idle(&mut lock(&self.busy), endpoint, self.cap);
+                    return None;
                 }
-            }
+            },
         };
         Some(Slot {
             endpoint: endpoint.clone(),
@@ -168,6 +173,47 @@ impl EndpointSlots {
             busy: self.busy.clone(),
             cap: self.cap,
         })
+    }
+}
+
+impl EndpointSlots {
+    /// Waits for a permit until the grace after `last_freed`. Once hurried, it stops waiting
+    /// as soon as the endpoint has freed no slot for the shorter grace, read afresh each time:
+    /// a delivery far back in a fast endpoint's line waits long, though slots free up all the
+    /// while, and must not be taken for stuck behind a dead one.
+    async fn wait(
+        &self,
+        endpoint: &EndpointId,
+        semaphore: Arc<Semaphore>,
+        last_freed: Instant,
+        hurry: impl Future<Output = ()>,
+    ) -> Option<OwnedSemaphorePermit> {
+        let permit = semaphore.acquire_owned();
+        let deadline = tokio::time::sleep_until(last_freed + self.grace);
+        let stall_check = tokio::time::sleep_until(last_freed + self.hurried_grace);
+        tokio::pin!(permit, deadline, hurry, stall_check);
+        let mut hurried = false;
+        loop {
+            tokio::select! {
+                // A free slot wins over any timer that expired meanwhile.
+                biased;
+                permit = &mut permit => return permit.ok(),
+                () = &mut deadline => return None,
+                () = &mut hurry, if !hurried => hurried = true,
+                () = &mut stall_check, if hurried => {
+                    let freed = self.last_freed(endpoint).unwrap_or(last_freed);
+                    if freed.elapsed() >= self.hurried_grace {
+                        return None;
+                    }
+                    stall_check.as_mut().reset(freed + self.hurried_grace);
+                }
+            }
+        }
+    }
+
+    /// When `endpoint` last freed a slot.
+    fn last_freed(&self, endpoint: &EndpointId) -> Option<Instant> {
+        lock(&self.busy).get(endpoint).map(|busy| busy.last_freed)
     }
 }
 
@@ -203,37 +249,50 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    fn never() -> std::future::Pending<()> {
+        std::future::pending()
+    }
+
     #[tokio::test(start_paused = true)]
     async fn an_endpoint_gets_at_most_its_cap_and_waits_only_the_grace() {
-        let slots = EndpointSlots::new(2, Duration::from_millis(50));
+        let slots = EndpointSlots::new(2, Duration::from_millis(50), Duration::from_millis(20));
         let a: EndpointId = "ep_a".parse().unwrap();
         let b: EndpointId = "ep_b".parse().unwrap();
-        let first = slots.take(&a).await.unwrap();
-        let _second = slots.take(&a).await.unwrap();
+        let first = slots.take(&a, never()).await.unwrap();
+        let _second = slots.take(&a, never()).await.unwrap();
         let started = tokio::time::Instant::now();
-        assert!(slots.take(&a).await.is_none(), "a is at its cap");
+        assert!(slots.take(&a, never()).await.is_none(), "a is at its cap");
         assert_eq!(
             started.elapsed(),
             Duration::from_millis(50),
             "after the grace"
         );
-        assert!(slots.take(&b).await.is_some(), "b is not held up by a");
+        assert!(
+            slots.take(&b, never()).await.is_some(),
+            "b is not held up by a"
+        );
         drop(first);
-        assert!(slots.take(&a).await.is_some(), "a freed slot is taken");
+        assert!(
+            slots.take(&a, never()).await.is_some(),
+            "a freed slot is taken"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_stalled_endpoint_is_deferred_at_once() {
-        let slots = EndpointSlots::new(2, Duration::from_millis(50));
+        let slots = EndpointSlots::new(2, Duration::from_millis(50), Duration::from_millis(20));
         let dead: EndpointId = "ep_dead".parse().unwrap();
-        let _held = [slots.take(&dead).await, slots.take(&dead).await];
+        let _held = [
+            slots.take(&dead, never()).await,
+            slots.take(&dead, never()).await,
+        ];
         // The first over the cap waits out the grace...
         let started = tokio::time::Instant::now();
-        assert!(slots.take(&dead).await.is_none());
+        assert!(slots.take(&dead, never()).await.is_none());
         assert_eq!(started.elapsed(), Duration::from_millis(50));
         // ...after which nothing has been freed for the grace: no more waiting.
         let started = tokio::time::Instant::now();
-        assert!(slots.take(&dead).await.is_none());
+        assert!(slots.take(&dead, never()).await.is_none());
         assert_eq!(
             started.elapsed(),
             Duration::ZERO,
@@ -242,10 +301,10 @@ mod tests {
 
         // An endpoint that keeps freeing slots is waited for, as before.
         let fast: EndpointId = "ep_fast".parse().unwrap();
-        let first = slots.take(&fast).await.unwrap();
-        let _second = slots.take(&fast).await.unwrap();
+        let first = slots.take(&fast, never()).await.unwrap();
+        let _second = slots.take(&fast, never()).await.unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let waiting = slots.take(&fast);
+        let waiting = slots.take(&fast, never());
         let free = async {
             tokio::time::sleep(Duration::from_millis(10)).await;
             drop(first);
@@ -254,8 +313,8 @@ mod tests {
         let (slot, ()) = tokio::join!(waiting, free);
         assert!(slot.is_none());
         // Having just freed one, it is waited for again.
-        let third = slots.take(&fast).await.unwrap();
-        let waiting = slots.take(&fast);
+        let third = slots.take(&fast, never()).await.unwrap();
+        let waiting = slots.take(&fast, never());
         let free = async {
             tokio::time::sleep(Duration::from_millis(10)).await;
             drop(third);
@@ -264,12 +323,64 @@ mod tests {
         assert!(slot.is_some(), "a slot freed within the grace is taken");
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_hurried_delivery_waits_only_the_shorter_grace() {
+        let slots = EndpointSlots::new(1, Duration::from_millis(500), Duration::from_millis(100));
+        let dead: EndpointId = "ep_dead".parse().unwrap();
+        let _held = slots.take(&dead, never()).await.unwrap();
+        let started = tokio::time::Instant::now();
+        let hurry = tokio::time::sleep(Duration::from_millis(30));
+        assert!(slots.take(&dead, hurry).await.is_none());
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_millis(100),
+            "the shorter grace, counted from the last freed slot"
+        );
+        // Within the full grace but past the shorter one: unhurried it waits, hurried it is
+        // deferred at once.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let started = tokio::time::Instant::now();
+        assert!(slots.take(&dead, std::future::ready(())).await.is_none());
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        assert!(slots.take(&dead, never()).await.is_none());
+        assert_eq!(started.elapsed(), Duration::from_millis(250));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hurried_delivery_keeps_waiting_while_the_endpoint_frees_slots() {
+        let slots = EndpointSlots::new(1, Duration::from_millis(500), Duration::from_millis(100));
+        let fast: EndpointId = "ep_fast".parse().unwrap();
+        let held = slots.take(&fast, never()).await.unwrap();
+        let ms = Duration::from_millis;
+        // First in line: gets the slot freed at 80 ms and frees it at 160 ms.
+        let first = async {
+            let slot = slots.take(&fast, never()).await;
+            tokio::time::sleep(ms(80)).await;
+            drop(slot);
+        };
+        // Second in line, hurried at once: it has waited past the shorter grace at 100 ms,
+        // but a slot was freed 20 ms before, so it waits on and gets the one freed at 160 ms.
+        let second = async {
+            tokio::time::sleep(ms(1)).await;
+            let started = tokio::time::Instant::now();
+            let slot = slots.take(&fast, std::future::ready(())).await;
+            (slot.is_some(), started.elapsed())
+        };
+        let free = async {
+            tokio::time::sleep(ms(80)).await;
+            drop(held);
+        };
+        let ((), (got, waited), ()) = tokio::join!(first, second, free);
+        assert!(got, "deferred while the endpoint was freeing slots");
+        assert_eq!(waited, ms(159));
+    }
+
     #[tokio::test]
     async fn idle_endpoints_take_no_memory() {
-        let slots = EndpointSlots::new(2, Duration::ZERO);
+        let slots = EndpointSlots::new(2, Duration::ZERO, Duration::ZERO);
         let a: EndpointId = "ep_a".parse().unwrap();
-        let one = slots.take(&a).await.unwrap();
-        let two = slots.take(&a).await.unwrap();
+        let one = slots.take(&a, never()).await.unwrap();
+        let two = slots.take(&a, never()).await.unwrap();
         drop(one);
         assert_eq!(lock(&slots.busy).len(), 1, "still in flight");
         drop(two);

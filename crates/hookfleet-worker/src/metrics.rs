@@ -4,7 +4,8 @@
 //! or URL.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 use hookfleet_core::policy::AttemptOutcome;
@@ -83,6 +84,7 @@ pub struct Metrics {
     published: PublishedCounter,
     stalls: IntCounterVec,
     deferred: IntCounterVec,
+    handed_off: IntCounter,
     circuit_transitions: IntCounterVec,
     circuit_open: IntGauge,
 }
@@ -134,6 +136,15 @@ impl Metrics {
             "Deliveries sent to a deferral tier without an HTTP call or an attempt used.",
             &["reason"],
         );
+        let handed_off = IntCounter::new(
+            "hookfleet_deliveries_handed_off_total",
+            "Deliveries whose retry was published while their attempt went on, so that their \
+             message could be acked: finished messages waited behind them.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(handed_off.clone()))
+            .expect("unique metric");
         let circuit_transitions = counter(
             "hookfleet_circuit_transitions_total",
             "Circuit breaker transitions made by this worker.",
@@ -180,6 +191,7 @@ impl Metrics {
             published,
             stalls,
             deferred,
+            handed_off,
             circuit_transitions,
             circuit_open,
         }
@@ -187,6 +199,10 @@ impl Metrics {
 
     pub fn deferred(&self, reason: DeferReason) {
         self.deferred.with_label_values(&[reason.label()]).inc();
+    }
+
+    pub fn handed_off(&self) {
+        self.handed_off.inc();
     }
 
     pub fn circuit_transition(&self, to: CircuitTo) {

@@ -26,6 +26,11 @@ pub struct Timeouts {
     /// drains its waiters well within it, so its deliveries are not sent round the delay
     /// queues; a stalled endpoint's give up, at once once it has been stalled this long.
     pub slot_grace: Duration,
+    /// How long a delivery must have waited on its receiver (or on a stalled endpoint's
+    /// slot) before its message may be handed off when finished messages wait behind it
+    /// ([`crate::handoff`]). Longer than most receivers take, so that a hand-off, which costs
+    /// a publish, is kept for the slow and the dead.
+    pub hand_off_after: Duration,
     /// Longest a message may take from receipt to ack or requeue before it is abandoned.
     pub message_deadline: Duration,
     /// How long a stopping worker lets in-flight deliveries finish (the contract: exit within
@@ -43,6 +48,7 @@ impl Timeouts {
             publish_patience: PUBLISH_PATIENCE,
             probe_hold: delivery + Duration::from_secs(2),
             slot_grace: Duration::from_millis(500),
+            hand_off_after: (delivery / 4).min(Duration::from_millis(100)),
             // Claim, POST, commit or a confirmed publish, and a breaker update, with room.
             message_deadline: delivery * 2 + commit_patience + PUBLISH_PATIENCE,
             drain: delivery + Duration::from_millis(1500),
@@ -73,6 +79,9 @@ mod tests {
             assert!(t.probe_hold > t.delivery, "{t:?}");
             // Waiting for a slot is shorter than one attempt.
             assert!(t.slot_grace < t.delivery, "{t:?}");
+            // A hand-off comes well within the attempt, and no later than the grace.
+            assert!(t.hand_off_after <= t.delivery / 4, "{t:?}");
+            assert!(t.hand_off_after <= t.slot_grace, "{t:?}");
             // Stopping honours the contract.
             assert!(t.drain < t.delivery + Duration::from_secs(2), "{t:?}");
             assert!(t.drain > t.delivery, "{t:?}");
