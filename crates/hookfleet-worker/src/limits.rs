@@ -141,7 +141,8 @@ impl EndpointSlots {
     /// A slot at `endpoint`; `None` when the endpoint keeps all `cap` slots busy and frees
     /// none within the grace of its last freed one. A fast endpoint frees a slot within
     /// milliseconds, so its deliveries go ahead; a slow or dead one's are deferred, at once
-    /// once it has been stalled for the grace. Once `hurry` resolves, the grace is the
+    /// once it has been stalled for the grace. Once `hurry` resolves (finished messages
+    /// wait behind this one), it stops waiting when the endpoint has freed no slot for the
     /// shorter `hurried_grace`.
     pub async fn take(
         &self,
@@ -174,9 +175,7 @@ impl EndpointSlots {
             cap: self.cap,
         })
     }
-}
 
-impl EndpointSlots {
     /// Waits for a permit until the grace after `last_freed`. Once hurried, it stops waiting
     /// as soon as the endpoint has freed no slot for the shorter grace, read afresh each time:
     /// a delivery far back in a fast endpoint's line waits long, though slots free up all the
