@@ -13,6 +13,7 @@ use hookfleet_store::EndpointStore;
 use hookfleet_testkit::{AMQP_URL, REDIS_URL, WorkerEnv, teardown};
 use hookfleet_worker::WorkerConfig;
 use hookfleet_worker::acks::{Inbox, Settle, Settler};
+use hookfleet_worker::bundle;
 use hookfleet_worker::handler::Deliverer;
 use hookfleet_worker::handoff::Settlement;
 use hookfleet_worker::inbound::InboundEvent;
@@ -240,7 +241,9 @@ async fn a_slow_delivery_is_handed_off_and_its_early_retry_never_doubles_an_outc
     assert_eq!(count("hookfleet_deliveries_handed_off_total", &[]), 1.0);
     assert_eq!(receiver.seen("/slow", first.id.as_str()).ok, 1);
     let (properties, body) = next_message(&channel, &queue).await;
-    let retry = InboundEvent::parse(&properties, &body, &event_type).unwrap();
+    let retries = bundle::unpack(&body).unwrap();
+    assert_eq!(retries.len(), 1, "a bundle of one");
+    let retry = InboundEvent::parse(&retries[0].0, &retries[0].1, &event_type).unwrap();
     assert_eq!(
         (retry.id.as_str(), retry.target.as_ref(), retry.attempts),
         (first.id.as_str(), Some(&endpoint.id), 1)
@@ -274,6 +277,91 @@ async fn a_slow_delivery_is_handed_off_and_its_early_retry_never_doubles_an_outc
         .await
         .unwrap();
     assert!(left.is_none(), "a second retry came back");
+
+    broker.close().await;
+    teardown(&env, &[]).await;
+}
+
+/// Deferred deliveries gathered within the linger travel as one message; when it comes back
+/// from its tier, each is delivered as if it had come alone. A bundle that cannot be read is
+/// dead-lettered whole, not dropped.
+#[tokio::test(flavor = "multi_thread")]
+async fn deferrals_travel_in_one_bundle_and_are_each_delivered_when_it_returns() {
+    let env = WorkerEnv::fresh("h")
+        .event_types(&[BLOCKED])
+        .retry_delays(&[Duration::from_millis(200)]);
+    let config = config(&env);
+    let broker = Broker::connect(AMQP_URL).await.unwrap();
+    let channel = broker.channel().await.unwrap();
+    config.topology().declare(&channel).await.unwrap();
+    let redis = hookfleet_store::connect(REDIS_URL).unwrap();
+    let receiver = Receiver::start().await.unwrap();
+    let namespace: Namespace = env.namespace().parse().unwrap();
+    let store = EndpointStore::new(redis.clone(), &namespace);
+    let endpoint = Endpoint::new(
+        "acme".parse().unwrap(),
+        &receiver.url("/hook"),
+        EventFilter::All,
+        None,
+        String::new(),
+    )
+    .unwrap();
+    store.put(&endpoint).await.unwrap();
+    let metrics = Metrics::new();
+    let deliverer = Deliverer::new(&config, &broker, redis, metrics.clone()).unwrap();
+    let event_type: EventType = BLOCKED.parse().unwrap();
+    let queue = namespace.work_queue(&event_type);
+
+    // Three deferrals at once, as three deliveries of a busy endpoint would make them.
+    let events: Vec<OutboundEvent> = (0..3)
+        .map(|n| {
+            let data = serde_json::json!({ "n": n });
+            OutboundEvent::new(event_type.clone(), "acme".parse().unwrap(), &data, None)
+        })
+        .collect();
+    let defer = |event: &OutboundEvent| {
+        let properties = hookfleet_worker::retry::for_endpoint(&event.properties(), &endpoint.id);
+        let (bundler, body) = (&deliverer.bundler, event.body.clone());
+        async move { (bundler.send(Duration::from_secs(1), BLOCKED, &properties, &body)).await }
+    };
+    let sent = tokio::join!(defer(&events[0]), defer(&events[1]), defer(&events[2]));
+    assert!(
+        sent.0.is_ok() && sent.1.is_ok() && sent.2.is_ok(),
+        "{sent:?}"
+    );
+
+    let (properties, body) = next_message(&channel, &queue).await;
+    assert_eq!(bundle::count(&properties), Some(3), "one message for three");
+    let unpacked = bundle::unpack(&body).unwrap();
+    for ((item_properties, item_body), event) in unpacked.iter().zip(&events) {
+        assert_eq!(item_body, &event.body, "byte for byte");
+        let item = InboundEvent::parse(item_properties, item_body, &event_type).unwrap();
+        assert_eq!(
+            (item.id, item.target.as_ref()),
+            (event.id.clone(), Some(&endpoint.id))
+        );
+    }
+    let message = Settlement::detached();
+    (deliverer.handle(&properties, body, &event_type, &message))
+        .await
+        .unwrap();
+    for event in &events {
+        assert_eq!(receiver.seen("/hook", event.id.as_str()).ok, 1);
+    }
+
+    // A damaged bundle goes to the dead-letter queue as it is.
+    let damaged = Bytes::from_static(b"\x00\x00\x00\x09{not json");
+    (deliverer.handle(&properties, damaged.clone(), &event_type, &message))
+        .await
+        .unwrap();
+    let (dead_properties, dead_body) = next_message(&channel, &namespace.dead()).await;
+    assert_eq!(dead_body, damaged);
+    let headers = dead_properties.headers().clone().unwrap_or_default();
+    let reason = match headers.inner().get("x-hookfleet-reason") {
+        Some(lapin::types::AMQPValue::LongString(s)) => s.to_string(),
+        other => panic!("no reason: {other:?}"),
+    };
+    assert!(reason.starts_with("malformed bundle"), "{reason}");
 
     broker.close().await;
     teardown(&env, &[]).await;

@@ -21,6 +21,8 @@ pub enum Error {
     ConsumerCancelled(String),
     #[error("no progress for {0:?} while holding messages")]
     Stalled(std::time::Duration),
+    #[error("the bundle of deferrals was not published: {0}")]
+    Bundle(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::future::join_all;
+use futures_util::future::{Either, join_all};
 use hookfleet_amqp::{Broker, ConfirmedPublisher};
 use hookfleet_core::Namespace;
 use hookfleet_core::attempt::{Attempt, Made, Source};
-use hookfleet_core::delays::{defer_base, jittered};
+use hookfleet_core::delays::defer_base;
 use hookfleet_core::policy::{AttemptOutcome, RetrySchedule, Verdict};
 use hookfleet_core::{Endpoint, EventType};
 use hookfleet_producer::Publisher;
@@ -26,6 +26,7 @@ use tokio::time::Instant;
 use tracing::{Span, debug, info, warn};
 
 use crate::breaker::{Admission, Aftermath, Breaker};
+use crate::bundle::{self, Bundler};
 use crate::handoff::{Settlement, Share};
 use crate::inbound::InboundEvent;
 use crate::limits::{Deliveries, EndpointSlots};
@@ -48,6 +49,8 @@ pub struct Deliverer {
     pub attempts: AttemptLog,
     pub sender: Sender,
     pub publisher: Arc<ConfirmedPublisher>,
+    /// Deferrals, many to a message.
+    pub bundler: Bundler,
     pub schedule: RetrySchedule,
     pub metrics: Metrics,
     /// Deliveries in flight in this worker, capped.
@@ -88,7 +91,13 @@ impl Deliverer {
                 .with_counter(metrics.published()),
             disable_after: config.disable_after,
         };
+        // Retries and dead letters must be confirmed before the original is acked; past
+        // this the message goes back to the queue instead of waiting on.
+        let publisher = Arc::new(
+            ConfirmedPublisher::new(broker.clone()).give_up_after(timeouts.publish_patience),
+        );
         Ok(Self {
+            bundler: Bundler::new(publisher.clone(), config.namespace.clone()),
             namespace: config.namespace.clone(),
             endpoints: EndpointCache::new(store.clone(), config.endpoint_cache_ttl),
             store,
@@ -99,11 +108,7 @@ impl Deliverer {
                 &config.user_agent,
                 config.allow_private_targets,
             )?,
-            // Retries and dead letters must be confirmed before the original is acked; past
-            // this the message goes back to the queue instead of waiting on.
-            publisher: Arc::new(
-                ConfirmedPublisher::new(broker.clone()).give_up_after(timeouts.publish_patience),
-            ),
+            publisher,
             schedule: config.retry.clone(),
             breaker: Breaker::new(circuits, metrics.clone()),
             metrics,
@@ -118,15 +123,59 @@ impl Deliverer {
         })
     }
 
-    /// Handles one message taken from the work queue of `queue_type`. `Ok` means it may be
-    /// acked; `message` may have been acked before, by a hand-off.
-    #[tracing::instrument(skip_all, fields(event_type = %queue_type, event_id))]
+    /// Handles one message taken from the work queue of `queue_type`: one event, or a bundle
+    /// of deferred ones. `Ok` means it may be acked; `message` may have been acked before, by a
+    /// hand-off.
     pub async fn handle(
         &self,
         properties: &BasicProperties,
         body: Bytes,
         queue_type: &EventType,
         message: &Settlement,
+    ) -> Result<()> {
+        if bundle::count(properties).is_none() {
+            return self
+                .handle_event(properties, body, queue_type, message, true)
+                .await;
+        }
+        let events = match bundle::unpack(&body) {
+            Ok(events) => events,
+            Err(damage) => {
+                warn!(message = "Bundle of deferrals cannot be read; dead-lettering it whole.", %damage);
+                let reason = format!("malformed bundle: {damage}");
+                retry::dead_letter(
+                    &self.publisher,
+                    &self.namespace,
+                    queue_type.as_str(),
+                    properties,
+                    &body,
+                    None,
+                    &reason,
+                )
+                .await?;
+                self.metrics
+                    .delivery(queue_type.as_str(), DeliveryResult::DeadLettered);
+                return Ok(());
+            }
+        };
+        let results = join_all(events.into_iter().map(|(properties, body)| async move {
+            let body = Bytes::from(body);
+            (self.handle_event(&properties, body, queue_type, message, false)).await
+        }))
+        .await;
+        results.into_iter().collect()
+    }
+
+    /// Handles one event; `whole` when it is the whole message (not one of a bundle's), which
+    /// may then be acked as soon as each delivery's outcome is durable.
+    #[tracing::instrument(skip_all, fields(event_type = %queue_type, event_id))]
+    async fn handle_event(
+        &self,
+        properties: &BasicProperties,
+        body: Bytes,
+        queue_type: &EventType,
+        message: &Settlement,
+        whole: bool,
     ) -> Result<()> {
         let event = match InboundEvent::parse(properties, &body, queue_type) {
             Ok(event) => event,
@@ -169,6 +218,9 @@ impl Deliverer {
         // A fan-out counts each of its deliveries against the worker's budget.
         let _deliveries = self.deliveries.take(targets.len()).await;
         message.expect(targets.len());
+        if whole {
+            message.expected_all();
+        }
         let results = join_all(targets.into_iter().map(|endpoint| async {
             let share = message.share();
             let delivery = Delivery {
@@ -178,6 +230,7 @@ impl Deliverer {
                 body: &body,
                 message,
                 share: &share,
+                whole,
             };
             let result = self.deliver(&delivery).await;
             if result.is_ok() {
@@ -196,7 +249,14 @@ impl Deliverer {
         let event_type = event.event_type.as_str();
         // Isolation first: a busy or failing endpoint's delivery waits in a delay queue, not in
         // this worker, and uses no attempt.
-        let Some(_slot) = self.slots.take(&endpoint.id, d.message.asked()).await else {
+        // Only a whole message can be acked early: a bundle's events wait their turn.
+        let hurry = if d.whole {
+            Either::Left(d.message.asked())
+        } else {
+            Either::Right(std::future::pending())
+        };
+        let slot = self.slots.take(&endpoint.id, hurry);
+        let Some(_slot) = slot.await else {
             // Its slots free up within one delivery timeout at the latest: looking again
             // sooner would only send a dead endpoint's deliveries round and round.
             let busy = DeferReason::EndpointBusy;
@@ -328,8 +388,10 @@ impl Deliverer {
     async fn attempt(&self, post: impl Future<Output = Sent>, d: &Delivery<'_>) -> (Sent, bool) {
         tokio::pin!(post);
         let attempts = d.event.attempts + 1;
-        // The last attempt has no retry to publish ahead: it holds its message to the end.
-        let Some(tier) = self.schedule.next_tier(attempts, &AttemptOutcome::Timeout) else {
+        // The last attempt has no retry to publish ahead: it holds its message to the end. A
+        // bundle is acked only at its end anyway.
+        let tier = self.schedule.next_tier(attempts, &AttemptOutcome::Timeout);
+        let Some(tier) = tier.filter(|_| d.whole) else {
             return (post.await, false);
         };
         let started = Instant::now();
@@ -348,17 +410,9 @@ impl Deliverer {
             ),
         };
         let delay = self.schedule.delays()[tier];
-        let tier = self.namespace.delay_tier(jittered(delay));
+        let properties = retry::with_failure(d.properties, &failure);
         let event_type = d.event.event_type.as_str();
-        let published = (retry::schedule(
-            &self.publisher,
-            &tier,
-            event_type,
-            d.properties,
-            d.body,
-            &failure,
-        ))
-        .await;
+        let published = (self.bundler.send(delay, event_type, &properties, d.body)).await;
         let handed_off = match published {
             Ok(()) => {
                 d.share.durable();
@@ -394,19 +448,12 @@ impl Deliverer {
     /// Sends the message for this endpoint alone to a deferral tier of at least `wait`, with
     /// no attempt used.
     async fn defer(&self, reason: DeferReason, wait: Duration, d: &Delivery<'_>) -> Result<()> {
-        let delay = jittered(defer_base(wait));
-        let tier = self.namespace.delay_tier(delay);
-        retry::defer(
-            &self.publisher,
-            &tier,
-            d.event.event_type.as_str(),
-            d.properties,
-            d.body,
-            &d.endpoint.id,
-        )
-        .await?;
+        let base = defer_base(wait);
+        let properties = retry::for_endpoint(d.properties, &d.endpoint.id);
+        let event_type = d.event.event_type.as_str();
+        (self.bundler.send(base, event_type, &properties, d.body)).await?;
         self.metrics.deferred(reason);
-        debug!(message = "Delivery deferred.", ?reason, retry_in = ?delay);
+        debug!(message = "Delivery deferred.", ?reason, retry_in = ?base);
         Ok(())
     }
 
@@ -417,17 +464,9 @@ impl Deliverer {
         d: &Delivery<'_>,
         failure: &Failure<'_>,
     ) -> Result<()> {
-        let tier = self.namespace.delay_tier(jittered(delay));
+        let properties = retry::with_failure(d.properties, failure);
         let event_type = d.event.event_type.as_str();
-        retry::schedule(
-            &self.publisher,
-            &tier,
-            event_type,
-            d.properties,
-            d.body,
-            failure,
-        )
-        .await?;
+        (self.bundler.send(delay, event_type, &properties, d.body)).await?;
         self.metrics
             .delivery(event_type, DeliveryResult::RetryScheduled);
         Ok(())
@@ -500,6 +539,8 @@ struct Delivery<'a> {
     message: &'a Settlement,
     /// Its part in the message's settlement.
     share: &'a Share<'a>,
+    /// Its event is the whole message (not one of a bundle's), so a hand-off can ack it.
+    whole: bool,
 }
 
 fn give_up_reason(verdict: Verdict, attempts: u32, outcome: &AttemptOutcome) -> String {

@@ -25,7 +25,7 @@ use crate::acks::{Settle, Settler};
 pub struct Settlement {
     settler: Settler,
     tag: u64,
-    /// Deliveries whose outcome is not durable yet.
+    /// Deliveries whose outcome is not durable yet, plus one until all are counted.
     outstanding: AtomicUsize,
     settled: AtomicBool,
 }
@@ -35,7 +35,7 @@ impl Settlement {
         Self {
             settler,
             tag,
-            outstanding: AtomicUsize::new(0),
+            outstanding: AtomicUsize::new(1),
             settled: AtomicBool::new(false),
         }
     }
@@ -46,9 +46,21 @@ impl Settlement {
         Self::new(Settler::new().0, 0)
     }
 
-    /// The message has `n` deliveries.
+    /// The message has `n` more deliveries.
     pub fn expect(&self, n: usize) {
-        self.outstanding.store(n, Ordering::SeqCst);
+        self.outstanding.fetch_add(n, Ordering::SeqCst);
+    }
+
+    /// Every delivery is counted: the message may now be acked as soon as each is durable.
+    /// A bundle never says so (its events count theirs one by one), so it is acked at the end.
+    pub fn expected_all(&self) {
+        self.count_down();
+    }
+
+    fn count_down(&self) {
+        if self.outstanding.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.ack();
+        }
     }
 
     /// One delivery's share: it says once that its outcome is durable.
@@ -103,10 +115,8 @@ pub struct Share<'a> {
 impl Share<'_> {
     /// This delivery's outcome is durable; the message is acked when every one's is.
     pub fn durable(&self) {
-        if !self.done.swap(true, Ordering::SeqCst)
-            && self.settlement.outstanding.fetch_sub(1, Ordering::SeqCst) == 1
-        {
-            self.settlement.ack();
+        if !self.done.swap(true, Ordering::SeqCst) {
+            self.settlement.count_down();
         }
     }
 }
@@ -131,8 +141,12 @@ mod tests {
         let (a, b) = (message.share(), message.share());
         a.durable();
         a.durable();
-        assert!(!message.is_settled(), "one share counts once");
         b.durable();
+        assert!(
+            !message.is_settled(),
+            "one share counts once; not all counted yet"
+        );
+        message.expected_all();
         assert_eq!(ack_tag(inbox.try_next()), Some(7));
         message.ack();
         message.requeue();
@@ -144,6 +158,7 @@ mod tests {
         let (settler, mut inbox) = Settler::new();
         let message = Settlement::new(settler, 3);
         message.expect(1);
+        message.expected_all();
         message.requeue();
         message.share().durable();
         assert!(matches!(inbox.try_next(), Some(Settle::Requeue(3))));

@@ -13,12 +13,14 @@
 //! - [`inbound`]: checking a message against docs/contract.md §1.
 //! - [`sender`]: one signed POST; [`guard`]: the SSRF rule on it.
 //! - [`retry`]: publishing to a delay tier or to the dead-letter queue.
+//! - [`bundle`]: deferrals gathered into one message per tier.
 //! - [`dead_letters`]: listing and replaying `N.dead`.
 //! - [`metrics`] and [`health`]: what Prometheus and Kubernetes see.
 #![forbid(unsafe_code)]
 
 pub mod acks;
 pub mod breaker;
+pub mod bundle;
 pub mod config;
 pub mod consumer;
 pub mod dead_letters;

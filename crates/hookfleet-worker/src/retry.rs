@@ -35,21 +35,6 @@ impl<'a> Failure<'a> {
     }
 }
 
-/// Publishes a copy of the message to the delay tier exchange `tier`, for `failure.endpoint`
-/// only; it comes back to the work queue of `event_type` when the tier's TTL expires.
-pub async fn schedule(
-    publisher: &ConfirmedPublisher,
-    tier: &str,
-    event_type: &str,
-    properties: &BasicProperties,
-    body: &[u8],
-    failure: &Failure<'_>,
-) -> Result<()> {
-    let properties = with_failure(properties, failure);
-    publisher.send(tier, event_type, body, properties).await?;
-    Ok(())
-}
-
 /// Publishes the message to `N.dead` with the reason; `failure` is absent for a message that
 /// broke the contract before any endpoint was tried.
 pub async fn dead_letter(
@@ -103,7 +88,9 @@ fn kept_body(body: &[u8]) -> (&[u8], Option<usize>) {
     }
 }
 
-fn with_failure(properties: &BasicProperties, failure: &Failure<'_>) -> BasicProperties {
+/// The message's properties for a retry of `failure.endpoint` only, with the attempts made and
+/// the last outcome ([`crate::bundle`] publishes it to a delay tier).
+pub fn with_failure(properties: &BasicProperties, failure: &Failure<'_>) -> BasicProperties {
     let mut headers: FieldTable = properties.headers().clone().unwrap_or_default();
     set_str(&mut headers, header::ENDPOINT, failure.endpoint.as_str());
     set_int(&mut headers, header::ATTEMPTS, failure.attempts.into());
@@ -115,21 +102,12 @@ fn with_failure(properties: &BasicProperties, failure: &Failure<'_>) -> BasicPro
     properties.clone().with_headers(headers)
 }
 
-/// Publishes a copy of the message for `endpoint` only to the deferral tier `tier`, with its
-/// attempt count and last outcome unchanged: a deferral uses no attempt.
-pub async fn defer(
-    publisher: &ConfirmedPublisher,
-    tier: &str,
-    event_type: &str,
-    properties: &BasicProperties,
-    body: &[u8],
-    endpoint: &EndpointId,
-) -> Result<()> {
+/// The message's properties for `endpoint` only, with its attempt count and last outcome
+/// unchanged: a deferral uses no attempt ([`crate::bundle`] publishes it).
+pub fn for_endpoint(properties: &BasicProperties, endpoint: &EndpointId) -> BasicProperties {
     let mut headers: FieldTable = properties.headers().clone().unwrap_or_default();
     set_str(&mut headers, header::ENDPOINT, endpoint.as_str());
-    let properties = properties.clone().with_headers(headers);
-    publisher.send(tier, event_type, body, properties).await?;
-    Ok(())
+    properties.clone().with_headers(headers)
 }
 
 #[cfg(test)]
