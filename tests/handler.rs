@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hookfleet_amqp::Broker;
+use hookfleet_amqp::{Broker, ConfirmedPublisher};
 use hookfleet_core::policy::RetrySchedule;
 use hookfleet_core::{Endpoint, EventFilter, EventType, Namespace};
 use hookfleet_producer::OutboundEvent;
@@ -13,11 +13,11 @@ use hookfleet_store::EndpointStore;
 use hookfleet_testkit::{AMQP_URL, REDIS_URL, WorkerEnv, teardown};
 use hookfleet_worker::WorkerConfig;
 use hookfleet_worker::acks::{Inbox, Settle, Settler};
-use hookfleet_worker::bundle;
 use hookfleet_worker::handler::Deliverer;
 use hookfleet_worker::handoff::Settlement;
 use hookfleet_worker::inbound::InboundEvent;
 use hookfleet_worker::metrics::Metrics;
+use hookfleet_worker::{bundle, dead_letters};
 use lapin::BasicProperties;
 use lapin::options::BasicGetOptions;
 
@@ -342,7 +342,7 @@ async fn deferrals_travel_in_one_bundle_and_are_each_delivered_when_it_returns()
         );
     }
     let message = Settlement::detached();
-    (deliverer.handle(&properties, body, &event_type, &message))
+    (deliverer.handle(&properties, body.clone(), &event_type, &message))
         .await
         .unwrap();
     for event in &events {
@@ -362,6 +362,19 @@ async fn deferrals_travel_in_one_bundle_and_are_each_delivered_when_it_returns()
         other => panic!("no reason: {other:?}"),
     };
     assert!(reason.starts_with("malformed bundle"), "{reason}");
+
+    // A readable bundle that a worker older than bundles dead-lettered is replayed whole.
+    let publisher = ConfirmedPublisher::new(broker.clone());
+    (publisher.send(&namespace.dead(), BLOCKED, &body, properties.clone()))
+        .await
+        .unwrap();
+    let report = dead_letters::replay(&broker, &publisher, &namespace, None, 10)
+        .await
+        .unwrap();
+    assert_eq!((report.replayed, report.skipped), (1, 0));
+    let (replayed_properties, replayed) = next_message(&channel, &queue).await;
+    assert_eq!(bundle::count(&replayed_properties), Some(3));
+    assert_eq!(replayed, body);
 
     broker.close().await;
     teardown(&env, &[]).await;

@@ -14,6 +14,7 @@ use lapin::{BasicProperties, Channel};
 use serde::Serialize;
 
 use crate::Result;
+use crate::bundle;
 use crate::inbound::InboundEvent;
 
 /// One dead letter as `dead-letters list` prints it.
@@ -171,7 +172,12 @@ fn replayable(properties: &BasicProperties, routing_key: &str, body: &[u8]) -> O
         return None;
     }
     let event_type: EventType = event_type(properties, routing_key)?.parse().ok()?;
-    InboundEvent::parse(properties, body, &event_type).ok()?;
+    // A bundle that a worker older than bundles dead-lettered goes back whole: today's workers
+    // unpack it.
+    match bundle::count(properties) {
+        Some(_) => drop(bundle::unpack(body).ok()?),
+        None => drop(InboundEvent::parse(properties, body, &event_type).ok()?),
+    }
     Some(event_type)
 }
 
