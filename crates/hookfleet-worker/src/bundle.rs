@@ -172,10 +172,14 @@ fn encode(properties: &BasicProperties, body: &[u8]) -> Vec<u8> {
     item
 }
 
-/// The deliveries of a bundle, or why it cannot be read.
+/// The copies in a bundle, or why it cannot be read (no worker makes one of more than
+/// [`MAX_ITEMS`], so a larger one was not made by a worker).
 pub fn unpack(mut body: &[u8]) -> std::result::Result<Vec<(BasicProperties, Vec<u8>)>, String> {
     let mut items = Vec::new();
     while !body.is_empty() {
+        if items.len() == MAX_ITEMS {
+            return Err(format!("more than {MAX_ITEMS} copies"));
+        }
         let properties = take(&mut body)?;
         let properties = serde_json::from_slice(properties)
             .map_err(|e| format!("delivery {}: bad properties: {e}", items.len()))?;
@@ -253,6 +257,10 @@ mod tests {
         bad.extend_from_slice(b"{x}");
         bad.extend_from_slice(&0u32.to_be_bytes());
         assert!(unpack(&bad).unwrap_err().contains("bad properties"));
+        let one = encode(&properties("evt_1"), b"{}");
+        let too_many = one.repeat(MAX_ITEMS + 1);
+        assert!(unpack(&too_many).unwrap_err().contains("more than 64"));
+        assert_eq!(unpack(&one.repeat(MAX_ITEMS)).unwrap().len(), MAX_ITEMS);
     }
 
     #[test]

@@ -249,9 +249,12 @@ impl Deliverer {
         let event_type = event.event_type.as_str();
         // Isolation first: a busy or failing endpoint's delivery waits in a delay queue, not in
         // this worker, and uses no attempt.
-        // Only a whole message can be acked early: a bundle's events wait their turn.
+        // Only a whole message can be acked early: a bundle's events wait their turn. Only a
+        // delivery that has waited `hand_off_after` listens for the ask at all: a fast
+        // endpoint's line is hundreds long, and every ask would wake each of them.
         let hurry = if d.whole {
-            Either::Left(d.message.asked())
+            let waited = self.timeouts.hand_off_after;
+            Either::Left(d.message.asked_after(Instant::now(), waited))
         } else {
             Either::Right(std::future::pending())
         };
