@@ -174,11 +174,11 @@ fn replayable(properties: &BasicProperties, routing_key: &str, body: &[u8]) -> O
     let event_type: EventType = event_type(properties, routing_key)?.parse().ok()?;
     // A bundle that a worker older than bundles dead-lettered goes back whole: today's workers
     // unpack it.
-    match bundle::count(properties) {
-        Some(_) => drop(bundle::unpack(body).ok()?),
-        None => drop(InboundEvent::parse(properties, body, &event_type).ok()?),
-    }
-    Some(event_type)
+    let readable = match bundle::count(properties) {
+        Some(_) => bundle::unpack(body).is_ok(),
+        None => InboundEvent::parse(properties, body, &event_type).is_ok(),
+    };
+    readable.then_some(event_type)
 }
 
 /// The properties of a replayed copy: the contract's, the target endpoint, and nothing of the

@@ -49,7 +49,7 @@ pub struct Deliverer {
     pub attempts: AttemptLog,
     pub sender: Sender,
     pub publisher: Arc<ConfirmedPublisher>,
-    /// Deferrals, many to a message.
+    /// Copies for the delay tiers (retries and deferrals), many to a message.
     pub bundler: Bundler,
     pub schedule: RetrySchedule,
     pub metrics: Metrics,
@@ -124,7 +124,7 @@ impl Deliverer {
     }
 
     /// Handles one message taken from the work queue of `queue_type`: one event, or a bundle
-    /// of deferred ones. `Ok` means it may be acked; `message` may have been acked before, by a
+    /// of copies back from a delay tier. `Ok` means it may be acked; `message` may have been acked before, by a
     /// hand-off.
     pub async fn handle(
         &self,
@@ -141,7 +141,7 @@ impl Deliverer {
         let events = match bundle::unpack(&body) {
             Ok(events) => events,
             Err(damage) => {
-                warn!(message = "Bundle of deferrals cannot be read; dead-lettering it whole.", %damage);
+                warn!(message = "A bundle from a delay tier cannot be read; dead-lettering it whole.", %damage);
                 let reason = format!("malformed bundle: {damage}");
                 retry::dead_letter(
                     &self.publisher,
