@@ -194,7 +194,11 @@ async fn a_mark_lives_the_window_even_when_its_bucket_turned_mid_delivery() {
     marks_live_the_window_across_buckets(REDIS_URL).await;
 }
 
+// SCRIPT FLUSH empties the script cache of the Redis every test shares, so a test running
+// beside it could meet NOSCRIPT where no worker retries (one CI run failed so): it runs with
+// the fault scenarios, one at a time (`cargo test --test chaos -- --ignored`, scripts/test).
 #[tokio::test]
+#[ignore = "flushes the shared Redis's script cache: run serially with the fault scenarios"]
 async fn a_commit_records_its_mark_after_redis_forgot_the_script() {
     a_commit_survives_a_flushed_script_cache(REDIS_URL).await;
 }
