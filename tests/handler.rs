@@ -151,6 +151,76 @@ async fn one_message_is_delivered_once_then_seen_as_a_duplicate_and_a_failure_is
     teardown(&env, &[]).await;
 }
 
+/// A namespace with its topology, a receiver, one endpoint of `acme` on it, and a deliverer.
+struct Rig {
+    env: WorkerEnv,
+    broker: Broker,
+    channel: lapin::Channel,
+    receiver: Receiver,
+    namespace: Namespace,
+    endpoint: Endpoint,
+    metrics: Metrics,
+    deliverer: Deliverer,
+    event_type: EventType,
+    /// The work queue of `log.blocked`.
+    queue: String,
+}
+
+impl Rig {
+    /// Retries after 200 ms, a 2 s delivery timeout, the endpoint at `path`.
+    async fn start(path: &str) -> Self {
+        let env = WorkerEnv::fresh("h")
+            .event_types(&[BLOCKED])
+            .retry_delays(&[Duration::from_millis(200)]);
+        let config = config(&env);
+        let broker = Broker::connect(AMQP_URL).await.unwrap();
+        let channel = broker.channel().await.unwrap();
+        config.topology().declare(&channel).await.unwrap();
+        let redis = hookfleet_store::connect(REDIS_URL).unwrap();
+        let receiver = Receiver::start().await.unwrap();
+        let namespace: Namespace = env.namespace().parse().unwrap();
+        let tenant = "acme".parse().unwrap();
+        let url = receiver.url(path);
+        let endpoint = Endpoint::new(tenant, &url, EventFilter::All, None, String::new()).unwrap();
+        (EndpointStore::new(redis.clone(), &namespace))
+            .put(&endpoint)
+            .await
+            .unwrap();
+        let metrics = Metrics::new();
+        let deliverer = Deliverer::new(&config, &broker, redis, metrics.clone()).unwrap();
+        let event_type: EventType = BLOCKED.parse().unwrap();
+        let queue = namespace.work_queue(&event_type);
+        Self {
+            env,
+            broker,
+            channel,
+            receiver,
+            namespace,
+            endpoint,
+            metrics,
+            deliverer,
+            event_type,
+            queue,
+        }
+    }
+
+    /// A new event `{"n": n}` of `acme`.
+    fn event(&self, n: u32) -> OutboundEvent {
+        let data = serde_json::json!({ "n": n });
+        OutboundEvent::new(
+            self.event_type.clone(),
+            "acme".parse().unwrap(),
+            &data,
+            None,
+        )
+    }
+
+    async fn stop(self) {
+        self.broker.close().await;
+        teardown(&self.env, &[]).await;
+    }
+}
+
 /// Waits for the next settle the message sent (bounded).
 async fn next_settle(inbox: &mut Inbox) -> Settle {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -200,35 +270,19 @@ async fn handle_asked(deliverer: &Deliverer, event: &OutboundEvent, event_type: 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_slow_delivery_is_handed_off_and_its_early_retry_never_doubles_an_outcome() {
-    let env = WorkerEnv::fresh("h")
-        .event_types(&[BLOCKED])
-        .retry_delays(&[Duration::from_millis(200)]);
     // A 2 s delivery timeout: a hand-off once an attempt has taken 100 ms.
-    let config = config(&env);
-    let broker = Broker::connect(AMQP_URL).await.unwrap();
-    let channel = broker.channel().await.unwrap();
-    config.topology().declare(&channel).await.unwrap();
-    let redis = hookfleet_store::connect(REDIS_URL).unwrap();
-    let receiver = Receiver::start().await.unwrap();
-    let namespace: Namespace = env.namespace().parse().unwrap();
-    let store = EndpointStore::new(redis.clone(), &namespace);
-    let endpoint = Endpoint::new(
-        "acme".parse().unwrap(),
-        &receiver.url("/slow"),
-        EventFilter::All,
-        None,
-        String::new(),
-    )
-    .unwrap();
-    store.put(&endpoint).await.unwrap();
-    let metrics = Metrics::new();
-    let deliverer = Deliverer::new(&config, &broker, redis, metrics.clone()).unwrap();
-    let event_type: EventType = BLOCKED.parse().unwrap();
-    let queue = namespace.work_queue(&event_type);
-    let new_event = |n: u32| {
-        let data = serde_json::json!({ "n": n });
-        OutboundEvent::new(event_type.clone(), "acme".parse().unwrap(), &data, None)
-    };
+    let rig = Rig::start("/slow").await;
+    let Rig {
+        channel,
+        receiver,
+        endpoint,
+        metrics,
+        deliverer,
+        event_type,
+        queue,
+        ..
+    } = &rig;
+    let new_event = |n| rig.event(n);
     let count = |name: &str, labels: &[(&str, &str)]| metric_sum(&metrics.render(), name, labels);
     let result = |r| count("hookfleet_deliveries_total", &[("result", r)]);
     let slow = Duration::from_millis(800);
@@ -237,19 +291,19 @@ async fn a_slow_delivery_is_handed_off_and_its_early_retry_never_doubles_an_outc
     // the attempt counted, and is skipped as a duplicate.
     receiver.set_default("/slow", Reply::status(200).delayed(slow));
     let first = new_event(1);
-    handle_asked(&deliverer, &first, &event_type).await;
+    handle_asked(deliverer, &first, event_type).await;
     assert_eq!(count("hookfleet_deliveries_handed_off_total", &[]), 1.0);
     assert_eq!(receiver.seen("/slow", first.id.as_str()).ok, 1);
-    let (properties, body) = next_message(&channel, &queue).await;
+    let (properties, body) = next_message(channel, queue).await;
     let retries = bundle::unpack(&body).unwrap();
     assert_eq!(retries.len(), 1, "a bundle of one");
-    let retry = InboundEvent::parse(&retries[0].0, &retries[0].1, &event_type).unwrap();
+    let retry = InboundEvent::parse(&retries[0].0, &retries[0].1, event_type).unwrap();
     assert_eq!(
         (retry.id.as_str(), retry.target.as_ref(), retry.attempts),
         (first.id.as_str(), Some(&endpoint.id), 1)
     );
     let detached = Settlement::detached();
-    (deliverer.handle(&properties, body, &event_type, &detached))
+    (deliverer.handle(&properties, body, event_type, &detached))
         .await
         .unwrap();
     assert_eq!(receiver.count("/slow"), 1, "no second POST");
@@ -260,12 +314,12 @@ async fn a_slow_delivery_is_handed_off_and_its_early_retry_never_doubles_an_outc
     // next attempt, and is the only message to come back.
     receiver.set_default("/slow", Reply::status(503).delayed(slow));
     let second = new_event(2);
-    handle_asked(&deliverer, &second, &event_type).await;
+    handle_asked(deliverer, &second, event_type).await;
     assert_eq!(count("hookfleet_deliveries_handed_off_total", &[]), 2.0);
     assert_eq!(result("retry_scheduled"), 1.0);
     receiver.set_default("/slow", Reply::status(200));
-    let (properties, body) = next_message(&channel, &queue).await;
-    (deliverer.handle(&properties, body, &event_type, &detached))
+    let (properties, body) = next_message(channel, queue).await;
+    (deliverer.handle(&properties, body, event_type, &detached))
         .await
         .unwrap();
     let seen = receiver.seen("/slow", second.id.as_str());
@@ -277,9 +331,7 @@ async fn a_slow_delivery_is_handed_off_and_its_early_retry_never_doubles_an_outc
         .await
         .unwrap();
     assert!(left.is_none(), "a second retry came back");
-
-    broker.close().await;
-    teardown(&env, &[]).await;
+    rig.stop().await;
 }
 
 /// Deferred deliveries gathered within the linger travel as one message; when it comes back
@@ -287,38 +339,21 @@ async fn a_slow_delivery_is_handed_off_and_its_early_retry_never_doubles_an_outc
 /// dead-lettered whole, not dropped.
 #[tokio::test(flavor = "multi_thread")]
 async fn deferrals_travel_in_one_bundle_and_are_each_delivered_when_it_returns() {
-    let env = WorkerEnv::fresh("h")
-        .event_types(&[BLOCKED])
-        .retry_delays(&[Duration::from_millis(200)]);
-    let config = config(&env);
-    let broker = Broker::connect(AMQP_URL).await.unwrap();
-    let channel = broker.channel().await.unwrap();
-    config.topology().declare(&channel).await.unwrap();
-    let redis = hookfleet_store::connect(REDIS_URL).unwrap();
-    let receiver = Receiver::start().await.unwrap();
-    let namespace: Namespace = env.namespace().parse().unwrap();
-    let store = EndpointStore::new(redis.clone(), &namespace);
-    let endpoint = Endpoint::new(
-        "acme".parse().unwrap(),
-        &receiver.url("/hook"),
-        EventFilter::All,
-        None,
-        String::new(),
-    )
-    .unwrap();
-    store.put(&endpoint).await.unwrap();
-    let metrics = Metrics::new();
-    let deliverer = Deliverer::new(&config, &broker, redis, metrics.clone()).unwrap();
-    let event_type: EventType = BLOCKED.parse().unwrap();
-    let queue = namespace.work_queue(&event_type);
+    let rig = Rig::start("/hook").await;
+    let Rig {
+        broker,
+        channel,
+        receiver,
+        namespace,
+        endpoint,
+        deliverer,
+        event_type,
+        queue,
+        ..
+    } = &rig;
 
     // Three deferrals at once, as three deliveries of a busy endpoint would make them.
-    let events: Vec<OutboundEvent> = (0..3)
-        .map(|n| {
-            let data = serde_json::json!({ "n": n });
-            OutboundEvent::new(event_type.clone(), "acme".parse().unwrap(), &data, None)
-        })
-        .collect();
+    let events: Vec<OutboundEvent> = (0..3).map(|n| rig.event(n)).collect();
     let defer = |event: &OutboundEvent| {
         let properties = hookfleet_worker::retry::for_endpoint(&event.properties(), &endpoint.id);
         let (bundler, body) = (&deliverer.bundler, event.body.clone());
@@ -330,19 +365,19 @@ async fn deferrals_travel_in_one_bundle_and_are_each_delivered_when_it_returns()
         "{sent:?}"
     );
 
-    let (properties, body) = next_message(&channel, &queue).await;
+    let (properties, body) = next_message(channel, queue).await;
     assert_eq!(bundle::count(&properties), Some(3), "one message for three");
     let unpacked = bundle::unpack(&body).unwrap();
     for ((item_properties, item_body), event) in unpacked.iter().zip(&events) {
         assert_eq!(item_body, &event.body, "byte for byte");
-        let item = InboundEvent::parse(item_properties, item_body, &event_type).unwrap();
+        let item = InboundEvent::parse(item_properties, item_body, event_type).unwrap();
         assert_eq!(
             (item.id, item.target.as_ref()),
             (event.id.clone(), Some(&endpoint.id))
         );
     }
     let message = Settlement::detached();
-    (deliverer.handle(&properties, body.clone(), &event_type, &message))
+    (deliverer.handle(&properties, body.clone(), event_type, &message))
         .await
         .unwrap();
     for event in &events {
@@ -351,10 +386,10 @@ async fn deferrals_travel_in_one_bundle_and_are_each_delivered_when_it_returns()
 
     // A damaged bundle goes to the dead-letter queue as it is.
     let damaged = Bytes::from_static(b"\x00\x00\x00\x09{not json");
-    (deliverer.handle(&properties, damaged.clone(), &event_type, &message))
+    (deliverer.handle(&properties, damaged.clone(), event_type, &message))
         .await
         .unwrap();
-    let (dead_properties, dead_body) = next_message(&channel, &namespace.dead()).await;
+    let (dead_properties, dead_body) = next_message(channel, &namespace.dead()).await;
     assert_eq!(dead_body, damaged);
     let headers = dead_properties.headers().clone().unwrap_or_default();
     let reason = match headers.inner().get("x-hookfleet-reason") {
@@ -368,14 +403,12 @@ async fn deferrals_travel_in_one_bundle_and_are_each_delivered_when_it_returns()
     (publisher.send(&namespace.dead(), BLOCKED, &body, properties.clone()))
         .await
         .unwrap();
-    let report = dead_letters::replay(&broker, &publisher, &namespace, None, 10)
+    let report = dead_letters::replay(broker, &publisher, namespace, None, 10)
         .await
         .unwrap();
     assert_eq!((report.replayed, report.skipped), (1, 0));
-    let (replayed_properties, replayed) = next_message(&channel, &queue).await;
+    let (replayed_properties, replayed) = next_message(channel, queue).await;
     assert_eq!(bundle::count(&replayed_properties), Some(3));
     assert_eq!(replayed, body);
-
-    broker.close().await;
-    teardown(&env, &[]).await;
+    rig.stop().await;
 }

@@ -143,19 +143,7 @@ impl Deliverer {
             Err(damage) => {
                 warn!(message = "A bundle from a delay tier cannot be read; dead-lettering it whole.", %damage);
                 let reason = format!("malformed bundle: {damage}");
-                retry::dead_letter(
-                    &self.publisher,
-                    &self.namespace,
-                    queue_type.as_str(),
-                    properties,
-                    &body,
-                    None,
-                    &reason,
-                )
-                .await?;
-                self.metrics
-                    .delivery(queue_type.as_str(), DeliveryResult::DeadLettered);
-                return Ok(());
+                return self.park(queue_type, properties, &body, &reason).await;
             }
         };
         let results = join_all(events.into_iter().map(|(properties, body)| async move {
@@ -164,6 +152,25 @@ impl Deliverer {
         }))
         .await;
         results.into_iter().collect()
+    }
+
+    /// Dead-letters a message that no endpoint can be tried for, as it is.
+    async fn park(
+        &self,
+        queue_type: &EventType,
+        properties: &BasicProperties,
+        body: &[u8],
+        reason: &str,
+    ) -> Result<()> {
+        let event_type = queue_type.as_str();
+        let (publisher, namespace) = (&self.publisher, &self.namespace);
+        retry::dead_letter(
+            publisher, namespace, event_type, properties, body, None, reason,
+        )
+        .await?;
+        self.metrics
+            .delivery(event_type, DeliveryResult::DeadLettered);
+        Ok(())
     }
 
     /// Handles one event; `whole` when it is the whole message (not one of a bundle's), which
@@ -182,19 +189,7 @@ impl Deliverer {
             Err(malformed) => {
                 warn!(message = "Message breaks the contract; dead-lettering it.", reason = %malformed);
                 let reason = format!("malformed: {malformed}");
-                retry::dead_letter(
-                    &self.publisher,
-                    &self.namespace,
-                    queue_type.as_str(),
-                    properties,
-                    &body,
-                    None,
-                    &reason,
-                )
-                .await?;
-                self.metrics
-                    .delivery(queue_type.as_str(), DeliveryResult::DeadLettered);
-                return Ok(());
+                return self.park(queue_type, properties, &body, &reason).await;
             }
         };
         Span::current().record("event_id", event.id.as_str());
