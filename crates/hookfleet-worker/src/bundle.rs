@@ -20,6 +20,7 @@
 //! `u32` length and its body, byte for byte.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -49,11 +50,14 @@ pub struct Bundler {
     namespace: Namespace,
     /// The bundle being gathered for each (tier base, work queue's routing key).
     open: Arc<Mutex<HashMap<(Duration, String), Open>>>,
+    /// Numbers the bundles, so a linger flushes its own bundle and not a later one.
+    next_id: AtomicU64,
 }
 
 /// A bundle still taking deliveries.
 #[derive(Debug)]
 struct Open {
+    id: u64,
     body: Vec<u8>,
     items: usize,
     /// Where every delivery in it learns the outcome of its publish.
@@ -66,6 +70,7 @@ impl Bundler {
             publisher,
             namespace,
             open: Arc::default(),
+            next_id: AtomicU64::new(0),
         }
     }
 
@@ -81,19 +86,21 @@ impl Bundler {
     ) -> Result<()> {
         let item = encode(properties, body);
         let key = (base, routing_key.to_owned());
-        let (mut outcome, full) = {
+        let mut outcome = {
             let mut open = lock(&self.open);
             if open
                 .get(&key)
                 .is_some_and(|b| b.body.len() + item.len() > MAX_BYTES)
             {
-                // No room: the open bundle goes now, and this delivery starts the next one.
+                // No room: the open bundle goes now, and this copy starts the next one.
                 let bundle = open.remove(&key).expect("checked above");
-                self.spawn_flush(key.clone(), Some(bundle));
+                self.spawn_flush(key.clone(), Flush::Now(bundle));
             }
             let bundle = open.entry(key.clone()).or_insert_with(|| {
-                self.spawn_flush(key.clone(), None);
+                let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                self.spawn_flush(key.clone(), Flush::AfterLinger(id));
                 Open {
+                    id,
                     body: Vec::new(),
                     items: 0,
                     outcome: watch::channel(None).0,
@@ -102,12 +109,12 @@ impl Bundler {
             bundle.body.extend_from_slice(&item);
             bundle.items += 1;
             let outcome = bundle.outcome.subscribe();
-            let full = bundle.items >= MAX_ITEMS;
-            (outcome, full.then(|| open.remove(&key).expect("just used")))
+            if bundle.items >= MAX_ITEMS {
+                let bundle = open.remove(&key).expect("just used");
+                self.spawn_flush(key, Flush::Now(bundle));
+            }
+            outcome
         };
-        if full.is_some() {
-            self.spawn_flush(key, full);
-        }
         let settled = outcome
             .wait_for(Option::is_some)
             .await
@@ -118,21 +125,22 @@ impl Bundler {
         }
     }
 
-    /// Publishes `bundle` now, or, when `None`, the bundle open under `key` after the linger.
-    fn spawn_flush(&self, key: (Duration, String), bundle: Option<Open>) {
+    /// Publishes a bundle: one taken out already, or the one numbered `id` once it lingered.
+    fn spawn_flush(&self, key: (Duration, String), flush: Flush) {
         let publisher = self.publisher.clone();
         let namespace = self.namespace.clone();
         let open = self.open.clone();
         tokio::spawn(async move {
-            let bundle = match bundle {
-                Some(bundle) => bundle,
-                None => {
+            let bundle = match flush {
+                Flush::Now(bundle) => bundle,
+                Flush::AfterLinger(id) => {
                     tokio::time::sleep(LINGER).await;
-                    // Gone already if it filled up meanwhile (then its own flush took it).
-                    match lock(&open).remove(&key) {
-                        Some(bundle) => bundle,
-                        None => return,
+                    let mut open = lock(&open);
+                    // Gone already if it filled up meanwhile: its own flush took it.
+                    if open.get(&key).is_none_or(|b| b.id != id) {
+                        return;
                     }
+                    open.remove(&key).expect("checked above")
                 }
             };
             let (base, routing_key) = key;
@@ -149,6 +157,15 @@ impl Bundler {
             let _ = bundle.outcome.send(Some(sent.map_err(|e| e.to_string())));
         });
     }
+}
+
+/// When a bundle goes.
+#[derive(Debug)]
+enum Flush {
+    /// Taken out of the open ones: now.
+    Now(Open),
+    /// After the linger, if still open.
+    AfterLinger(u64),
 }
 
 /// How many deliveries the message holds, if it is a bundle.

@@ -88,7 +88,7 @@ impl Settlement {
     }
 
     /// Resolves once the settler asks for this message; never for a detached one.
-    pub async fn asked(&self) {
+    async fn asked(&self) {
         self.settler.asked(self.tag).await
     }
 
