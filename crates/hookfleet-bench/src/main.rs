@@ -2,7 +2,7 @@
 //! (127.0.0.1:5672) and Redis (127.0.0.1:6379).
 //!
 //! Build everything first (`cargo build --release`), then
-//! `cargo run --release -p hookfleet-bench -- [--events N] [--json] [--smoke]`. The workers
+//! `cargo run --release -p hookfleet-bench -- [--events N] [--repeat N] [--json] [--smoke]`. The workers
 //! are the real `hookfleet` release binary found next to this executable (built with
 //! `cargo build --release --bin hookfleet` when missing).
 //!
@@ -99,6 +99,12 @@ struct Args {
     /// (e.g. 1000000) in each layout on a private redis-server, print the table, and exit.
     #[arg(long)]
     marks: Option<u64>,
+    /// Run the chosen scenarios this many times over, one round after the other, and judge
+    /// each target on the median of its rounds (each round's value is listed beside it).
+    /// One pair of runs on a shared machine can be 15 % apart from the next: use 5 for a
+    /// ratio worth quoting.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    repeat: u32,
     /// Approximate size of each event body, in bytes.
     #[arg(long, default_value_t = 500)]
     payload_bytes: usize,
@@ -252,8 +258,18 @@ async fn start(args: Args) -> anyhow::Result<ExitCode> {
             .collect::<Vec<_>>()
             .join(" ")
     );
-    let outcomes = tokio::select! {
-        outcomes = scenarios::run_all(&bench) => outcomes,
+    let rounds = async {
+        let mut rounds = Vec::new();
+        for round in 1..=args.repeat {
+            if args.repeat > 1 {
+                eprintln!("round {round} of {}", args.repeat);
+            }
+            rounds.push(scenarios::run_all(&bench).await);
+        }
+        rounds
+    };
+    let rounds = tokio::select! {
+        rounds = rounds => rounds,
         _ = tokio::signal::ctrl_c() => {
             eprintln!("interrupted: cleaning up");
             let namespaces = bench.namespaces.lock().map(|l| l.clone()).unwrap_or_default();
@@ -264,8 +280,9 @@ async fn start(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(130));
         }
     };
+    let outcomes: Vec<report::Outcome> = rounds.iter().flatten().cloned().collect();
     println!("{}", report::results_table(&outcomes));
-    println!("{}", report::targets_table(&outcomes));
+    println!("{}", report::targets_table(&rounds));
     if let Some(table) = report::cluster_table(&outcomes) {
         println!("{table}");
     }
