@@ -264,7 +264,11 @@ async fn start(args: Args) -> anyhow::Result<ExitCode> {
             if args.repeat > 1 {
                 eprintln!("round {round} of {}", args.repeat);
             }
-            rounds.push(scenarios::run_all(&bench).await);
+            let mut outcomes = scenarios::run_all(&bench).await;
+            if args.repeat > 1 {
+                outcomes.iter_mut().for_each(|o| o.round = Some(round));
+            }
+            rounds.push(outcomes);
         }
         rounds
     };
