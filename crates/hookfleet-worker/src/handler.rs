@@ -410,7 +410,18 @@ impl Deliverer {
         let delay = self.schedule.delays()[tier];
         let properties = retry::with_failure(d.properties, &failure);
         let event_type = d.event.event_type.as_str();
-        let published = (self.bundler.send(delay, event_type, &properties, d.body)).await;
+        // The POST is polled while the retry is confirmed: its timeout is checked before its
+        // answer, so a confirm held up by a broker outage would otherwise turn a 2xx that had
+        // arrived into a timeout, and the queued retry would POST the event again.
+        let publish = self.bundler.send(delay, event_type, &properties, d.body);
+        tokio::pin!(publish);
+        let mut sent = None;
+        let published = loop {
+            tokio::select! {
+                published = &mut publish => break published,
+                answer = &mut post, if sent.is_none() => sent = Some(answer),
+            }
+        };
         let handed_off = match published {
             Ok(()) => {
                 d.share.durable();
@@ -423,7 +434,11 @@ impl Deliverer {
                 false
             }
         };
-        (post.await, handed_off)
+        let sent = match sent {
+            Some(sent) => sent,
+            None => post.await,
+        };
+        (sent, handed_off)
     }
 
     /// Another attempt for this (endpoint, event) is in flight right now (a redelivery racing
