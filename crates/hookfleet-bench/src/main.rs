@@ -100,7 +100,8 @@ struct Args {
     #[arg(long)]
     marks: Option<u64>,
     /// Run the chosen scenarios this many times over, one round after the other, and judge
-    /// each target on the median of its rounds (each round's value is listed beside it).
+    /// each target on the median of its rounds, the peak RSS on the highest (each round's
+    /// value is listed beside it).
     /// One pair of runs on a shared machine can be 15 % apart from the next: use 5 for a
     /// ratio worth quoting.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
@@ -261,13 +262,13 @@ async fn start(args: Args) -> anyhow::Result<ExitCode> {
     let rounds = async {
         let mut rounds = Vec::new();
         for round in 1..=args.repeat {
-            if args.repeat > 1 {
+            // Rounds are named only when there is more than one.
+            let round = (args.repeat > 1).then_some(round);
+            if let Some(round) = round {
                 eprintln!("round {round} of {}", args.repeat);
             }
             let mut outcomes = scenarios::run_all(&bench).await;
-            if args.repeat > 1 {
-                outcomes.iter_mut().for_each(|o| o.round = Some(round));
-            }
+            outcomes.iter_mut().for_each(|o| o.round = round);
             rounds.push(outcomes);
         }
         rounds
