@@ -116,7 +116,7 @@ impl Deliverer {
             slots: EndpointSlots::new(
                 config.endpoint_concurrency,
                 timeouts.slot_grace,
-                timeouts.hand_off_after,
+                timeouts.slot_stall,
             ),
             notices,
             timeouts,

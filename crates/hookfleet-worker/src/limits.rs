@@ -5,7 +5,9 @@
 //! A delivery waiting on a slow receiver costs a socket and a few KiB, so the totals can be in
 //! the thousands. The per-endpoint cap is what keeps one slow or dead endpoint from taking them
 //! all: a delivery over it waits at most a short grace for a slot (a fast endpoint frees one
-//! in milliseconds), then it is deferred through a delay queue instead of waiting here.
+//! in milliseconds), then it is deferred through a delay queue instead of waiting here; and it
+//! does not wait at all at a *stalled* endpoint, one that has freed no slot for a while when
+//! the rest of the worker has.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -102,20 +104,43 @@ pub struct EndpointSlots {
     /// How long a delivery may wait for a slot before it is deferred instead, counted from
     /// the last time the endpoint freed one.
     grace: Duration,
-    /// The same for a delivery whose message is asked for (finished messages wait behind it).
-    hurried_grace: Duration,
-    busy: Arc<Mutex<HashMap<EndpointId, Busy>>>,
+    /// How long an endpoint at its cap may free no slot, while the rest of the worker frees
+    /// some, before it counts as stalled and its deliveries over the cap go at once.
+    stall: Duration,
+    lines: Arc<Mutex<Lines>>,
+}
+
+/// Every endpoint with work in flight, and when the worker last freed a slot anywhere.
+#[derive(Debug)]
+struct Lines {
+    endpoints: HashMap<EndpointId, Busy>,
+    any_freed: Instant,
 }
 
 /// One endpoint's slots.
 #[derive(Debug)]
 struct Busy {
     semaphore: Arc<Semaphore>,
-    /// When a delivery to it last finished (or it got its first). An endpoint at its cap that
-    /// has finished nothing for the grace is stalled (slow or dead): its next deliveries are
-    /// deferred at once instead of each holding a message slot for the grace, which under a
-    /// backlog would tie up a good part of the worker's budget in waiting.
+    /// When a delivery to it last finished (or it got its first).
     last_freed: Instant,
+}
+
+impl Lines {
+    /// Whether `endpoint` (at its cap) is stalled: it has freed no slot for `stall`, and the
+    /// worker freed one elsewhere since, or finished messages wait behind this delivery
+    /// (`hurried`). Comparing with the rest of the worker keeps a worker that was itself held
+    /// up (a CPU taken by other processes, a long poll) from taking a fast endpoint for
+    /// stalled: every endpoint's slots would look just as old.
+    fn stalled(&self, endpoint: &EndpointId, stall: Duration, hurried: bool) -> bool {
+        let Some(busy) = self.endpoints.get(endpoint) else {
+            return false;
+        };
+        let since = match hurried {
+            true => Instant::now(),
+            false => self.any_freed,
+        };
+        since.saturating_duration_since(busy.last_freed) >= stall
+    }
 }
 
 /// A delivery's slot at its endpoint, freed on drop.
@@ -124,62 +149,68 @@ pub struct Slot {
     endpoint: EndpointId,
     /// `None` only while dropping.
     permit: Option<OwnedSemaphorePermit>,
-    busy: Arc<Mutex<HashMap<EndpointId, Busy>>>,
+    lines: Arc<Mutex<Lines>>,
     cap: usize,
 }
 
 impl EndpointSlots {
-    pub fn new(cap: usize, grace: Duration, hurried_grace: Duration) -> Self {
+    pub fn new(cap: usize, grace: Duration, stall: Duration) -> Self {
         Self {
             cap,
             grace,
-            hurried_grace,
-            busy: Arc::default(),
+            stall,
+            lines: Arc::new(Mutex::new(Lines {
+                endpoints: HashMap::new(),
+                any_freed: Instant::now(),
+            })),
         }
     }
 
     /// A slot at `endpoint`; `None` when the endpoint keeps all `cap` slots busy and frees
     /// none within the grace of its last freed one. A fast endpoint frees a slot within
-    /// milliseconds, so its deliveries go ahead; a slow or dead one's are deferred, at once
-    /// once it has been stalled for the grace. Once `hurry` resolves (finished messages
-    /// wait behind this one), it stops waiting when the endpoint has freed no slot for the
-    /// shorter `hurried_grace`.
+    /// milliseconds, so its deliveries go ahead; a slow or dead one's are deferred, and at
+    /// once when it is stalled: each would otherwise hold its message for the grace, and the
+    /// finished messages behind it their prefetch slots. Once `hurry` resolves (finished
+    /// messages wait behind this one), the endpoint counts as stalled after `stall` without
+    /// a freed slot whatever the rest of the worker does.
     pub async fn take(
         &self,
         endpoint: &EndpointId,
         hurry: impl Future<Output = ()>,
     ) -> Option<Slot> {
         let (semaphore, last_freed) = {
-            let mut busy = lock(&self.busy);
+            let mut lines = lock(&self.lines);
             let cap = self.cap;
-            let entry = busy.entry(endpoint.clone()).or_insert_with(|| Busy {
-                semaphore: Arc::new(Semaphore::new(cap)),
-                last_freed: Instant::now(),
-            });
+            let entry = lines
+                .endpoints
+                .entry(endpoint.clone())
+                .or_insert_with(|| Busy {
+                    semaphore: Arc::new(Semaphore::new(cap)),
+                    last_freed: Instant::now(),
+                });
             (entry.semaphore.clone(), entry.last_freed)
         };
         let permit = match semaphore.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => match self.wait(endpoint, semaphore, last_freed, hurry).await {
-                Some(permit) => permit,
-                None => {
-                    forget_if_idle(&mut lock(&self.busy), endpoint, self.cap);
-                    return None;
-                }
-            },
+            Ok(permit) => Some(permit),
+            Err(_) if lock(&self.lines).stalled(endpoint, self.stall, false) => None,
+            Err(_) => self.wait(endpoint, semaphore, last_freed, hurry).await,
+        };
+        let Some(permit) = permit else {
+            forget_if_idle(&mut lock(&self.lines), endpoint, self.cap);
+            return None;
         };
         Some(Slot {
             endpoint: endpoint.clone(),
             permit: Some(permit),
-            busy: self.busy.clone(),
+            lines: self.lines.clone(),
             cap: self.cap,
         })
     }
 
-    /// Waits for a permit until the grace after `last_freed`. Once hurried, it stops waiting
-    /// as soon as the endpoint has freed no slot for the shorter grace, read afresh each time:
-    /// a delivery far back in a fast endpoint's line waits long, though slots free up all the
-    /// while, and must not be taken for stuck behind a dead one.
+    /// Waits for a permit until the grace after `last_freed`, or until the endpoint is
+    /// stalled, read afresh each time: a delivery far back in a fast endpoint's line waits
+    /// long, though slots free up all the while, and must not be taken for stuck behind a
+    /// dead one.
     async fn wait(
         &self,
         endpoint: &EndpointId,
@@ -189,7 +220,7 @@ impl EndpointSlots {
     ) -> Option<OwnedSemaphorePermit> {
         let permit = semaphore.acquire_owned();
         let deadline = tokio::time::sleep_until(last_freed + self.grace);
-        let stall_check = tokio::time::sleep_until(last_freed + self.hurried_grace);
+        let stall_check = tokio::time::sleep_until(last_freed + self.stall);
         tokio::pin!(permit, deadline, hurry, stall_check);
         let mut hurried = false;
         loop {
@@ -198,43 +229,49 @@ impl EndpointSlots {
                 biased;
                 permit = &mut permit => return permit.ok(),
                 () = &mut deadline => return None,
-                () = &mut hurry, if !hurried => hurried = true,
-                () = &mut stall_check, if hurried => {
-                    let freed = self.last_freed(endpoint).unwrap_or(last_freed);
-                    if freed.elapsed() >= self.hurried_grace {
+                () = &mut hurry, if !hurried => {
+                    hurried = true;
+                    stall_check.as_mut().reset(Instant::now());
+                }
+                () = &mut stall_check => {
+                    // Deliveries that finished meanwhile free their slots first.
+                    tokio::task::yield_now().await;
+                    let lines = lock(&self.lines);
+                    if lines.stalled(endpoint, self.stall, hurried) {
                         return None;
                     }
-                    stall_check.as_mut().reset(freed + self.hurried_grace);
+                    let freed = lines.endpoints.get(endpoint).map_or(last_freed, |b| b.last_freed);
+                    // Not stalled though quiet for `stall`: the rest of the worker is quiet
+                    // too. Look again in a while.
+                    let next = (freed + self.stall).max(Instant::now() + self.stall / 2);
+                    stall_check.as_mut().reset(next);
                 }
             }
         }
-    }
-
-    /// When `endpoint` last freed a slot.
-    fn last_freed(&self, endpoint: &EndpointId) -> Option<Instant> {
-        lock(&self.busy).get(endpoint).map(|busy| busy.last_freed)
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut busy = lock(&self.busy);
+        let mut lines = lock(&self.lines);
         drop(self.permit.take());
-        if let Some(entry) = busy.get_mut(&self.endpoint) {
-            entry.last_freed = Instant::now();
+        let now = Instant::now();
+        lines.any_freed = now;
+        if let Some(entry) = lines.endpoints.get_mut(&self.endpoint) {
+            entry.last_freed = now;
         }
-        forget_if_idle(&mut busy, &self.endpoint, self.cap);
+        forget_if_idle(&mut lines, &self.endpoint, self.cap);
     }
 }
 
 /// Only endpoints with work in flight (or waiting) take memory: an entry goes when the map
 /// holds its last handle and every permit is back.
-fn forget_if_idle(busy: &mut HashMap<EndpointId, Busy>, endpoint: &EndpointId, cap: usize) {
-    if let Some(entry) = busy.get(endpoint)
+fn forget_if_idle(lines: &mut Lines, endpoint: &EndpointId, cap: usize) {
+    if let Some(entry) = lines.endpoints.get(endpoint)
         && Arc::strong_count(&entry.semaphore) == 1
         && entry.semaphore.available_permits() == cap
     {
-        busy.remove(endpoint);
+        lines.endpoints.remove(endpoint);
     }
 }
 
@@ -323,6 +360,64 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn an_endpoint_quiet_while_others_free_slots_is_deferred_at_the_stall() {
+        let ms = Duration::from_millis;
+        let slots = EndpointSlots::new(1, ms(500), ms(100));
+        let dead: EndpointId = "ep_dead".parse().unwrap();
+        let healthy: EndpointId = "ep_healthy".parse().unwrap();
+        let _hung = slots.take(&dead, never()).await.unwrap();
+        // The healthy endpoint frees a slot every 10 ms.
+        let traffic = async {
+            for _ in 0..30 {
+                let slot = slots.take(&healthy, never()).await;
+                tokio::time::sleep(ms(10)).await;
+                drop(slot);
+            }
+        };
+        // Waiting from 30 ms: deferred once the dead one has freed nothing for 100 ms while
+        // the healthy one did, not at the 500 ms grace.
+        let waiter = async {
+            tokio::time::sleep(ms(30)).await;
+            let started = tokio::time::Instant::now();
+            let slot = slots.take(&dead, never()).await;
+            (slot.is_none(), started.elapsed())
+        };
+        let ((deferred, waited), ()) = tokio::join!(waiter, traffic);
+        assert!(deferred);
+        assert_eq!(
+            waited,
+            ms(70),
+            "at the stall, counted from the last freed slot"
+        );
+        // Stalled now: the next one goes at once.
+        let started = tokio::time::Instant::now();
+        assert!(slots.take(&dead, never()).await.is_none());
+        assert_eq!(started.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_worker_quiet_everywhere_does_not_take_an_endpoint_for_stalled() {
+        let ms = Duration::from_millis;
+        let slots = EndpointSlots::new(1, ms(500), ms(100));
+        let fast: EndpointId = "ep_fast".parse().unwrap();
+        let other: EndpointId = "ep_other".parse().unwrap();
+        let held = slots.take(&fast, never()).await.unwrap();
+        let _other = slots.take(&other, never()).await.unwrap();
+        // Nothing freed anywhere for 300 ms (the worker itself was held up): a delivery that
+        // comes now waits for the slot, which is freed 10 ms later.
+        tokio::time::sleep(ms(300)).await;
+        let free = async {
+            tokio::time::sleep(ms(10)).await;
+            drop(held);
+        };
+        let (slot, ()) = tokio::join!(slots.take(&fast, never()), free);
+        assert!(
+            slot.is_some(),
+            "taken for stalled though nothing was freed anywhere"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_hurried_delivery_waits_only_the_shorter_grace() {
         let slots = EndpointSlots::new(1, Duration::from_millis(500), Duration::from_millis(100));
         let dead: EndpointId = "ep_dead".parse().unwrap();
@@ -381,9 +476,9 @@ mod tests {
         let one = slots.take(&a, never()).await.unwrap();
         let two = slots.take(&a, never()).await.unwrap();
         drop(one);
-        assert_eq!(lock(&slots.busy).len(), 1, "still in flight");
+        assert_eq!(lock(&slots.lines).endpoints.len(), 1, "still in flight");
         drop(two);
-        assert!(lock(&slots.busy).is_empty());
+        assert!(lock(&slots.lines).endpoints.is_empty());
     }
 
     #[tokio::test(start_paused = true)]

@@ -26,6 +26,10 @@ pub struct Timeouts {
     /// drains its waiters well within it, so its deliveries are not sent round the delay
     /// queues; a stalled endpoint's give up, at once once it has been stalled this long.
     pub slot_grace: Duration,
+    /// How long an endpoint at its cap may free no slot, while the rest of the worker frees
+    /// some, before it counts as stalled: its deliveries over the cap are then deferred at
+    /// once instead of waiting out the grace.
+    pub slot_stall: Duration,
     /// How long a delivery must have waited on its receiver (or on a stalled endpoint's
     /// slot) before its message may be handed off when finished messages wait behind it
     /// ([`crate::handoff`]). Longer than most receivers take, so that a hand-off, which costs
@@ -48,6 +52,7 @@ impl Timeouts {
             publish_patience: PUBLISH_PATIENCE,
             probe_hold: delivery + Duration::from_secs(2),
             slot_grace: Duration::from_millis(500),
+            slot_stall: (delivery / 4).min(Duration::from_millis(100)),
             hand_off_after: (delivery / 4).min(Duration::from_millis(100)),
             // Claim, POST, commit or a confirmed publish, and a breaker update, with room.
             message_deadline: delivery * 2 + commit_patience + PUBLISH_PATIENCE,
@@ -82,6 +87,7 @@ mod tests {
             // A hand-off comes well within the attempt, and no later than the grace.
             assert!(t.hand_off_after <= t.delivery / 4, "{t:?}");
             assert!(t.hand_off_after <= t.slot_grace, "{t:?}");
+            assert!(t.slot_stall < t.slot_grace, "{t:?}");
             // Stopping honours the contract.
             assert!(t.drain < t.delivery + Duration::from_secs(2), "{t:?}");
             assert!(t.drain > t.delivery, "{t:?}");
