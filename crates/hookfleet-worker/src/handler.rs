@@ -25,6 +25,7 @@ use lapin::BasicProperties;
 use tokio::time::Instant;
 use tracing::{Span, debug, info, warn};
 
+use crate::acks;
 use crate::breaker::{Admission, Aftermath, Breaker};
 use crate::bundle::{self, Bundler};
 use crate::handoff::{Settlement, Share};
@@ -380,8 +381,8 @@ impl Deliverer {
     }
 
     /// Waits for the attempt's answer. If its message is asked for meanwhile (finished
-    /// messages wait behind it) once the attempt has taken `hand_off_after`, the delivery is
-    /// handed off first: the retry a failure would publish is published now, so the message
+    /// messages wait behind it) once the attempt has taken `hand_off_after`, or its endpoint
+    /// is stalled, the delivery is handed off first: the retry a failure would publish is published now, so the message
     /// can be acked while the attempt goes on. Returns the answer and whether it was.
     async fn attempt(&self, post: impl Future<Output = Sent>, d: &Delivery<'_>) -> (Sent, bool) {
         tokio::pin!(post);
@@ -396,7 +397,7 @@ impl Deliverer {
         let waited = self.timeouts.hand_off_after;
         tokio::select! {
             sent = &mut post => return (sent, false),
-            () = d.message.asked_after(started, waited) => {}
+            () = self.hand_off_due(d, started) => {}
         }
         let failure = Failure {
             endpoint: &d.endpoint.id,
@@ -439,6 +440,24 @@ impl Deliverer {
             None => post.await,
         };
         (sent, handed_off)
+    }
+
+    /// Resolves when an attempt started at `started` is to be handed off: once its message is
+    /// asked for and the attempt has taken `hand_off_after`, or sooner at a stalled endpoint
+    /// (one that has freed no slot for a while when the rest of the worker has), where waiting
+    /// longer tells nothing new and holds up the finished messages behind it.
+    async fn hand_off_due(&self, d: &Delivery<'_>, started: Instant) {
+        let usual = d.message.asked_after(started, self.timeouts.hand_off_after);
+        let stalled = async {
+            d.message.asked_after(started, acks::ASK_AFTER).await;
+            while !self.slots.stalled(&d.endpoint.id) {
+                tokio::time::sleep(acks::ASK_AFTER).await;
+            }
+        };
+        tokio::select! {
+            () = usual => {}
+            () = stalled => {}
+        }
     }
 
     /// Another attempt for this (endpoint, event) is in flight right now (a redelivery racing

@@ -207,6 +207,12 @@ impl EndpointSlots {
         })
     }
 
+    /// Whether `endpoint` has freed no slot for the stall while the rest of the worker freed
+    /// some: its deliveries in flight are not worth waiting on longer.
+    pub fn stalled(&self, endpoint: &EndpointId) -> bool {
+        lock(&self.lines).stalled(endpoint, self.stall, false)
+    }
+
     /// Waits for a permit until the grace after `last_freed`, or until the endpoint is
     /// stalled, read afresh each time: a delivery far back in a fast endpoint's line waits
     /// long, though slots free up all the while, and must not be taken for stuck behind a
@@ -393,6 +399,23 @@ mod tests {
         let started = tokio::time::Instant::now();
         assert!(slots.take(&dead, never()).await.is_none());
         assert_eq!(started.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_endpoint_is_stalled_once_others_free_slots_long_after_it() {
+        let ms = Duration::from_millis;
+        let slots = EndpointSlots::new(4, ms(500), ms(100));
+        let dead: EndpointId = "ep_dead".parse().unwrap();
+        let healthy: EndpointId = "ep_healthy".parse().unwrap();
+        let _hung = slots.take(&dead, never()).await.unwrap();
+        assert!(!slots.stalled(&dead), "nothing freed anywhere yet");
+        tokio::time::sleep(ms(99)).await;
+        drop(slots.take(&healthy, never()).await);
+        assert!(!slots.stalled(&dead), "99 ms is within the stall");
+        tokio::time::sleep(ms(1)).await;
+        drop(slots.take(&healthy, never()).await);
+        assert!(slots.stalled(&dead));
+        assert!(!slots.stalled(&healthy), "it just freed one");
     }
 
     #[tokio::test(start_paused = true)]
