@@ -382,8 +382,9 @@ impl Deliverer {
 
     /// Waits for the attempt's answer. If its message is asked for meanwhile (finished
     /// messages wait behind it) once the attempt has taken `hand_off_after`, or its endpoint
-    /// is stalled, the delivery is handed off first: the retry a failure would publish is published now, so the message
-    /// can be acked while the attempt goes on. Returns the answer and whether it was.
+    /// is stalled, the delivery is handed off first: the retry a failure would publish is
+    /// published now, so the message can be acked while the attempt goes on. Returns the
+    /// answer and whether it was.
     async fn attempt(&self, post: impl Future<Output = Sent>, d: &Delivery<'_>) -> (Sent, bool) {
         tokio::pin!(post);
         let attempts = d.event.attempts + 1;
@@ -394,11 +395,11 @@ impl Deliverer {
             return (post.await, false);
         };
         let started = Instant::now();
-        let waited = self.timeouts.hand_off_after;
         tokio::select! {
             sent = &mut post => return (sent, false),
             () = self.hand_off_due(d, started) => {}
         }
+        let waited = Duration::from_millis(started.elapsed().as_millis() as u64);
         let failure = Failure {
             endpoint: &d.endpoint.id,
             attempts,
