@@ -448,16 +448,13 @@ impl Deliverer {
     /// (one that has freed no slot for a while when the rest of the worker has), where waiting
     /// longer tells nothing new and holds up the finished messages behind it.
     async fn hand_off_due(&self, d: &Delivery<'_>, started: Instant) {
-        let usual = d.message.asked_after(started, self.timeouts.hand_off_after);
-        let stalled = async {
-            d.message.asked_after(started, acks::ASK_AFTER).await;
-            while !self.slots.stalled(&d.endpoint.id) {
-                tokio::time::sleep(acks::ASK_AFTER).await;
-            }
-        };
-        tokio::select! {
-            () = usual => {}
-            () = stalled => {}
+        let due = started + self.timeouts.hand_off_after;
+        d.message
+            .asked_after(started, acks::ASK_AFTER.min(self.timeouts.hand_off_after))
+            .await;
+        // Asked: the endpoint is looked at again every `ASK_AFTER` until the usual age.
+        while Instant::now() < due && !self.slots.stalled(&d.endpoint.id) {
+            tokio::time::sleep_until(due.min(Instant::now() + acks::ASK_AFTER)).await;
         }
     }
 

@@ -4,8 +4,8 @@
 //! when the last one ends; but a delivery waiting on a slow or dead receiver would then hold
 //! back every finished message behind it, which the broker must be told of one ack at a time
 //! (see [`crate::acks`]). So when the settler asks for a message, each of its deliveries that
-//! has waited on its receiver for [`Timeouts::hand_off_after`](crate::timing::Timeouts) makes
-//! its outcome durable ahead of time: it publishes the retry that a failure would publish (the
+//! has waited on its receiver for [`Timeouts::hand_off_after`](crate::timing::Timeouts), or
+//! whose endpoint is stalled (see [`crate::limits`]), makes its outcome durable ahead of time: it publishes the retry that a failure would publish (the
 //! attempt counted, the tier a timeout would take) and lets the attempt go on. A 2xx then
 //! marks the event delivered, so the retry is skipped as a duplicate when it comes back; a
 //! failure publishes nothing more. A delivery still waiting for a slot at a stalled endpoint is

@@ -192,7 +192,7 @@ impl EndpointSlots {
         };
         let permit = match semaphore.clone().try_acquire_owned() {
             Ok(permit) => Some(permit),
-            Err(_) if lock(&self.lines).stalled(endpoint, self.stall, false) => None,
+            Err(_) if self.stalled(endpoint) => None,
             Err(_) => self.wait(endpoint, semaphore, last_freed, hurry).await,
         };
         let Some(permit) = permit else {
@@ -247,8 +247,8 @@ impl EndpointSlots {
                         return None;
                     }
                     let freed = lines.endpoints.get(endpoint).map_or(last_freed, |b| b.last_freed);
-                    // Not stalled though quiet for `stall`: the rest of the worker is quiet
-                    // too. Look again in a while.
+                    // Not stalled: it freed a slot within `stall`, or the rest of the worker
+                    // is as quiet as it is. Look again when it could be.
                     let next = (freed + self.stall).max(Instant::now() + self.stall / 2);
                     stall_check.as_mut().reset(next);
                 }
