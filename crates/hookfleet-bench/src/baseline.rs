@@ -53,18 +53,7 @@ async fn broker_phases(
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
     let queue = queue_name(namespace);
-    let mut args = FieldTable::default();
-    args.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString(LongString::from("quorum")),
-    );
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    publisher
-        .queue_declare(queue.as_str().into(), durable, args)
-        .await?;
+    declare(&publisher, &queue).await?;
     // One message built like the pipeline's, sent many times: same size, same properties.
     let sample = events.build(0);
     let (body, properties) = (sample.body.clone(), sample.properties());
@@ -107,6 +96,64 @@ async fn broker_phases(
     Ok(())
 }
 
+/// Declares `queue`, a durable quorum queue like the work queues.
+async fn declare(channel: &Channel, queue: &str) -> anyhow::Result<()> {
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString(LongString::from("quorum")),
+    );
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    channel.queue_declare(queue.into(), durable, args).await?;
+    Ok(())
+}
+
+/// Declares `queue` and publishes `count` events built like the pipeline's into it, confirmed.
+pub async fn fill(queue: &str, events: &Events, count: u64) -> anyhow::Result<()> {
+    let connection = Connection::connect(AMQP_URL, ConnectionProperties::default())
+        .await
+        .context("cannot reach RabbitMQ")?;
+    let channel = connection.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    declare(&channel, queue).await?;
+    let mut seq = 0;
+    let batch = IN_FLIGHT as u64 * 4;
+    while seq < count {
+        let n = batch.min(count - seq);
+        let bodies: Vec<_> = (seq..seq + n).map(|s| events.build(s as usize)).collect();
+        let confirms = bodies.iter().map(|event| {
+            let properties = event.properties();
+            let channel = &channel;
+            async move {
+                channel
+                    .basic_publish("".into(), queue.into(), PUBLISH, &event.body, properties)
+                    .await?
+                    .await
+            }
+        });
+        for confirm in futures_util::future::join_all(confirms).await {
+            match confirm? {
+                Confirmation::Ack(None) => {}
+                other => bail!("publish not confirmed: {other:?}"),
+            }
+        }
+        seq += n;
+    }
+    let _ = connection.close(200, "filled".into()).await;
+    Ok(())
+}
+
+/// Mandatory: a missing queue is an error, not a silent drop.
+const PUBLISH: BasicPublishOptions = BasicPublishOptions {
+    mandatory: true,
+    immediate: false,
+};
+
 async fn publish_all(
     channel: &Channel,
     queue: &str,
@@ -114,10 +161,7 @@ async fn publish_all(
     properties: &BasicProperties,
     n: u64,
 ) -> anyhow::Result<()> {
-    let options = BasicPublishOptions {
-        mandatory: true,
-        ..Default::default()
-    };
+    let options = PUBLISH;
     let mut confirms = futures_util::stream::iter(0..n)
         .map(|_| async move {
             channel

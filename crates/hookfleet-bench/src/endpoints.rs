@@ -10,7 +10,7 @@ use hookfleet_store::keys::Keys;
 use hookfleet_store::{Redis, redis};
 use hookfleet_testkit::{Fleet, Receiver};
 
-use crate::EVENT_TYPE;
+use crate::CATALOG;
 
 /// The tenant every bench event belongs to.
 pub const TENANT: &str = "bench-tenant";
@@ -45,7 +45,7 @@ pub async fn register_bench(
     for (t, tenant) in tenants.iter().enumerate() {
         for k in 0..fanout {
             let url = receiver.url(&format!("/ep/{}", t * fanout + k));
-            let endpoint = fleet.add_endpoint(tenant, &url, &[EVENT_TYPE]).await?;
+            let endpoint = fleet.add_endpoint(tenant, &url, &CATALOG).await?;
             secrets.push(endpoint.secret);
         }
     }
@@ -56,7 +56,7 @@ pub async fn register_bench(
 pub async fn register_faulty(fleet: &Fleet, receiver: &Receiver) -> anyhow::Result<()> {
     for (tenant, path) in [(DEAD_TENANT, DEAD_PATH), (FAILING_TENANT, FAILING_PATH)] {
         let url = receiver.url(path);
-        fleet.add_endpoint(tenant, &url, &[EVENT_TYPE]).await?;
+        fleet.add_endpoint(tenant, &url, &CATALOG).await?;
     }
     Ok(())
 }
@@ -65,7 +65,7 @@ pub async fn register_faulty(fleet: &Fleet, receiver: &Receiver) -> anyhow::Resu
 /// event type and pointing at a port nothing listens on (they must never be called).
 pub async fn seed_other_tenants(pool: &Redis, namespace: &str, count: u64) -> anyhow::Result<()> {
     let keys = Keys::new(&namespace.parse()?);
-    let filter = EventFilter::parse_list(EVENT_TYPE)?;
+    let filter = EventFilter::parse_list(&CATALOG.join(","))?;
     let started = Instant::now();
     let mut conn = pool.clone();
     let mut done = 0;

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use hookfleet_store::redis;
 use hookfleet_testkit::{REDIS_URL, WorkerEnv, binary};
 
-use crate::{EVENT_TYPE, Settings};
+use crate::Settings;
 
 /// The `hookfleet` release binary: next to this executable, built if missing.
 pub fn worker_binary() -> anyhow::Result<PathBuf> {
@@ -31,12 +31,10 @@ pub fn worker_binary() -> anyhow::Result<PathBuf> {
 }
 
 /// The settings of every worker of a fresh namespace `bench_<12 hex>`: the binary's defaults
-/// but for one event type, quieter logs and, when given, `HOOKFLEET_MAX_INFLIGHT` and
-/// `HOOKFLEET_ATTEMPT_LOG_LEN`.
+/// (the default catalog, `RUST_LOG=info`: what a user runs) but, when given,
+/// `HOOKFLEET_MAX_INFLIGHT` and `HOOKFLEET_ATTEMPT_LOG_LEN`.
 pub fn env(settings: &Settings) -> WorkerEnv {
-    let mut env = WorkerEnv::fresh("bench")
-        .event_types(&[EVENT_TYPE])
-        .set("RUST_LOG", "warn");
+    let mut env = WorkerEnv::fresh("bench").set("RUST_LOG", "info");
     if let Some(n) = settings.max_inflight {
         env = env.concurrency(n);
     }

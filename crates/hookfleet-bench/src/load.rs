@@ -8,7 +8,7 @@ use hookfleet_core::{EventType, TenantId};
 use hookfleet_producer::OutboundEvent;
 use serde_json::json;
 
-use crate::EVENT_TYPE;
+use crate::{CATALOG, EVENT_TYPE};
 
 /// Publishes in flight at once on the producer's confirm channel.
 pub const IN_FLIGHT: usize = 256;
@@ -16,7 +16,12 @@ pub const IN_FLIGHT: usize = 256;
 /// How to build the bench's events.
 #[derive(Debug, Clone)]
 pub struct Events {
+    /// The busy type.
     event_type: EventType,
+    /// The rest of the catalog, taking turns at the events the busy type leaves.
+    others: Arc<[EventType]>,
+    /// Percent of events of the busy type.
+    busy_pct: usize,
     tenants: Arc<[TenantId]>,
     pad: Arc<str>,
 }
@@ -34,12 +39,24 @@ impl Events {
             .collect::<Result<Arc<[TenantId]>, _>>()?;
         let mut events = Self {
             event_type: EVENT_TYPE.parse()?,
+            others: (CATALOG.iter())
+                .filter(|t| **t != EVENT_TYPE)
+                .map(|t| t.parse())
+                .collect::<Result<_, _>>()?,
+            busy_pct: 100,
             tenants,
             pad: "".into(),
         };
         let bare = events.build(0).body.len();
         events.pad = "x".repeat(size.saturating_sub(bare)).into();
         Ok(events)
+    }
+
+    /// The same events with only `pct` percent of the busy type (real traffic is skewed: one
+    /// type dominates), the rest spread over the catalog's other types.
+    pub fn busy_share(mut self, pct: usize) -> Self {
+        self.busy_pct = pct.min(100);
+        self
     }
 
     /// Event number `seq` of the first tenant, stamped with the time now.
@@ -51,7 +68,11 @@ impl Events {
     pub fn build_for(&self, seq: usize, tenant: usize) -> OutboundEvent {
         let data = json!({"sent_us": crate::unix_micros(), "seq": seq, "pad": &*self.pad});
         let tenant = self.tenants[tenant % self.tenants.len()].clone();
-        OutboundEvent::new(self.event_type.clone(), tenant, &data, None)
+        let event_type = match seq % 100 {
+            r if r < self.busy_pct || self.others.is_empty() => &self.event_type,
+            _ => &self.others[seq / 100 % self.others.len()],
+        };
+        OutboundEvent::new(event_type.clone(), tenant, &data, None)
     }
 }
 

@@ -27,6 +27,7 @@
 //! - [`report`]: the tables and JSON.
 #![forbid(unsafe_code)]
 
+mod bare;
 mod baseline;
 mod endpoints;
 mod fleet;
@@ -49,8 +50,16 @@ use report::name;
 
 /// Only the local broker and Redis are ever targeted.
 pub use hookfleet_testkit::{AMQP_URL, REDIS_URL};
-/// The one event type of every scenario.
+/// The busy event type of every scenario.
 pub const EVENT_TYPE: &str = "log.blocked";
+/// The seed catalog the workers run with (their default), to which every endpoint subscribes.
+pub const CATALOG: [&str; 5] = [
+    "log.blocked",
+    "log.pending_approval",
+    "log.failed",
+    "approval.approved",
+    "approval.rejected",
+];
 
 /// Benchmark the hookfleet pipeline end to end. Run `cargo build --release` first.
 #[derive(Debug, Parser)]
@@ -106,6 +115,13 @@ struct Args {
     /// ratio worth quoting.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
     repeat: u32,
+    /// Internal: run as the bare loop's child process (QUEUE,URL,COUNT,KEY_PREFIX).
+    #[arg(long, hide = true)]
+    bare_loop: Option<bare::Job>,
+    /// The `hookfleet` binary the workers run [default: the one next to this executable].
+    /// Point it at an older build to compare two workers in the same run.
+    #[arg(long, env = "HOOKFLEET_BENCH_WORKER")]
+    worker: Option<PathBuf>,
     /// Approximate size of each event body, in bytes.
     #[arg(long, default_value_t = 500)]
     payload_bytes: usize,
@@ -183,6 +199,10 @@ async fn main() -> ExitCode {
 }
 
 async fn start(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(job) = args.bare_loop {
+        bare::child(job).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(n) = args.marks {
         println!("{}", marks::run(n.max(1_000)).await?);
         return Ok(ExitCode::SUCCESS);
@@ -223,6 +243,8 @@ async fn start(args: Args) -> anyhow::Result<ExitCode> {
         name::DEAD_LONG,
         name::BACKLOG_CLEAN,
         name::BACKLOG_DEAD,
+        name::BARE,
+        name::SKEWED,
     ];
     if let Some(unknown) = settings.only.iter().find(|n| !known.contains(&n.as_str())) {
         anyhow::bail!("unknown scenario {unknown:?}: use {}", known.join(", "));
@@ -238,7 +260,10 @@ async fn start(args: Args) -> anyhow::Result<ExitCode> {
     };
     let bench = Bench {
         clusters,
-        worker_binary: fleet::worker_binary()?,
+        worker_binary: match args.worker {
+            Some(path) => path,
+            None => fleet::worker_binary()?,
+        },
         receiver: Receiver::start().await?,
         log_dir,
         settings,

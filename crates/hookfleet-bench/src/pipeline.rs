@@ -44,6 +44,8 @@ pub struct Spec {
     /// Run on `scripts/cluster`'s RabbitMQ cluster and Redis Cluster instead of the local
     /// services.
     pub cluster: bool,
+    /// Percent of events of the busy type; the rest go to the catalog's other types.
+    pub busy_pct: usize,
 }
 
 impl Spec {
@@ -64,6 +66,7 @@ impl Spec {
             reply_after: Duration::ZERO,
             prefill: false,
             cluster: false,
+            busy_pct: 100,
         }
     }
 }
@@ -139,7 +142,8 @@ async fn drive(
             endpoints::FAILING_TENANT.to_owned(),
         ])
         .collect();
-    let events = Events::of_tenants(&names, bench.settings.payload_bytes)?;
+    let events =
+        Events::of_tenants(&names, bench.settings.payload_bytes)?.busy_share(spec.busy_pct);
     let progress = Arc::new(Progress::default());
     let pace = Pace {
         count: spec.events as usize,

@@ -21,6 +21,8 @@ pub mod name {
     pub const DEAD_LONG: &str = "dead-10pct-503-10pct-long";
     pub const BACKLOG_CLEAN: &str = "backlog-clean";
     pub const BACKLOG_DEAD: &str = "backlog-dead-10pct";
+    pub const BARE: &str = "bare-loop";
+    pub const SKEWED: &str = "skewed-90pct-1w";
 }
 
 /// End-to-end lag (receiver's clock minus publish time), in milliseconds.
@@ -380,6 +382,41 @@ fn checks(outcomes: &[Outcome]) -> Vec<Check> {
         pass: |v| v <= 100.0,
         over_rounds: Over::Median,
     };
+    let cpu = |n: &str| find(n).and_then(|o| o.worker_cpu_ms_per_1k);
+    let lean = [
+        Check {
+            what: format!(
+                "{} ÷ {} (drain, deliveries/s)",
+                name::BACKLOG_CLEAN,
+                name::BARE
+            ),
+            target: "≥ 0.75 (aim 0.9)",
+            measured: ratio(rate(name::BACKLOG_CLEAN), rate(name::BARE)),
+            unit: "",
+            pass: |v| v >= 0.75,
+            over_rounds: Over::Median,
+        },
+        Check {
+            what: format!(
+                "{} ÷ {} (CPU per delivery)",
+                name::BACKLOG_CLEAN,
+                name::BARE
+            ),
+            target: "≤ 1.3 (aim 1.0)",
+            measured: ratio(cpu(name::BACKLOG_CLEAN), cpu(name::BARE)),
+            unit: "",
+            pass: |v| v <= 1.3,
+            over_rounds: Over::Median,
+        },
+        Check {
+            what: format!("{} ÷ {}", name::SKEWED, name::FANOUT1),
+            target: "(reported)",
+            measured: ratio(rate(name::SKEWED), one),
+            unit: "",
+            pass: |_| true,
+            over_rounds: Over::Median,
+        },
+    ];
     let isolation = [
         p99_at_most_100ms(name::SLOW, "arrival (all delivered)"),
         p99_at_most_100ms(name::DEAD_SHORT, "healthy"),
@@ -397,7 +434,7 @@ fn checks(outcomes: &[Outcome]) -> Vec<Check> {
             over_rounds: Over::Median,
         },
     ];
-    checks.into_iter().chain(isolation).collect()
+    checks.into_iter().chain(lean).chain(isolation).collect()
 }
 
 pub fn json_lines(outcomes: &[Outcome]) -> String {

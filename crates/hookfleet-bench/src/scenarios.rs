@@ -8,7 +8,10 @@ use std::time::Duration;
 use crate::load::Mix;
 use crate::pipeline::{self, Spec};
 use crate::report::{Outcome, name};
-use crate::{Bench, baseline, endpoints, fleet, load};
+use crate::{Bench, bare, baseline, endpoints, fleet, load};
+
+/// The most events a backlog scenario (and the bare loop) queues.
+pub const BACKLOG: u64 = 30_000;
 
 /// Runs every scenario `--only` allows; each reports what it got, even when it fails.
 pub async fn run_all(bench: &Bench) -> Vec<Outcome> {
@@ -40,8 +43,13 @@ pub async fn run_all(bench: &Bench) -> Vec<Outcome> {
         other_endpoints: s.other_endpoints,
         ..Spec::simple(name::MANY_TENANTS, n, 1, 1)
     };
+    let skewed = Spec {
+        busy_pct: 90,
+        ..Spec::simple(name::SKEWED, n, 1, 1)
+    };
     for spec in [
         Spec::simple(name::FANOUT1, n, 1, 1),
+        skewed,
         Spec::simple(name::FANOUT1_2W, n, 1, 2),
         Spec::simple(name::FANOUT10, (n / 10).max(1), 10, 1),
         many_tenants,
@@ -83,6 +91,10 @@ pub async fn run_all(bench: &Bench) -> Vec<Outcome> {
         if s.wants(spec.name) {
             outcomes.push(finished(pipeline::run(bench, &spec).await));
         }
+        // The bare loop drains the clean backlog's count right after it, to compare.
+        if spec.name == name::BACKLOG_CLEAN && s.wants(name::BARE) {
+            outcomes.push(finished(bare::drain(bench, spec.events, &events).await));
+        }
     }
     outcomes
 }
@@ -110,7 +122,7 @@ fn isolation(s: &crate::Settings) -> [Spec; 5] {
         reply_after: Duration::from_millis(200),
         ..paced(name::SLOW, 1_500.0, secs)
     };
-    let backlog = s.events.min(20_000);
+    let backlog = s.events.min(BACKLOG);
     [
         slow,
         Spec {
