@@ -32,6 +32,7 @@
 //! m² / 2⁶⁵ for m marks of one endpoint in one set, 10⁻¹⁴ at its 512.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -126,6 +127,10 @@ pub struct Dedup {
     window: Duration,
     layout: Script,
     split: Script,
+    /// This process's claim-token prefix (random once); a counter makes each token unique, so
+    /// a claim costs no random numbers of its own.
+    owner: Arc<str>,
+    claims: Arc<AtomicU64>,
     /// The layouts each endpoint's last claim saw: the next claim looks in those sets in the
     /// same round trip as it reads the layouts, and needs a second one only if they changed.
     seen: Arc<Mutex<HashMap<EndpointId, Layouts>>>,
@@ -146,6 +151,8 @@ impl Dedup {
             layout: Script::new(LAYOUT),
             split: Script::new(SPLIT_BUCKET),
             seen: Arc::default(),
+            owner: format!("lock:{}:", uuid::Uuid::now_v7().simple()).into(),
+            claims: Arc::default(),
         }
     }
 
@@ -154,7 +161,11 @@ impl Dedup {
     /// missed. The claim goes first: once it is ours, no other attempt can add this event's
     /// mark, so the layouts read after it name every set the mark can be in.
     pub async fn claim(&self, endpoint: &EndpointId, event: &EventId) -> Result<Claim> {
-        let token = format!("lock:{}", uuid::Uuid::now_v7().simple());
+        let token = format!(
+            "{}{}",
+            self.owner,
+            self.claims.fetch_add(1, Ordering::Relaxed)
+        );
         let buckets = Buckets::new(self.window, now_ms());
         let mark = Mark::of(event);
         let meta = self.keys.marks_meta(endpoint, buckets.size_ms);

@@ -40,7 +40,7 @@ pub struct Consumer {
     pub health: Arc<Health>,
     /// Messages and body bytes held at once.
     pub budget: Budget,
-    /// `HOOKFLEET_MAX_INFLIGHT`, from which each consumer's prefetch is derived.
+    /// `HOOKFLEET_MAX_INFLIGHT`: also each consumer's prefetch.
     pub max_inflight: usize,
     /// Longest a message may take from receipt to ack/requeue before it is abandoned.
     pub message_deadline: Duration,
@@ -165,7 +165,7 @@ impl Consumer {
 
     async fn consume(&self, channel: &lapin::Channel, shutdown: &CancellationToken) -> Result<()> {
         self.topology.declare(channel).await?;
-        let prefetch = prefetch(self.max_inflight, self.topology.event_types.len());
+        let prefetch = prefetch(self.max_inflight);
         channel
             .basic_qos(prefetch, BasicQosOptions::default())
             .await?;
@@ -283,6 +283,8 @@ async fn handle(
         properties, data, ..
     } = delivery;
     let work = deliverer.handle(&properties, Bytes::from(data), &event_type, &message);
+    // Logged on the cold paths below only: no span per message on the hot path.
+    let event_id = properties.message_id().clone();
     let result = match tokio::time::timeout(deadline, work).await {
         Ok(result) => result,
         Err(_) => Err(Error::Stalled(deadline)),
@@ -292,10 +294,10 @@ async fn handle(
         Err(error) if message.is_settled() => {
             // Acked at a hand-off: its retries are queued, and the error cost at most the
             // mark of an attempt that got a 2xx (that retry may then POST once more).
-            warn!(message = "Error after the message was handed off; its queued retry stands.", %error, event_type = %event_type);
+            warn!(message = "Error after the message was handed off; its queued retry stands.", %error, %event_type, ?event_id);
         }
         Err(error) => {
-            warn!(message = "Message not handled; returning it to the queue.", %error, event_type = %event_type);
+            warn!(message = "Message not handled; returning it to the queue.", %error, %event_type, ?event_id);
             // Held until Redis answers again (bounded), so that an outage does not spin
             // messages through the queue towards its delivery limit.
             tokio::select! {
@@ -311,15 +313,14 @@ async fn handle(
     }
 }
 
-/// Each consumer's prefetch: the in-flight budget shared out among the queues, so the broker
-/// never hands a worker much more than it may hold (unhandled messages wait in memory), but at
-/// least 64 per queue so a quiet queue's share does not starve a busy one's throughput.
-fn prefetch(max_inflight: usize, queues: usize) -> u16 {
-    let share = max_inflight
-        .div_ceil(queues.max(1))
-        .max(64)
-        .min(max_inflight);
-    u16::try_from(share).unwrap_or(u16::MAX)
+/// Each consumer's prefetch: the whole in-flight budget, so that whichever event type has work
+/// can use all of it (real traffic is skewed: one type usually dominates). The worker's own
+/// [`Budget`] bounds what it handles at once; RabbitMQ has no channel-wide prefetch for quorum
+/// queues, so a message beyond the budget waits in memory, unhandled, until a slot frees. How
+/// much can wait: the prefetch of every other queue with a backlog, written down in the README
+/// ("In-flight budget").
+fn prefetch(max_inflight: usize) -> u16 {
+    u16::try_from(max_inflight.max(1)).unwrap_or(u16::MAX)
 }
 
 #[cfg(test)]
@@ -352,20 +353,9 @@ mod tests {
     }
 
     #[test]
-    fn prefetch_shares_the_budget_among_the_queues() {
-        let table = [
-            (4096, 6, 683),
-            (4096, 1, 4096),
-            (100, 6, 64),
-            (8, 6, 8),
-            (200_000, 1, u16::MAX),
-        ];
-        for (max_inflight, queues, prefetch_) in table {
-            assert_eq!(
-                prefetch(max_inflight, queues),
-                prefetch_,
-                "{max_inflight} / {queues}"
-            );
+    fn every_queue_may_use_the_whole_budget() {
+        for (max_inflight, prefetch_) in [(1024, 1024), (1, 1), (0, 1), (200_000, u16::MAX)] {
+            assert_eq!(prefetch(max_inflight), prefetch_, "{max_inflight}");
         }
     }
 }

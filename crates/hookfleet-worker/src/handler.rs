@@ -176,7 +176,7 @@ impl Deliverer {
 
     /// Handles one event; `whole` when it is the whole message (not one of a bundle's), which
     /// may then be acked as soon as each delivery's outcome is durable.
-    #[tracing::instrument(skip_all, fields(event_type = %queue_type, event_id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(event_type = %queue_type, event_id))]
     async fn handle_event(
         &self,
         properties: &BasicProperties,
@@ -188,7 +188,7 @@ impl Deliverer {
         let event = match InboundEvent::parse(properties, &body, queue_type) {
             Ok(event) => event,
             Err(malformed) => {
-                warn!(message = "Message breaks the contract; dead-lettering it.", reason = %malformed);
+                warn!(message = "Message breaks the contract; dead-lettering it.", reason = %malformed, event_type = %queue_type, message_id = ?properties.message_id());
                 let reason = format!("malformed: {malformed}");
                 return self.park(queue_type, properties, &body, &reason).await;
             }
@@ -208,7 +208,8 @@ impl Deliverer {
         {
             info!(
                 message = "Endpoint removed, disabled or unsubscribed; dropping its retry.",
-                endpoint_id = %target
+                endpoint_id = %target,
+                event_id = %event.id
             );
         }
         // A fan-out counts each of its deliveries against the worker's budget.
@@ -217,29 +218,39 @@ impl Deliverer {
         if whole {
             message.expected_all();
         }
-        let results = join_all(targets.into_iter().map(|endpoint| async {
-            let share = message.share();
-            let delivery = Delivery {
-                event: &event,
-                endpoint,
-                properties,
-                body: &body,
-                message,
-                share: &share,
-                whole,
-            };
-            let result = self.deliver(&delivery).await;
-            if result.is_ok() {
-                share.durable();
+        let to = |endpoint| {
+            let event = &event;
+            let body = &body;
+            async move {
+                let share = message.share();
+                let delivery = Delivery {
+                    event,
+                    endpoint,
+                    properties,
+                    body,
+                    message,
+                    share: &share,
+                    whole,
+                };
+                // Boxed: the message's task stays small, and is not copied whole when spawned.
+                let result = Box::pin(self.deliver(&delivery)).await;
+                if result.is_ok() {
+                    share.durable();
+                }
+                result
             }
-            result
-        }))
-        .await;
-        results.into_iter().collect()
+        };
+        match targets[..] {
+            [endpoint] => to(endpoint).await,
+            _ => join_all(targets.into_iter().map(to))
+                .await
+                .into_iter()
+                .collect(),
+        }
     }
 
     /// One endpoint's attempt, from claim to a durable outcome.
-    #[tracing::instrument(skip_all, fields(endpoint_id = %d.endpoint.id, attempt = d.event.attempts + 1))]
+    #[tracing::instrument(level = "debug", skip_all, fields(endpoint_id = %d.endpoint.id, attempt = d.event.attempts + 1))]
     async fn deliver(&self, d: &Delivery<'_>) -> Result<()> {
         let (event, endpoint) = (d.event, d.endpoint);
         let event_type = event.event_type.as_str();
@@ -317,7 +328,7 @@ impl Deliverer {
         if let Err(error) = released {
             // Harmless: the claim expires on its own after the delivery timeout, and the
             // attempt log misses one entry.
-            warn!(message = "Could not release the claim or log the attempt; the claim will expire.", %error);
+            warn!(message = "Could not release the claim or log the attempt; the claim will expire.", %error, event_id = %event.id, endpoint_id = %endpoint.id);
         }
         let failure = Failure::new(&endpoint.id, attempts, outcome);
         let aftermath = self.record(endpoint, outcome).await;
@@ -336,12 +347,12 @@ impl Deliverer {
                 // (`record`), so the breaker holds the retry back until then.
                 self.metrics
                     .delivery(event_type, DeliveryResult::RetryScheduled);
-                info!(message = "Delivery failed; its retry was queued when it was handed off.", error = %failure.last_error);
+                info!(message = "Delivery failed; its retry was queued when it was handed off.", error = %failure.last_error, event_id = %event.id, endpoint_id = %endpoint.id, attempt = attempts);
             }
             Some(tier) => {
                 let delay = self.schedule.delays()[tier];
                 self.retry_in(delay, d, &failure).await?;
-                info!(message = "Delivery failed; retry scheduled.", error = %failure.last_error, retry_in = ?delay);
+                info!(message = "Delivery failed; retry scheduled.", error = %failure.last_error, retry_in = ?delay, event_id = %event.id, endpoint_id = %endpoint.id, attempt = attempts);
             }
             None if handed_off
                 && !aftermath.disable
@@ -349,7 +360,7 @@ impl Deliverer {
             {
                 // The retry queued at the hand-off meets the same rule and is dead-lettered
                 // then; doing it here too would leave two dead letters.
-                info!(message = "Delivery failed for good; its retry, queued when it was handed off, will dead-letter it.", error = %failure.last_error);
+                info!(message = "Delivery failed for good; its retry, queued when it was handed off, will dead-letter it.", error = %failure.last_error, event_id = %event.id, endpoint_id = %endpoint.id, attempt = attempts);
             }
             None => {
                 if verdict == (Verdict::GiveUp { disable: true }) {
@@ -374,7 +385,7 @@ impl Deliverer {
                 .await?;
                 self.metrics
                     .delivery(event_type, DeliveryResult::DeadLettered);
-                warn!(message = "Delivery failed for good; dead-lettered.", %reason);
+                warn!(message = "Delivery failed for good; dead-lettered.", %reason, event_id = %event.id, endpoint_id = %endpoint.id, attempt = attempts);
             }
         }
         Ok(())
@@ -432,7 +443,7 @@ impl Deliverer {
                 true
             }
             Err(error) => {
-                warn!(message = "Could not hand the delivery off; its message waits for the attempt.", %error);
+                warn!(message = "Could not hand the delivery off; its message waits for the attempt.", %error, event_id = %d.event.id, endpoint_id = %d.endpoint.id);
                 false
             }
         };
@@ -521,7 +532,7 @@ impl Deliverer {
             {
                 Ok(()) => return Ok(()),
                 Err(error) if started.elapsed() < self.timeouts.commit_patience => {
-                    warn!(message = "Cannot record the delivery yet; trying again.", %error);
+                    warn!(message = "Cannot record the delivery yet; trying again.", %error, event_id = %event.id, endpoint_id = %endpoint.id);
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
                 Err(error) => return Err(error.into()),
@@ -537,7 +548,7 @@ impl Deliverer {
     /// drop the message as "endpoint disabled" with no notice ever sent.
     async fn disable(&self, endpoint: &Endpoint, reason: &str) -> Result<()> {
         let url = hookfleet_core::target::redact_url(&endpoint.url);
-        warn!(message = "Disabling the endpoint.", %reason, %url);
+        warn!(message = "Disabling the endpoint.", %reason, %url, endpoint_id = %endpoint.id);
         self.notices.endpoint_disabled(endpoint, reason).await?;
         match self.store.set_enabled(&endpoint.id, false).await {
             // Removed meanwhile: nothing left to disable.
@@ -553,7 +564,7 @@ impl Deliverer {
         match self.breaker.record(&endpoint.id, outcome).await {
             Ok(aftermath) => aftermath,
             Err(error) => {
-                warn!(message = "Cannot update the circuit breaker; going on without.", %error);
+                warn!(message = "Cannot update the circuit breaker; going on without.", %error, endpoint_id = %endpoint.id);
                 Aftermath::default()
             }
         }
