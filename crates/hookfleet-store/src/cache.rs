@@ -2,62 +2,43 @@
 //!
 //! The contract lets an endpoint change take up to 2 s to reach every worker; caching each
 //! tenant's list for a shorter time (1 s by default) saves a Redis round trip per event for
-//! busy tenants while staying inside that promise.
+//! busy tenants while staying inside that promise, and one read refreshes it for every
+//! message of that tenant in flight ([`Fresh`]).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-
-// tokio's clock, so that tests can pause and advance it.
-use tokio::time::Instant;
 
 use hookfleet_core::{Endpoint, TenantId};
 
+use crate::fresh::Fresh;
 use crate::{EndpointStore, Result};
 
-/// Entries beyond this many trigger a sweep of the expired ones, bounding memory when events
-/// come from very many tenants.
-const SWEEP_ABOVE: usize = 10_000;
-
-/// A tenant's endpoints and when they were read.
-type Entries = HashMap<TenantId, (Instant, Arc<[Endpoint]>)>;
+/// The contract's bound for an endpoint change to reach every worker: no list older than this
+/// is used, even while a read refreshes it.
+const STALE: Duration = Duration::from_secs(2);
 
 #[derive(Debug)]
 pub struct EndpointCache {
     store: EndpointStore,
-    ttl: Duration,
-    entries: Mutex<Entries>,
+    /// Each tenant's endpoints, refreshed by one read at a time.
+    tenants: Fresh<TenantId, Arc<[Endpoint]>>,
 }
 
 impl EndpointCache {
     pub fn new(store: EndpointStore, ttl: Duration) -> Self {
         Self {
             store,
-            ttl,
-            entries: Mutex::default(),
+            tenants: Fresh::new(ttl, STALE),
         }
     }
 
-    /// The tenant's endpoints, at most `ttl` old.
+    /// The tenant's endpoints, at most `ttl` old (2 s while one read refreshes them).
     pub async fn for_tenant(&self, tenant: &TenantId) -> Result<Arc<[Endpoint]>> {
-        let now = Instant::now();
-        if let Some((fetched, endpoints)) = self.lock().get(tenant)
-            && now.duration_since(*fetched) < self.ttl
-        {
-            return Ok(endpoints.clone());
-        }
-        let endpoints: Arc<[Endpoint]> = self.store.for_tenant(tenant).await?.into();
-        let mut entries = self.lock();
-        if entries.len() > SWEEP_ABOVE {
-            entries.retain(|_, (fetched, _)| now.duration_since(*fetched) < self.ttl);
-        }
-        entries.insert(tenant.clone(), (now, endpoints.clone()));
-        Ok(endpoints)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
-        // A panic while holding this lock leaves a valid map behind: keep using it.
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+        (self.tenants)
+            .get(tenant, || async {
+                Ok(self.store.for_tenant(tenant).await?.into())
+            })
+            .await
     }
 }
 

@@ -4,6 +4,7 @@
 //! - [`connection`]: [`Redis`], one server or a Redis Cluster.
 //! - [`keys`]: every Redis key, namespaced and hash-tagged for Redis Cluster.
 //! - [`endpoints`]: endpoint records and their per-tenant index.
+//! - [`fresh`]: values kept for a short TTL and refreshed single-flight.
 //! - [`cache`]: a short-lived per-tenant cache of endpoints for the delivery path.
 //! - [`dedup`]: claim-then-commit marks per (endpoint, event id).
 //! - [`attempts`]: each endpoint's capped attempt log.
@@ -17,6 +18,7 @@ pub mod circuit;
 pub mod connection;
 pub mod dedup;
 pub mod endpoints;
+pub mod fresh;
 pub mod keys;
 pub mod sealing;
 
@@ -28,6 +30,7 @@ pub use circuit::{CircuitPolicy, Circuits, ProbeGrant, Recorded};
 pub use dedup::{Claim, Dedup, Held};
 pub use endpoints::EndpointStore;
 pub use error::{Error, Result};
+pub use fresh::Fresh;
 pub use sealing::SecretKey;
 
 /// Re-exported so users of this crate issue raw commands with the same version.

@@ -1,20 +1,18 @@
 //! The circuit breaker on the delivery path: the shared state in Redis
-//! ([`hookfleet_store::Circuits`]) read through a short local cache, so a delivery to a healthy
-//! endpoint costs at most one Redis read per endpoint per [`CACHE_TTL`], and a success costs a
-//! write only when the circuit had recorded failures.
+//! ([`hookfleet_store::Circuits`]) read through a short local cache, refreshed single-flight
+//! ([`Fresh`]), so a delivery to a healthy endpoint costs at most one Redis read per endpoint
+//! per [`CACHE_TTL`] for the whole worker, and a success costs a write only when the circuit
+//! had recorded failures.
 //!
 //! Replicas see each other's state within the cache TTL: "failures in a row" is approximate
 //! across workers by that much, which only shifts when a circuit opens by a failure or two.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use hookfleet_core::EndpointId;
 use hookfleet_core::circuit::{CircuitState, Gate};
 use hookfleet_core::policy::AttemptOutcome;
-use hookfleet_store::{Circuits, ProbeGrant};
-use tokio::time::Instant;
+use hookfleet_store::{Circuits, Fresh, ProbeGrant};
 use tracing::{info, warn};
 
 use crate::Result;
@@ -26,9 +24,6 @@ pub const CACHE_TTL: Duration = Duration::from_secs(1);
 /// How long a cached state counts towards `hookfleet_circuit_open_endpoints`: an endpoint
 /// whose deliveries stopped coming is no longer reported open after this.
 const REPORT_WINDOW: Duration = Duration::from_secs(60);
-
-/// Entries beyond this many trigger a sweep of the stale ones.
-const SWEEP_ABOVE: usize = 10_000;
 
 /// What a delivery may do now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +45,7 @@ pub struct Aftermath {
 pub struct Breaker {
     circuits: Circuits,
     metrics: Metrics,
-    cache: Mutex<HashMap<EndpointId, (Instant, CircuitState)>>,
+    cache: Fresh<EndpointId, CircuitState>,
 }
 
 impl Breaker {
@@ -58,7 +53,8 @@ impl Breaker {
         Self {
             circuits,
             metrics,
-            cache: Mutex::default(),
+            // A stale state is served only for as long as the cache TTL again.
+            cache: Fresh::new(CACHE_TTL, CACHE_TTL * 2),
         }
     }
 
@@ -140,41 +136,30 @@ impl Breaker {
     /// Updates the gauge of endpoints whose circuit this worker saw open in the last
     /// [`REPORT_WINDOW`]; older entries are dropped.
     pub fn report(&self) {
-        let mut cache = self.lock();
-        cache.retain(|_, (at, _)| at.elapsed() < REPORT_WINDOW);
-        let open = cache.values().filter(|(_, s)| s.is_open()).count();
+        let mut open = 0;
+        self.cache.retain(|state, age| {
+            let recent = age < REPORT_WINDOW;
+            open += usize::from(recent && state.is_open());
+            recent
+        });
         self.metrics.set_circuit_open(open);
     }
 
     async fn state(&self, endpoint: &EndpointId) -> Result<CircuitState> {
-        if let Some(state) = self.cached(endpoint) {
-            return Ok(state);
-        }
-        let state = self.circuits.state(endpoint).await?;
-        self.remember(endpoint, state);
-        Ok(state)
+        let read = || async { self.circuits.state(endpoint).await };
+        Ok(self.cache.get(endpoint, read).await?)
     }
 
     fn cached(&self, endpoint: &EndpointId) -> Option<CircuitState> {
-        let cache = self.lock();
-        let (at, state) = cache.get(endpoint)?;
-        (at.elapsed() < CACHE_TTL).then_some(*state)
+        self.cache.peek(endpoint)
     }
 
     fn remember(&self, endpoint: &EndpointId, state: CircuitState) {
-        let mut cache = self.lock();
-        if cache.len() > SWEEP_ABOVE {
-            cache.retain(|_, (at, _)| at.elapsed() < CACHE_TTL);
-        }
-        cache.insert(endpoint.clone(), (Instant::now(), state));
+        self.cache.insert(endpoint.clone(), state);
     }
 
     fn forget(&self, endpoint: &EndpointId) {
-        self.lock().remove(endpoint);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<EndpointId, (Instant, CircuitState)>> {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+        self.cache.remove(endpoint);
     }
 }
 
