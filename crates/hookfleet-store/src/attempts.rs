@@ -4,6 +4,8 @@
 //! the log therefore holds *at least* the last N attempts, a few dozen more at times. Each
 //! entry is one field holding the attempt as JSON, so the record can grow without a migration.
 
+use std::collections::HashMap;
+
 use hookfleet_core::attempt::Attempt;
 use hookfleet_core::{EndpointId, Namespace};
 
@@ -30,6 +32,11 @@ impl AttemptLog {
         }
     }
 
+    /// Whether attempts are kept at all (`HOOKFLEET_ATTEMPT_LOG_LEN` > 0).
+    pub fn is_enabled(&self) -> bool {
+        self.max_len > 0
+    }
+
     /// The command that appends the attempt `made` describes, for a caller to send in a
     /// pipeline with others; `None` (and `made` never called) when the log is off, since
     /// building an entry is the one cost the log adds to a delivery.
@@ -41,7 +48,11 @@ impl AttemptLog {
         if self.max_len == 0 {
             return None;
         }
-        let json = serde_json::to_string(&made()).ok()?;
+        self.command(endpoint, &made())
+    }
+
+    fn command(&self, endpoint: &EndpointId, attempt: &Attempt) -> Option<redis::Cmd> {
+        let json = serde_json::to_string(attempt).ok()?;
         let mut cmd = redis::cmd("XADD");
         cmd.arg(self.keys.attempts(endpoint))
             .arg("MAXLEN")
@@ -51,6 +62,27 @@ impl AttemptLog {
             .arg(FIELD)
             .arg(json);
         Some(cmd)
+    }
+
+    /// Appends many attempts: one pipeline per endpoint (its stream's slot), sent together.
+    pub async fn append_batch(&self, attempts: &[(EndpointId, Attempt)]) -> Result<()> {
+        if self.max_len == 0 {
+            return Ok(());
+        }
+        let mut pipes: HashMap<&EndpointId, redis::Pipeline> = HashMap::new();
+        for (endpoint, attempt) in attempts {
+            let Some(cmd) = self.command(endpoint, attempt) else {
+                continue;
+            };
+            pipes.entry(endpoint).or_default().add_command(cmd).ignore();
+        }
+        let sent = pipes
+            .values()
+            .map(|pipe| async move { pipe.query_async::<()>(&mut self.redis.clone()).await });
+        for result in futures_util::future::join_all(sent).await {
+            result?;
+        }
+        Ok(())
     }
 
     /// Appends `attempt` on its own.

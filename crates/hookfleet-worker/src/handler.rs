@@ -17,7 +17,6 @@ use hookfleet_core::delays::defer_base;
 use hookfleet_core::policy::{AttemptOutcome, RetrySchedule, Verdict};
 use hookfleet_core::{Endpoint, EventType};
 use hookfleet_producer::Publisher;
-use hookfleet_store::redis;
 use hookfleet_store::{
     AttemptLog, CircuitPolicy, Circuits, Claim, Dedup, EndpointCache, EndpointStore, Held, Redis,
 };
@@ -30,6 +29,7 @@ use crate::breaker::{Admission, Aftermath, Breaker};
 use crate::bundle::{self, Bundler};
 use crate::handoff::{Settlement, Share};
 use crate::inbound::InboundEvent;
+use crate::journal::Journal;
 use crate::limits::{Deliveries, EndpointSlots};
 use crate::metrics::{DeferReason, DeliveryResult, Metrics};
 use crate::notice::Notices;
@@ -46,8 +46,8 @@ pub struct Deliverer {
     /// For disabling an endpoint that answered 410 Gone.
     pub store: EndpointStore,
     pub dedup: Dedup,
-    /// Each endpoint's attempt log.
-    pub attempts: AttemptLog,
+    /// Each endpoint's attempt log, written in batches.
+    pub journal: Journal,
     pub sender: Sender,
     pub publisher: Arc<ConfirmedPublisher>,
     /// Copies for the delay tiers (retries and deferrals), many to a message.
@@ -102,7 +102,10 @@ impl Deliverer {
             namespace: config.namespace.clone(),
             endpoints: EndpointCache::new(store.clone(), config.endpoint_cache_ttl),
             store,
-            attempts: AttemptLog::new(redis.clone(), ns, config.attempt_log_len),
+            journal: Journal::start(
+                AttemptLog::new(redis.clone(), ns, config.attempt_log_len),
+                metrics.clone(),
+            ),
             dedup: Dedup::new(redis, ns, timeouts.claim_ttl, config.dedup_ttl),
             sender: Sender::new(
                 config.delivery_timeout,
@@ -266,7 +269,7 @@ impl Deliverer {
             Either::Right(std::future::pending())
         };
         let slot = self.slots.take(&endpoint.id, hurry);
-        let Some(_slot) = slot.await else {
+        let Some(slot) = slot.await else {
             // Its slots free up within one delivery timeout at the latest: looking again
             // sooner would only send a dead endpoint's deliveries round and round.
             let busy = DeferReason::EndpointBusy;
@@ -290,11 +293,13 @@ impl Deliverer {
             let post = self.sender.post(endpoint, &event.id, d.body.clone());
             self.attempt(post, d).await
         };
+        // The cap is on requests in flight: recording the outcome holds no slot.
+        drop(slot);
         let outcome = &sent.outcome;
         self.metrics
             .attempt(event_type, outcome, sent.latency.as_secs_f64());
         let attempts = event.attempts + 1;
-        let log_entry = self.attempts.append_command(&endpoint.id, || {
+        self.journal.write(&endpoint.id, || {
             Attempt::new(Made {
                 event_id: event.id.as_str(),
                 event_type,
@@ -309,9 +314,7 @@ impl Deliverer {
 
         let verdict = outcome.verdict();
         if verdict == Verdict::Delivered {
-            // The attempt log rides with the dedup mark: one round trip.
-            self.commit(endpoint, event, &held, log_entry.as_ref())
-                .await?;
+            self.commit(endpoint, event, &held).await?;
             self.record(endpoint, outcome).await;
             self.metrics.delivery(event_type, DeliveryResult::Delivered);
             if event.timestamp > 0 {
@@ -323,12 +326,11 @@ impl Deliverer {
         }
 
         let released = (self.dedup)
-            .release(&endpoint.id, &event.id, &held.token, log_entry.as_ref())
+            .release(&endpoint.id, &event.id, &held.token, None)
             .await;
         if let Err(error) = released {
-            // Harmless: the claim expires on its own after the delivery timeout, and the
-            // attempt log misses one entry.
-            warn!(message = "Could not release the claim or log the attempt; the claim will expire.", %error, event_id = %event.id, endpoint_id = %endpoint.id);
+            // Harmless: the claim expires on its own after the delivery timeout.
+            warn!(message = "Could not release the claim; it will expire.", %error, event_id = %event.id, endpoint_id = %endpoint.id);
         }
         let failure = Failure::new(&endpoint.id, attempts, outcome);
         let aftermath = self.record(endpoint, outcome).await;
@@ -516,20 +518,10 @@ impl Deliverer {
     /// Records the 2xx, trying again while Redis is away: giving up here would requeue a
     /// delivered message. Past the commit patience the claim may have expired and the message
     /// goes back to the queue; a repeat POST is then possible (the documented window).
-    async fn commit(
-        &self,
-        endpoint: &Endpoint,
-        event: &InboundEvent,
-        held: &Held,
-        log_entry: Option<&redis::Cmd>,
-    ) -> Result<()> {
+    async fn commit(&self, endpoint: &Endpoint, event: &InboundEvent, held: &Held) -> Result<()> {
         let started = Instant::now();
         loop {
-            match self
-                .dedup
-                .commit(&endpoint.id, &event.id, held, log_entry)
-                .await
-            {
+            match self.dedup.commit(&endpoint.id, &event.id, held, None).await {
                 Ok(()) => return Ok(()),
                 Err(error) if started.elapsed() < self.timeouts.commit_patience => {
                     warn!(message = "Cannot record the delivery yet; trying again.", %error, event_id = %event.id, endpoint_id = %endpoint.id);

@@ -11,6 +11,7 @@
 //! - [`handoff`]: one message's settlement, brought forward when a slow receiver holds it.
 //! - [`handler`]: one message from receipt to a durable outcome per endpoint.
 //! - [`inbound`]: checking a message against docs/contract.md §1.
+//! - [`journal`]: the attempt log, written in batches off the delivery path.
 //! - [`sender`]: one signed POST; [`guard`]: the SSRF rule on it.
 //! - [`retry`]: publishing to a delay tier or to the dead-letter queue.
 //! - [`bundle`]: deferrals gathered into one message per tier.
@@ -29,6 +30,7 @@ pub mod handler;
 pub mod handoff;
 pub mod health;
 pub mod inbound;
+pub mod journal;
 pub mod limits;
 pub mod metrics;
 pub mod notice;
@@ -91,6 +93,9 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
     };
     info!(message = "Worker starting.", config = ?config);
     consumer.run(shutdown, timeouts.drain).await;
+    // The last attempts' log entries, before the process goes.
+    let flushed = consumer.deliverer.journal.flush();
+    let _ = tokio::time::timeout(timeouts.journal_flush, flushed).await;
     let _ = server.await;
     info!(message = "Worker stopped.");
     Ok(())

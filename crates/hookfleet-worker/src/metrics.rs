@@ -85,6 +85,7 @@ pub struct Metrics {
     stalls: IntCounterVec,
     deferred: IntCounterVec,
     handed_off: IntCounter,
+    attempt_log_dropped: IntCounter,
     circuit_transitions: IntCounterVec,
     circuit_open: IntGauge,
 }
@@ -145,6 +146,14 @@ impl Metrics {
         registry
             .register(Box::new(handed_off.clone()))
             .expect("unique metric");
+        let attempt_log_dropped = IntCounter::new(
+            "hookfleet_attempt_log_dropped_total",
+            "Attempt log entries dropped because Redis did not take them in time.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(attempt_log_dropped.clone()))
+            .expect("unique metric");
         let circuit_transitions = counter(
             "hookfleet_circuit_transitions_total",
             "Circuit breaker transitions made by this worker.",
@@ -192,6 +201,7 @@ impl Metrics {
             stalls,
             deferred,
             handed_off,
+            attempt_log_dropped,
             circuit_transitions,
             circuit_open,
         }
@@ -203,6 +213,10 @@ impl Metrics {
 
     pub fn handed_off(&self) {
         self.handed_off.inc();
+    }
+
+    pub fn attempt_log_dropped(&self, entries: usize) {
+        self.attempt_log_dropped.inc_by(entries as u64);
     }
 
     pub fn circuit_transition(&self, to: CircuitTo) {

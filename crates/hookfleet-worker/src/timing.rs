@@ -40,6 +40,8 @@ pub struct Timeouts {
     /// How long a stopping worker lets in-flight deliveries finish (the contract: exit within
     /// the delivery timeout plus 2 s).
     pub drain: Duration,
+    /// How long a stopping worker then waits for the last attempt log entries to be written.
+    pub journal_flush: Duration,
 }
 
 impl Timeouts {
@@ -57,6 +59,7 @@ impl Timeouts {
             // Claim, POST, commit or a confirmed publish, and a breaker update, with room.
             message_deadline: delivery * 2 + commit_patience + PUBLISH_PATIENCE,
             drain: delivery + Duration::from_millis(1500),
+            journal_flush: Duration::from_millis(300),
         }
     }
 }
@@ -89,7 +92,10 @@ mod tests {
             assert!(t.hand_off_after <= t.slot_grace, "{t:?}");
             assert!(t.slot_stall < t.slot_grace, "{t:?}");
             // Stopping honours the contract.
-            assert!(t.drain < t.delivery + Duration::from_secs(2), "{t:?}");
+            assert!(
+                t.drain + t.journal_flush < t.delivery + Duration::from_secs(2),
+                "{t:?}"
+            );
             assert!(t.drain > t.delivery, "{t:?}");
         }
     }
