@@ -138,7 +138,24 @@ pub struct Endpoint {
     /// The secret a rotation replaced, still signing beside `secret` until its end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_secret: Option<RetiringSecret>,
+    /// `url` parsed, once, by the first delivery that needs it; not stored.
+    #[serde(skip)]
+    parsed: ParsedUrl,
 }
+
+/// A URL parsed on first use. Workers read endpoints afresh from Redis (each read is a new
+/// value), so the parse is one per endpoint per cache refresh instead of one per POST. It
+/// takes no part in comparisons: it only repeats `url`.
+#[derive(Debug, Clone, Default)]
+struct ParsedUrl(std::sync::OnceLock<Option<url::Url>>);
+
+impl PartialEq for ParsedUrl {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for ParsedUrl {}
 
 /// A replaced secret and when it stops signing (unix seconds).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,7 +187,22 @@ impl Endpoint {
             description,
             created_at,
             previous_secret: None,
+            parsed: ParsedUrl::default(),
         })
+    }
+
+    /// The URL to POST to, checked as [`crate::target::parse_url`] does; parsed once per
+    /// value of this endpoint (do not change `url` on a value that delivers).
+    pub fn target_url(&self) -> Result<url::Url> {
+        match self
+            .parsed
+            .0
+            .get_or_init(|| crate::target::parse_url(&self.url).ok())
+        {
+            Some(url) => Ok(url.clone()),
+            // Rare (a record written by hand): the error is worked out again to be told.
+            None => crate::target::parse_url(&self.url),
+        }
     }
 
     /// The secrets that sign an attempt made at `now` (unix seconds): the current one, and

@@ -2,7 +2,9 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, KeyInit};
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 use std::fmt;
 
 use crate::{Error, Result};
@@ -11,26 +13,46 @@ const PREFIX: &str = "whsec_";
 
 /// A secret an endpoint's signatures are made with. `Debug` never shows it, so it cannot leak
 /// into logs through `{:?}`; only [`Secret::expose`] gives the text.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Secret {
     text: String,
     key: Vec<u8>,
+    /// HMAC-SHA256 with this key and nothing hashed yet: cloned for each signature, so the
+    /// key schedule is worked out once per secret, not once per POST.
+    keyed: Hmac<Sha256>,
 }
+
+/// Two secrets are the same when their text is (the rest follows from it).
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for Secret {}
 
 impl Secret {
     /// A new secret of 32 random bytes.
     pub fn generate() -> Self {
         let key: [u8; 32] = rand::random();
-        Self {
-            text: format!("{PREFIX}{}", STANDARD.encode(key)),
-            key: key.to_vec(),
-        }
+        Self::of(format!("{PREFIX}{}", STANDARD.encode(key)), key.to_vec())
+    }
+
+    fn of(text: String, key: Vec<u8>) -> Self {
+        // HMAC takes a key of any length: this cannot fail.
+        let keyed = Hmac::<Sha256>::new_from_slice(&key).unwrap_or_else(|_| unreachable!());
+        Self { text, key, keyed }
     }
 
     /// The HMAC key: the base64-decoded part after `whsec_`.
     pub fn key(&self) -> &[u8] {
         &self.key
+    }
+
+    /// A MAC keyed with this secret, ready for the signed content.
+    pub fn mac(&self) -> Hmac<Sha256> {
+        self.keyed.clone()
     }
 
     /// The secret as given to the receiver, `whsec_…`.
@@ -51,7 +73,7 @@ impl TryFrom<String> for Secret {
         if !(24..=64).contains(&key.len()) {
             return Err(Error::Secret("must encode 24 to 64 bytes"));
         }
-        Ok(Self { text, key })
+        Ok(Self::of(text, key))
     }
 }
 

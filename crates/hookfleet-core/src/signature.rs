@@ -7,8 +7,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use hmac::Mac;
 
 use crate::Secret;
 
@@ -22,10 +21,7 @@ pub fn sign<'a>(
     let timestamp = timestamp.to_string();
     let mut header = String::new();
     for secret in secrets {
-        // HMAC accepts keys of any length, so this cannot fail.
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.key()) else {
-            continue;
-        };
+        let mut mac = secret.mac();
         mac.update(id.as_bytes());
         mac.update(b".");
         mac.update(timestamp.as_bytes());

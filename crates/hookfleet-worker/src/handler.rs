@@ -31,7 +31,7 @@ use crate::handoff::{Settlement, Share};
 use crate::inbound::InboundEvent;
 use crate::journal::Journal;
 use crate::limits::{Deliveries, EndpointSlots};
-use crate::metrics::{DeferReason, DeliveryResult, Metrics};
+use crate::metrics::{DeferReason, DeliveryResult, Metrics, Series};
 use crate::notice::Notices;
 use crate::retry::{self, Failure};
 use crate::sender::{Sender, Sent};
@@ -197,8 +197,9 @@ impl Deliverer {
             }
         };
         Span::current().record("event_id", event.id.as_str());
+        let series = self.metrics.series(event.event_type.as_str());
         if event.target.is_none() {
-            self.metrics.event_received(queue_type.as_str());
+            series.received();
         }
         let endpoints = self.endpoints.for_tenant(&event.tenant).await?;
         let targets: Vec<&Endpoint> = endpoints
@@ -222,8 +223,7 @@ impl Deliverer {
             message.expected_all();
         }
         let to = |endpoint| {
-            let event = &event;
-            let body = &body;
+            let (event, body, series) = (&event, &body, &*series);
             async move {
                 let share = message.share();
                 let delivery = Delivery {
@@ -234,6 +234,7 @@ impl Deliverer {
                     message,
                     share: &share,
                     whole,
+                    series,
                 };
                 // Boxed: the message's task stays small, and is not copied whole when spawned.
                 let result = Box::pin(self.deliver(&delivery)).await;
@@ -296,8 +297,7 @@ impl Deliverer {
         // The cap is on requests in flight: recording the outcome holds no slot.
         drop(slot);
         let outcome = &sent.outcome;
-        self.metrics
-            .attempt(event_type, outcome, sent.latency.as_secs_f64());
+        d.series.attempt(outcome, sent.latency.as_secs_f64());
         let attempts = event.attempts + 1;
         self.journal.write(&endpoint.id, || {
             Attempt::new(Made {
@@ -316,11 +316,11 @@ impl Deliverer {
         if verdict == Verdict::Delivered {
             self.commit(endpoint, event, &held).await?;
             self.record(endpoint, outcome).await;
-            self.metrics.delivery(event_type, DeliveryResult::Delivered);
-            if event.timestamp > 0 {
+            let lag = (event.timestamp > 0).then(|| {
                 let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as f64 / 1e9;
-                self.metrics.lag(event_type, now - event.timestamp as f64);
-            }
+                now - event.timestamp as f64
+            });
+            d.series.delivered(lag);
             debug!(message = "Delivered.", status = outcome.status());
             return Ok(());
         }
@@ -574,6 +574,8 @@ struct Delivery<'a> {
     share: &'a Share<'a>,
     /// Its event is the whole message (not one of a bundle's), so a hand-off can ack it.
     whole: bool,
+    /// Its event type's metrics.
+    series: &'a Series,
 }
 
 fn give_up_reason(verdict: Verdict, attempts: u32, outcome: &AttemptOutcome) -> String {

@@ -70,7 +70,7 @@ impl Sender {
         event_id: &EventId,
         body: Bytes,
     ) -> (AttemptOutcome, String) {
-        let url = match hookfleet_core::target::parse_url(&endpoint.url) {
+        let url = match endpoint.target_url() {
             Ok(url) => url,
             Err(e) => return (AttemptOutcome::Blocked(e.to_string()), String::new()),
         };
