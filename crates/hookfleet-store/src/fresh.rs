@@ -273,7 +273,7 @@ mod tests {
             let fresh = fresh.clone();
             tokio::spawn(async move {
                 fresh
-                    .get(&"k", || std::future::pending::<Result<u32, String>>())
+                    .get(&"k", std::future::pending::<Result<u32, String>>)
                     .await
             })
         };

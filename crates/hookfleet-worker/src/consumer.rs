@@ -164,34 +164,8 @@ impl Consumer {
     }
 
     async fn consume(&self, channel: &lapin::Channel, shutdown: &CancellationToken) -> Result<()> {
-        self.topology.declare(channel).await?;
         let prefetch = prefetch(self.max_inflight);
-        channel
-            .basic_qos(prefetch, BasicQosOptions::default())
-            .await?;
-        let mut streams = Vec::new();
-        for event_type in &self.topology.event_types {
-            let queue = self.topology.namespace.work_queue(event_type);
-            let consumer = channel
-                .basic_consume(
-                    queue.as_str().into(),
-                    "".into(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
-            // Each stream ends with a `None` item, so that one consumer cancelled by the broker
-            // (its queue deleted, a node lost) ends the session instead of going quiet.
-            let ty = event_type.clone();
-            let end = futures_util::stream::once(std::future::ready((event_type.clone(), None)));
-            streams.push(
-                consumer
-                    .map(move |d| (ty.clone(), Some(d)))
-                    .chain(end)
-                    .boxed(),
-            );
-        }
-        let mut deliveries = select_all(streams);
+        let mut deliveries = self.subscribe(channel, prefetch).await?;
         self.health.set_consuming(true);
         // A new session gets the full stall timeout, even if an old one's messages are stuck.
         self.progress.mark();
@@ -240,22 +214,8 @@ impl Consumer {
                 Some((event_type, Some(Ok(delivery)))) => {
                     // Intake waits here while the bodies in flight use the byte budget.
                     let held = self.budget.bytes(permit, delivery.data.len()).await;
-                    self.progress.took();
-                    let task = handle(
-                        self.deliverer.clone(),
-                        self.health.clone(),
-                        Settlement::new(settler.clone(), delivery.delivery_tag),
-                        event_type,
-                        delivery,
-                        self.message_deadline,
-                        shutdown.clone(),
-                    );
-                    let progress = self.progress.clone();
-                    self.tracker.spawn(async move {
-                        task.await;
-                        progress.finished();
-                        drop(held);
-                    });
+                    let message = Settlement::new(settler.clone(), delivery.delivery_tag);
+                    self.start(message, event_type, delivery, held, shutdown);
                 }
                 Some((_, Some(Err(e)))) => return Err(e.into()),
                 Some((event_type, None)) => {
@@ -266,7 +226,71 @@ impl Consumer {
             }
         }
     }
+
+    /// Declares the topology and consumes every work queue at `prefetch`: one stream of
+    /// `(event type, delivery)`, where a `None` delivery means that queue's consumer ended.
+    async fn subscribe(&self, channel: &lapin::Channel, prefetch: u16) -> Result<Deliveries> {
+        self.topology.declare(channel).await?;
+        channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await?;
+        let mut streams = Vec::new();
+        for event_type in &self.topology.event_types {
+            let queue = self.topology.namespace.work_queue(event_type);
+            let consumer = channel
+                .basic_consume(
+                    queue.as_str().into(),
+                    "".into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+            // Each stream ends with a `None` item, so that one consumer cancelled by the broker
+            // (its queue deleted, a node lost) ends the session instead of going quiet.
+            let ty = event_type.clone();
+            let end = futures_util::stream::once(std::future::ready((event_type.clone(), None)));
+            streams.push(
+                consumer
+                    .map(move |d| (ty.clone(), Some(d)))
+                    .chain(end)
+                    .boxed(),
+            );
+        }
+        Ok(select_all(streams))
+    }
+
+    /// Handles one message in a task of its own, holding its share of the budget until done.
+    fn start<H: Send + 'static>(
+        &self,
+        message: Settlement,
+        event_type: EventType,
+        delivery: Delivery,
+        held: H,
+        shutdown: &CancellationToken,
+    ) {
+        self.progress.took();
+        let task = handle(
+            self.deliverer.clone(),
+            self.health.clone(),
+            message,
+            event_type,
+            delivery,
+            self.message_deadline,
+            shutdown.clone(),
+        );
+        let progress = self.progress.clone();
+        self.tracker.spawn(async move {
+            task.await;
+            progress.finished();
+            drop(held);
+        });
+    }
 }
+
+/// Every work queue's deliveries, tagged with the queue's event type.
+type Deliveries = futures_util::stream::SelectAll<
+    futures_util::stream::BoxStream<'static, (EventType, Option<lapin::Result<Delivery>>)>,
+>;
 
 /// Handles one message and settles it with the broker: ack when its outcome is durable (which
 /// a hand-off may make happen early), requeue (after a pause) when not.

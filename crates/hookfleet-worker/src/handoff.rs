@@ -14,11 +14,19 @@
 //! Either way nothing is lost (the retry is confirmed before the ack) and nothing is sent twice
 //! (the claim and the mark stand between the attempt and the retry).
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
+use hookfleet_core::policy::AttemptOutcome;
 use tokio::time::Instant;
+use tracing::{debug, warn};
 
-use crate::acks::{Settle, Settler};
+use crate::acks::{self, Settle, Settler};
+use crate::delivery::Delivery;
+use crate::handler::Deliverer;
+use crate::retry::{self, Failure};
+use crate::sender::Sent;
 
 /// One message: acked when every delivery's outcome is durable, or requeued; once.
 #[derive(Debug)]
@@ -117,6 +125,90 @@ impl Share<'_> {
     pub fn durable(&self) {
         if !self.done.swap(true, Ordering::SeqCst) {
             self.settlement.count_down();
+        }
+    }
+}
+
+impl Deliverer {
+    /// Waits for the attempt's answer. If its message is asked for meanwhile (finished
+    /// messages wait behind it) once the attempt has taken `hand_off_after`, or its endpoint
+    /// is stalled, the delivery is handed off first: the retry a failure would publish is
+    /// published now, so the message can be acked while the attempt goes on. Returns the
+    /// answer and whether it was.
+    pub(crate) async fn attempt(
+        &self,
+        post: impl Future<Output = Sent>,
+        d: &Delivery<'_>,
+    ) -> (Sent, bool) {
+        tokio::pin!(post);
+        let attempts = d.event.attempts + 1;
+        // The last attempt has no retry to publish ahead: it holds its message to the end. A
+        // bundle is acked only at its end anyway.
+        let tier = self.schedule.next_tier(attempts, &AttemptOutcome::Timeout);
+        let Some(tier) = tier.filter(|_| d.whole) else {
+            return (post.await, false);
+        };
+        let started = Instant::now();
+        tokio::select! {
+            sent = &mut post => return (sent, false),
+            () = self.hand_off_due(d, started) => {}
+        }
+        let waited = Duration::from_millis(started.elapsed().as_millis() as u64);
+        let failure = Failure {
+            endpoint: &d.endpoint.id,
+            attempts,
+            last_status: None,
+            last_error: format!(
+                "no answer after {}; handed off while the attempt went on",
+                humantime::format_duration(waited)
+            ),
+        };
+        let delay = self.schedule.delays()[tier];
+        let properties = retry::with_failure(d.properties, &failure);
+        let event_type = d.event.event_type.as_str();
+        // The POST is polled while the retry is confirmed: its timeout is checked before its
+        // answer, so a confirm held up by a broker outage would otherwise turn a 2xx that had
+        // arrived into a timeout, and the queued retry would POST the event again.
+        let publish = self.bundler.send(delay, event_type, &properties, d.body);
+        tokio::pin!(publish);
+        let mut sent = None;
+        let published = loop {
+            tokio::select! {
+                published = &mut publish => break published,
+                answer = &mut post, if sent.is_none() => sent = Some(answer),
+            }
+        };
+        let handed_off = match published {
+            Ok(()) => {
+                d.share.durable();
+                self.metrics.handed_off();
+                debug!(message = "Slow receiver: retry queued ahead, message handed back.", retry_in = ?delay);
+                true
+            }
+            Err(error) => {
+                warn!(message = "Could not hand the delivery off; its message waits for the attempt.", %error, event_id = %d.event.id, endpoint_id = %d.endpoint.id);
+                false
+            }
+        };
+        let sent = match sent {
+            Some(sent) => sent,
+            None => post.await,
+        };
+        (sent, handed_off)
+    }
+
+    /// Resolves when an attempt started at `started` is to be handed off: once its message is
+    /// asked for and the attempt has taken `hand_off_after`, or sooner at a stalled endpoint
+    /// (one that has freed no slot for a while when the rest of the worker has), where waiting
+    /// longer tells nothing new and holds up the finished messages behind it.
+    async fn hand_off_due(&self, d: &Delivery<'_>, started: Instant) {
+        let due = started + self.timeouts.hand_off_after;
+        d.message
+            .asked_after(started, acks::ASK_AFTER.min(self.timeouts.hand_off_after))
+            .await;
+        // Asked: the endpoint is looked at again every `ASK_AFTER` until the usual age.
+        while Instant::now() < due && !self.slots.stalled(&d.endpoint.id) {
+            tokio::time::sleep_until(due.min(Instant::now() + acks::ASK_AFTER)).await;
         }
     }
 }

@@ -34,6 +34,8 @@ pub struct Journal {
 
 /// What the writer is sent.
 #[derive(Debug)]
+// Entries are nearly every item: boxing them would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 enum Item {
     Entry(EndpointId, Attempt),
     /// Answered once every entry queued before it is written (or dropped).

@@ -8,8 +8,11 @@
 //! - [`notice`]: the `endpoint.disabled` operator event.
 //! - [`timing`]: every time limit, derived from the delivery timeout.
 //! - [`acks`]: settling messages with the broker, batched where order allows.
+//! - [`handler`]: one message in: its events (a bundle unpacked), their targets, a delivery each.
+//! - `delivery`: one endpoint's delivery, stage by stage: admit, claim, sign and POST, record,
+//!   settle.
 //! - [`handoff`]: one message's settlement, brought forward when a slow receiver holds it.
-//! - [`handler`]: one message from receipt to a durable outcome per endpoint.
+//! - `settle`: how a delivery ends: committed, retried, dead-lettered or deferred.
 //! - [`inbound`]: checking a message against docs/contract.md §1.
 //! - [`journal`]: the attempt log, written in batches off the delivery path.
 //! - [`sender`]: one signed POST; [`guard`]: the SSRF rule on it.
@@ -25,6 +28,7 @@ pub mod bundle;
 pub mod config;
 pub mod consumer;
 pub mod dead_letters;
+mod delivery;
 pub mod guard;
 pub mod handler;
 pub mod handoff;
@@ -36,6 +40,7 @@ pub mod metrics;
 pub mod notice;
 pub mod retry;
 pub mod sender;
+mod settle;
 pub mod timing;
 
 mod error;
