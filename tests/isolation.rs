@@ -293,3 +293,46 @@ async fn wait_for_notice(namespace: &str) -> Value {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// With the default catalog (six queues) one busy event type may use the worker's whole
+/// in-flight budget: 150 events of one type, queued before the worker starts, are all in
+/// flight at once at receivers that answer only after 1.5 s. Were the budget of 200 shared out
+/// among the queues, at most 64 would be (the old per-queue floor), the rest 1.5 s later.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_busy_event_type_may_use_the_whole_in_flight_budget() {
+    let fleet = Fleet::new().env("HOOKFLEET_MAX_INFLIGHT", "200");
+    let receiver = Receiver::start().await.unwrap();
+    let slow = Reply::status(200).delayed(Duration::from_millis(1500));
+    // Two tenants, so that the per-endpoint cap (128) is not what limits.
+    for (tenant, path) in [("acme", "/a"), ("globex", "/b")] {
+        receiver.set_default(path, slow);
+        (fleet.add_endpoint(tenant, &receiver.url(path), &[BLOCKED])).await;
+    }
+    fleet.topology().await;
+    let publisher = fleet.raw_publisher(BLOCKED).await;
+    for n in 0..150 {
+        let (id, tenant) = (format!("evt_{n}"), ["acme", "globex"][n % 2]);
+        let body = format!(r#"{{"id":"{id}","type":"{BLOCKED}","data":{{}}}}"#);
+        publisher
+            .publish(&id, Some(tenant), body.as_bytes())
+            .await
+            .unwrap();
+    }
+    let worker = fleet.spawn_worker().await;
+
+    let total = || receiver.count("/a") + receiver.count("/b");
+    wait_until(WAIT, "all 150 events at the receivers", || total() >= 150).await;
+    let arrivals: Vec<Instant> = (receiver.requests("/a").iter())
+        .chain(receiver.requests("/b").iter())
+        .map(|a| a.at)
+        .collect();
+    let first = arrivals.iter().min().copied().unwrap();
+    let spread = arrivals.iter().map(|at| *at - first).max().unwrap();
+    assert!(
+        spread < Duration::from_millis(1200),
+        "the 150 arrived over {spread:?}: not all in flight at once"
+    );
+    assert_eq!(total(), 150, "a delivery was repeated");
+    worker.stop().await.unwrap();
+    fleet.cleanup().await;
+}
