@@ -51,9 +51,10 @@ pub struct Common {
     )]
     pub namespace: Namespace,
 
-    /// Seals endpoint secrets at rest in Redis: base64 of 32 bytes (`openssl rand -base64 32`).
-    /// Every worker and API process needs the same key. Records written before it was set stay
-    /// readable and are sealed on their next change.
+    /// Seals endpoint secrets (and URLs with credentials) at rest in Redis: base64 of 32 bytes
+    /// (`openssl rand -base64 32`). Every worker and API process needs the same key. Without
+    /// it secrets are stored in plain text (a warning at start says so). Records written before
+    /// it was set stay readable and are sealed on their next change, or by `endpoints reseal`.
     #[arg(
         long,
         global = true,
@@ -62,9 +63,38 @@ pub struct Common {
     )]
     pub secret_key: Option<hookfleet_store::SecretKey>,
 
+    /// Keys that sealed records before HOOKFLEET_SECRET_KEY, comma-separated: they open old
+    /// records, never seal new ones. To change the key: set the new one, move the old one here,
+    /// run `hookfleet endpoints reseal`, then drop it.
+    #[arg(
+        long,
+        global = true,
+        env = "HOOKFLEET_SECRET_KEY_PREVIOUS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub secret_key_previous: Vec<hookfleet_store::SecretKey>,
+
     /// Log format on stderr; the level is set with RUST_LOG (default info).
     #[arg(long, global = true, env = "HOOKFLEET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
+}
+
+impl Common {
+    /// The keys that seal and open endpoint records.
+    pub fn keyring(&self) -> hookfleet_store::Keyring {
+        hookfleet_store::Keyring::new(self.secret_key.clone(), self.secret_key_previous.clone())
+    }
+
+    /// Says at start, for a process that reads endpoint records, when their secrets are kept
+    /// in plain text.
+    pub fn warn_if_secrets_unsealed(&self) {
+        if self.secret_key.is_none() {
+            tracing::warn!(
+                message = "HOOKFLEET_SECRET_KEY is not set: endpoint secrets are stored in Redis in plain text. Set it (openssl rand -base64 32) to seal them."
+            );
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -125,6 +155,11 @@ pub struct Delivery {
           value_parser = clap::builder::BoolishValueParser::new(),
           num_args = 0..=1, default_missing_value = "true", default_value = "false")]
     pub allow_private_targets: bool,
+
+    /// The ports endpoint URLs may use, e.g. `443,8000-8999` (default: any). Checked when an
+    /// endpoint is created, changed or tested, and before every delivery.
+    #[arg(long, env = "HOOKFLEET_ALLOWED_PORTS", default_value = "any")]
+    pub allowed_ports: hookfleet_core::target::AllowedPorts,
 
     /// Attempts kept per endpoint in the attempt log (0 turns it off).
     #[arg(long, env = "HOOKFLEET_ATTEMPT_LOG_LEN", default_value = "1000",
@@ -226,10 +261,52 @@ pub struct Api {
     #[arg(long)]
     pub insecure_no_auth: bool,
 
-    /// Most endpoints one tenant may have; unlimited when not set.
-    #[arg(long, env = "HOOKFLEET_MAX_ENDPOINTS_PER_TENANT",
-          value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_endpoints_per_tenant: Option<u32>,
+    /// Most endpoints one tenant may have (the operator's CLI is not limited).
+    #[arg(long, env = "HOOKFLEET_MAX_ENDPOINTS_PER_TENANT", default_value = "100",
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_endpoints_per_tenant: u32,
+
+    /// Test Webhook calls one tenant token may make per minute (0: none); more get 429 with
+    /// Retry-After.
+    #[arg(long, env = "HOOKFLEET_TEST_RATE", default_value = "10",
+          value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub test_rate: u32,
+
+    /// Who may frame the console: the CSP `frame-ancestors` sources, e.g.
+    /// `'self' https://dashboard.example.com` (the platform page that embeds it).
+    #[arg(long, env = "HOOKFLEET_CONSOLE_FRAME_ANCESTORS", default_value = "'self'",
+          value_parser = parse_frame_ancestors)]
+    pub console_frame_ancestors: String,
+
+    /// Longest a client may take to send a request's headers, after connecting or after its
+    /// previous answer (so idle kept-alive connections close too); slower ones are closed.
+    #[arg(long, env = "HOOKFLEET_API_HEADER_TIMEOUT", value_parser = parse_positive, default_value = "10s")]
+    pub api_header_timeout: Duration,
+
+    /// Longest a request may take, its body and Test Webhook included (408 past it).
+    #[arg(long, env = "HOOKFLEET_API_REQUEST_TIMEOUT", value_parser = parse_positive, default_value = "30s")]
+    pub api_request_timeout: Duration,
+
+    /// Connections served at once; more wait in the listen backlog.
+    #[arg(long, env = "HOOKFLEET_API_MAX_CONNECTIONS", default_value = "1024",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub api_max_connections: u32,
+}
+
+/// CSP source expressions: printable, and nothing that would end the directive.
+fn parse_frame_ancestors(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty: use 'none' to forbid framing, 'self' for this origin only".into());
+    }
+    if s.chars()
+        .any(|c| c == ';' || c == ',' || !(c == ' ' || c.is_ascii_graphic()))
+    {
+        return Err(
+            "must be CSP sources separated by spaces, e.g. 'self' https://app.example.com".into(),
+        );
+    }
+    Ok(s.to_owned())
 }
 
 /// A bearer token or key from the settings. Only [`ApiToken::expose`] gives the text.

@@ -39,6 +39,7 @@ async fn the_console_does_what_a_customer_and_an_operator_need() {
     assert_eq!(published.status, 202, "{:?}", published.body);
     wait_for_result(&worker, "dead_lettered", 1.0).await;
     let tenant_token = api.tenant_token("acme").await;
+    let globex_token = api.tenant_token("globex").await;
 
     let screenshots = std::env::var("HOOKFLEET_SCREENSHOTS")
         .unwrap_or_else(|_| format!("{}/console-screenshots", env!("CARGO_TARGET_TMPDIR")));
@@ -47,6 +48,7 @@ async fn the_console_does_what_a_customer_and_an_operator_need() {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("CONSOLE_URL", api.url(""))
         .env("TENANT_TOKEN", &tenant_token)
+        .env("GLOBEX_TOKEN", &globex_token)
         .env("OPERATOR_TOKEN", OPERATOR_TOKEN)
         .env("RECEIVER_OK", receiver.url("/ok"))
         .env("RECEIVER_FAIL", receiver.url("/fail"))

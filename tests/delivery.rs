@@ -257,7 +257,7 @@ async fn a_private_target_is_refused_at_create_time() {
         let stderr = String::from_utf8_lossy(&output.stderr).to_lowercase();
         assert!(!output.status.success(), "{url} was accepted");
         assert!(
-            ["public", "blocked", "private"]
+            ["not allowed", "public", "blocked", "private"]
                 .iter()
                 .any(|word| stderr.contains(word)),
             "{url}: stderr does not say why: {stderr}"

@@ -43,11 +43,12 @@ fn config(env: &WorkerEnv) -> WorkerConfig {
         dedup_ttl: Duration::from_secs(60),
         user_agent: "hookfleet-test".to_owned(),
         allow_private_targets: true,
+        allowed_ports: Default::default(),
         metrics_addr: "127.0.0.1:0".parse().unwrap(),
         endpoint_cache_ttl: Duration::ZERO,
         stall_timeout: Duration::from_secs(60),
         attempt_log_len: 100,
-        secret_key: None,
+        keyring: Default::default(),
     }
 }
 
@@ -78,7 +79,7 @@ async fn one_message_is_delivered_once_then_seen_as_a_duplicate_and_a_failure_is
         )
         .unwrap()
     };
-    store.put(&endpoint("/hook")).await.unwrap();
+    store.insert(&endpoint("/hook")).await.unwrap();
     let metrics = Metrics::new();
     let deliverer = Deliverer::new(&config, &broker, redis, metrics.clone()).unwrap();
 
@@ -119,7 +120,7 @@ async fn one_message_is_delivered_once_then_seen_as_a_duplicate_and_a_failure_is
 
     // A failing endpoint: the handler returns Ok once the retry is confirmed by the broker.
     receiver.set_default("/down", Reply::status(500));
-    store.put(&endpoint("/down")).await.unwrap();
+    store.insert(&endpoint("/down")).await.unwrap();
     let second = OutboundEvent::new(
         event_type.clone(),
         "acme".parse().unwrap(),
@@ -183,7 +184,7 @@ impl Rig {
         let url = receiver.url(path);
         let endpoint = Endpoint::new(tenant, &url, EventFilter::All, None, String::new()).unwrap();
         (EndpointStore::new(redis.clone(), &namespace))
-            .put(&endpoint)
+            .insert(&endpoint)
             .await
             .unwrap();
         let metrics = Metrics::new();

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use hookfleet_admin::Scope;
 use hookfleet_admin::input::ReplayRequest;
+use hookfleet_admin::{Scope, TenantLimits};
 use hookfleet_amqp::Broker;
 
 use super::print_json;
@@ -36,7 +36,7 @@ pub async fn run(common: &Common, command: DeadLettersCommand) -> anyhow::Result
         broker,
         &from_env::<Catalog>()?,
         &from_env::<Delivery>()?,
-        None,
+        TenantLimits::default(),
     )?;
     let scope = &Scope::Operator;
     let done = match command {

@@ -101,7 +101,8 @@ async fn demo(
     };
     let mut delivery: Delivery = from_env()?;
     delivery.allow_private_targets = true;
-    let admin = super::admin(&common, broker, &from_env::<Catalog>()?, &delivery, None)?;
+    let limits = hookfleet_admin::TenantLimits::default();
+    let admin = super::admin(&common, broker, &from_env::<Catalog>()?, &delivery, limits)?;
     let endpoint = admin
         .create_endpoint(
             &Scope::Operator,
@@ -216,11 +217,12 @@ fn worker_config(common: &Common, namespace: &Namespace) -> anyhow::Result<Worke
         dedup_ttl: worker.dedup_ttl,
         user_agent: delivery.user_agent,
         allow_private_targets: true,
+        allowed_ports: delivery.allowed_ports.clone(),
         metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         endpoint_cache_ttl: Duration::ZERO,
         stall_timeout: worker.stall_timeout,
         attempt_log_len: delivery.attempt_log_len as usize,
-        secret_key: common.secret_key.clone(),
+        keyring: common.keyring(),
     })
 }
 

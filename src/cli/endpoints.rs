@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use hookfleet_admin::input::{NewEndpoint, Rotation};
 use hookfleet_admin::view::EndpointView;
-use hookfleet_admin::{Admin, Scope};
+use hookfleet_admin::{Admin, Page, Scope, TenantLimits};
 use hookfleet_amqp::Broker;
 
 use super::{admin, print_json};
@@ -67,6 +67,13 @@ pub enum EndpointsCommand {
         /// The new secret (whsec_ + base64 of 24-64 bytes); generated when not given.
         #[arg(long)]
         secret: Option<String>,
+        #[command(flatten)]
+        options: Options,
+    },
+    /// Seal every endpoint record under HOOKFLEET_SECRET_KEY: plain-text secrets, URLs with
+    /// credentials, and records sealed by a key now in HOOKFLEET_SECRET_KEY_PREVIOUS. Prints
+    /// the counts; safe to stop and run again (records done are skipped).
+    Reseal {
         #[command(flatten)]
         options: Options,
     },
@@ -132,10 +139,10 @@ pub async fn run(common: &Common, command: EndpointsCommand) -> anyhow::Result<E
             options,
         } => {
             let admin = connect(common, &options).await?;
-            let views = admin
-                .list_endpoints(scope, tenant.as_deref(), reveal)
+            let listed = admin
+                .list_endpoints(scope, tenant.as_deref(), reveal, Page::ALL)
                 .await?;
-            let shown: Vec<_> = views.into_iter().map(|v| shown(v, reveal)).collect();
+            let shown: Vec<_> = listed.data.into_iter().map(|v| shown(v, reveal)).collect();
             print_json(&shown)?
         }
         EndpointsCommand::Get {
@@ -178,6 +185,18 @@ pub async fn run(common: &Common, command: EndpointsCommand) -> anyhow::Result<E
             let view = admin.rotate_secret(scope, &id, Rotation { secret }).await?;
             print_json(&shown(view, true))?
         }
+        EndpointsCommand::Reseal { options } => {
+            let admin = connect(common, &options).await?;
+            let done = admin.reseal().await?;
+            print_json(&done)?;
+            if done.failed > 0 {
+                eprintln!(
+                    "error: {} records could not be resealed (see the log); add the key that sealed them to HOOKFLEET_SECRET_KEY_PREVIOUS and run again",
+                    done.failed
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+        }
         EndpointsCommand::Attempts {
             id,
             limit,
@@ -198,7 +217,8 @@ pub async fn run(common: &Common, command: EndpointsCommand) -> anyhow::Result<E
 async fn connect(common: &Common, options: &Options) -> anyhow::Result<Admin> {
     // No endpoint command uses the broker: it would connect on first use only.
     let broker = Broker::lazy(common.amqp_url.expose());
-    let admin = admin(common, broker, &options.catalog, &options.delivery, None)?;
+    let limits = TenantLimits::default();
+    let admin = admin(common, broker, &options.catalog, &options.delivery, limits)?;
     if !admin.redis_ready().await {
         anyhow::bail!("Redis does not answer at HOOKFLEET_REDIS_URL");
     }

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use hookfleet_admin::{Admin, AdminConfig};
+use hookfleet_admin::{Admin, AdminConfig, TenantLimits};
 use hookfleet_amqp::Broker;
 
 use crate::settings::{Catalog, Common, Delivery};
@@ -74,7 +74,7 @@ fn admin(
     broker: Broker,
     catalog: &Catalog,
     delivery: &Delivery,
-    max_endpoints_per_tenant: Option<u32>,
+    limits: TenantLimits,
 ) -> anyhow::Result<Admin> {
     let redis = hookfleet_store::connect(common.redis_url.expose())?;
     let config = AdminConfig {
@@ -83,9 +83,10 @@ fn admin(
         delivery_timeout: delivery.delivery_timeout,
         user_agent: delivery.user_agent.clone(),
         allow_private_targets: delivery.allow_private_targets,
-        max_endpoints_per_tenant,
+        allowed_ports: delivery.allowed_ports.clone(),
+        limits,
         attempt_log_len: delivery.attempt_log_len as usize,
-        secret_key: common.secret_key.clone(),
+        keyring: common.keyring(),
     };
     Ok(Admin::new(config, redis, broker)?)
 }

@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use clap::Args;
-use hookfleet_admin::Scope;
 use hookfleet_admin::input::NewEvent;
+use hookfleet_admin::{Scope, TenantLimits};
 use hookfleet_amqp::Broker;
 
 use crate::settings::{Catalog, Common, Delivery, from_env};
@@ -45,7 +45,7 @@ pub async fn run(common: &Common, args: PublishArgs) -> anyhow::Result<ExitCode>
         broker,
         &args.catalog,
         &from_env::<Delivery>()?,
-        None,
+        TenantLimits::default(),
     )?;
     let event = NewEvent {
         event_type: args.event_type,

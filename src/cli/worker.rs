@@ -19,6 +19,7 @@ pub struct WorkerArgs {
 }
 
 pub async fn run(common: &Common, args: WorkerArgs) -> anyhow::Result<ExitCode> {
+    common.warn_if_secrets_unsealed();
     let config = WorkerConfig {
         amqp_url: common.amqp_url.expose().to_owned(),
         redis_url: common.redis_url.expose().to_owned(),
@@ -36,11 +37,12 @@ pub async fn run(common: &Common, args: WorkerArgs) -> anyhow::Result<ExitCode> 
         dedup_ttl: args.worker.dedup_ttl,
         user_agent: args.delivery.user_agent,
         allow_private_targets: args.delivery.allow_private_targets,
+        allowed_ports: args.delivery.allowed_ports.clone(),
         metrics_addr: args.worker.metrics_addr,
         endpoint_cache_ttl: args.worker.endpoint_cache_ttl,
         stall_timeout: args.worker.stall_timeout,
         attempt_log_len: args.delivery.attempt_log_len as usize,
-        secret_key: common.secret_key.clone(),
+        keyring: common.keyring(),
     };
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));

@@ -104,7 +104,9 @@ async fn a_tenant_token_sees_only_its_tenant() {
 
     let listed = as_acme(Method::GET, "/v1/endpoints".to_owned(), None).await;
     assert_eq!(listed.status, 200, "{:?}", listed.body);
-    let ids: Vec<String> = listed.body.as_array().unwrap().iter().map(id_of).collect();
+    let ids: Vec<String> = (listed.body["data"].as_array().unwrap().iter())
+        .map(id_of)
+        .collect();
     assert_eq!(ids, [id_of(&ours)]);
     let own = as_acme(Method::GET, format!("/v1/endpoints/{}", id_of(&ours)), None).await;
     assert_eq!(own.status, 200, "{:?}", own.body);
@@ -162,7 +164,7 @@ async fn a_tenant_token_sees_only_its_tenant() {
         .operator(Method::GET, "/v1/endpoints?tenant=globex", None)
         .await;
     assert_eq!(
-        globex.body.as_array().unwrap().len(),
+        globex.body["data"].as_array().unwrap().len(),
         1,
         "{:?}",
         globex.body

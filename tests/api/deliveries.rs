@@ -232,7 +232,7 @@ async fn secrets_are_sealed_at_rest_and_still_sign() {
     );
     let record: Value = serde_json::from_str(&stored).unwrap();
     assert!(
-        record["secret"].as_str().unwrap().starts_with("enc:v1:"),
+        record["secret"].as_str().unwrap().starts_with("enc:v2:"),
         "{record}"
     );
 
@@ -273,5 +273,84 @@ async fn secrets_are_sealed_at_rest_and_still_sign() {
 
     assert!(worker.stop().await.unwrap().success());
     api.process.stop().await.unwrap();
+    fleet.cleanup().await;
+}
+
+/// The sealing key changes without a pause: the new key seals, the old one (in
+/// `HOOKFLEET_SECRET_KEY_PREVIOUS`) still opens, `endpoints reseal` moves every record to the
+/// new key (resumably), and then workers need the new key only. URLs with credentials are
+/// sealed too.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sealing_key_can_be_changed_and_every_record_resealed() {
+    const NEW_KEY: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+    let fleet = Fleet::new();
+    let receiver = Receiver::start().await.unwrap();
+    let plain = fleet.spawn_api().await;
+    assert!(
+        plain
+            .process
+            .log()
+            .contains("HOOKFLEET_SECRET_KEY is not set"),
+        "no warning that secrets are stored in plain text"
+    );
+    let in_clear = plain
+        .create_endpoint("acme", &receiver.url("/clear"), &[BLOCKED])
+        .await;
+    plain.process.stop().await.unwrap();
+    let old = [("HOOKFLEET_SECRET_KEY", SEALING_KEY)];
+    let api = fleet.spawn_api_with(&old).await;
+    let with_token = format!("{}?token=s3cret-in-the-query", receiver.url("/query"));
+    let sealed = api.create_endpoint("acme", &with_token, &[BLOCKED]).await;
+    api.process.stop().await.unwrap();
+
+    let redis = redis::Client::open(hookfleet_testkit::REDIS_URL).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let hash = format!("{{{}:endpoints}}:tenant:acme", fleet.namespace());
+    let stored: String = conn.hget(&hash, id_of(&sealed)).await.unwrap();
+    assert!(
+        !stored.contains("s3cret"),
+        "a URL with a token is stored in clear: {stored}"
+    );
+
+    let rotated = [
+        ("HOOKFLEET_SECRET_KEY", NEW_KEY),
+        ("HOOKFLEET_SECRET_KEY_PREVIOUS", SEALING_KEY),
+    ];
+    for expected in [
+        json!({"resealed": 2, "current": 0, "failed": 0}),
+        // Run again (as after an interruption): nothing left to do.
+        json!({"resealed": 0, "current": 2, "failed": 0}),
+    ] {
+        let output = fleet.run_with(&rotated, &["endpoints", "reseal"]).await;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        let done: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(done, expected);
+    }
+    let stored: String = conn.hget(&hash, id_of(&in_clear)).await.unwrap();
+    let record: Value = serde_json::from_str(&stored).unwrap();
+    assert!(
+        record["secret"].as_str().unwrap().starts_with("enc:v2:"),
+        "{record}"
+    );
+
+    // The old key is no longer needed.
+    let worker = fleet
+        .spawn_worker_with(&[("HOOKFLEET_SECRET_KEY", NEW_KEY)])
+        .await;
+    fleet.publish(BLOCKED, "acme", "{}").await;
+    wait_until(WAIT, "both deliveries", || {
+        receiver.count("/clear") == 1 && receiver.count("/query") == 1
+    })
+    .await;
+    for (path, endpoint) in [("/clear", &in_clear), ("/query", &sealed)] {
+        let request = &receiver.requests(path)[0];
+        let secret = endpoint["secret"].as_str().unwrap();
+        assert!(
+            crate::util::verify_signature(secret, &request.headers, &request.body),
+            "{path}: the resealed secret does not sign"
+        );
+    }
+    assert!(worker.stop().await.unwrap().success());
     fleet.cleanup().await;
 }

@@ -83,14 +83,16 @@ async fn endpoints_crud_round_trips() {
 
     let listed_ids = |answer: &Answer| -> Vec<String> {
         assert_eq!(answer.status, 200, "{:?}", answer.body);
-        answer.body.as_array().unwrap().iter().map(id_of).collect()
+        (answer.body["data"].as_array().unwrap().iter())
+            .map(id_of)
+            .collect()
     };
     let of_acme = api
         .operator(Method::GET, "/v1/endpoints?tenant=acme", None)
         .await;
     assert_eq!(listed_ids(&of_acme), std::slice::from_ref(&id));
     assert!(
-        of_acme.body[0].get("secret").is_none(),
+        of_acme.body["data"][0].get("secret").is_none(),
         "{:?}",
         of_acme.body
     );

@@ -5,10 +5,12 @@
 //! - `endpoints`: validation, create/read/change/remove, Test Webhook.
 //! - `deliveries`: what workers do with what the API set up: the attempt log, rotated secrets,
 //!   repeated event ids, dead letters, sealed secrets.
+//! - `hardening`: what one tenant can do to the fleet and to others.
 
 mod access;
 mod deliveries;
 mod endpoints;
+mod hardening;
 
 use serde_json::Value;
 

@@ -43,7 +43,8 @@ async function newPage(viewport = { width: 1280, height: 860 }) {
     if (m.type() === 'error' && !expected.test(m.text())) problems.push(`console: ${m.text()}`);
   });
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('dialog', (d) => d.accept());
+  // Dialogs are accepted, unless a step answers the next one itself.
+  page.on('dialog', (d) => (page.answerDialog ? page.answerDialog(d) : d.accept()));
   return page;
 }
 
@@ -64,6 +65,21 @@ try {
   await page.getByText('No endpoints yet.').waitFor();
   await page.getByText('Account: acme').waitFor();
   await shot(page, '1-endpoints-empty');
+
+  step('a link with another account\'s token asks first, and "no" keeps this account');
+  const asked = new Promise((resolve) => {
+    page.answerDialog = (d) => {
+      page.answerDialog = null;
+      resolve(d.message());
+      return d.dismiss();
+    };
+  });
+  await page.goto(`${base}/#token=${env('GLOBEX_TOKEN')}`);
+  const question = await asked;
+  assert.ok(question.includes('globex') && question.includes('acme'), question);
+  await page.reload();
+  await page.getByText('Account: acme').waitFor();
+  assert.ok(!page.url().includes('token'), `the token is still in ${page.url()}`);
 
   step('keyboard only: Tab reaches "Add endpoint" and Enter opens the form');
   await page.locator('body').focus();

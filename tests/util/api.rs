@@ -40,6 +40,11 @@ impl Api {
         Self { process, http }
     }
 
+    /// The client, for requests whose headers a test reads.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.process.base_url())
     }

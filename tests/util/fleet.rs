@@ -158,6 +158,11 @@ impl Fleet {
         broker.close().await;
     }
 
+    /// The namespace's endpoint records, read straight from Redis.
+    pub fn store(&self) -> hookfleet_store::EndpointStore {
+        self.kit().store().unwrap()
+    }
+
     /// Starts `hookfleet api` with the test operator token and waits until it is ready.
     pub async fn spawn_api(&self) -> super::Api {
         self.spawn_api_with(&[]).await

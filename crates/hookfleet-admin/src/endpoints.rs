@@ -1,7 +1,11 @@
 //! Endpoint operations: create, list, get, update, remove, rotate the secret, read attempts.
+//!
+//! Every change is a compare-and-set on the record's version (`EndpointStore::modify`): a
+//! change that raced another is made again on the fresh record, so a rotation, a removal or
+//! an auto-disable is never undone by a write based on what was there before.
 
 use hookfleet_core::attempt::Attempt;
-use hookfleet_core::{Endpoint, EndpointId, Secret, TenantId};
+use hookfleet_core::{DisabledBy, Endpoint, EndpointId, Secret, TenantId};
 use hookfleet_worker::guard;
 
 use crate::input::{self, Checks, EndpointPatch, NewEndpoint, Rotation};
@@ -10,6 +14,34 @@ use crate::{Admin, Error, ROTATION_OVERLAP, Result, Scope};
 
 /// Most attempts one read returns.
 pub const MAX_ATTEMPTS_PAGE: usize = 1000;
+
+/// Most endpoints one page of a listing holds, and how many by default.
+pub const MAX_ENDPOINTS_PAGE: usize = 500;
+pub const DEFAULT_ENDPOINTS_PAGE: usize = 100;
+
+/// Which part of a listing to return: `limit` endpoints after the one named `cursor`.
+#[derive(Debug, Clone, Copy)]
+pub struct Page<'a> {
+    pub limit: usize,
+    pub cursor: Option<&'a str>,
+}
+
+impl Page<'_> {
+    /// Everything at once (the CLI).
+    pub const ALL: Page<'static> = Page {
+        limit: usize::MAX,
+        cursor: None,
+    };
+}
+
+/// One page of endpoints, oldest first, and the cursor of the next page if there is one.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct EndpointPage {
+    pub data: Vec<EndpointView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
 
 impl Admin {
     /// Creates an endpoint; the view carries its secret, shown this once.
@@ -50,7 +82,7 @@ impl Admin {
         self.check_limit(&tenant).await?;
         let endpoint = Endpoint::new(tenant, &url, events, secret, description)
             .map_err(|e| Error::field("url", e.to_string()))?;
-        self.store.put(&endpoint).await?;
+        self.store.insert(&endpoint).await?;
         tracing::info!(message = "Endpoint created.", endpoint_id = %endpoint.id, tenant = %endpoint.tenant);
         Ok(EndpointView::new(
             &endpoint,
@@ -60,14 +92,16 @@ impl Admin {
         ))
     }
 
-    /// The endpoints the scope sees: one tenant's, or (operator) every one or one tenant's;
-    /// their secrets only when `reveal` (the CLI's `list --reveal`; the API never).
+    /// The endpoints the scope sees, oldest first: one tenant's, or (operator) every one or
+    /// one tenant's; their secrets only when `reveal` (the CLI's `list --reveal`; the API
+    /// never). Ids grow with time (UUIDv7), so a cursor is the last id of the previous page.
     pub async fn list_endpoints(
         &self,
         scope: &Scope,
         tenant: Option<&str>,
         reveal: bool,
-    ) -> Result<Vec<EndpointView>> {
+        page: Page<'_>,
+    ) -> Result<EndpointPage> {
         let tenant: Option<TenantId> = match tenant {
             Some(text) => {
                 let tenant = input::tenant(text).map_err(|m| Error::field("tenant", m))?;
@@ -81,12 +115,26 @@ impl Admin {
                 Scope::Operator => None,
             },
         };
-        let endpoints = self.store.list(tenant.as_ref()).await?;
-        let mut views = Vec::with_capacity(endpoints.len());
-        for endpoint in &endpoints {
-            views.push(self.view(endpoint, reveal).await?);
+        let after: Option<EndpointId> = match page.cursor {
+            Some(text) => Some(text.parse().map_err(|_| {
+                Error::BadQuery("cursor: not a cursor this API gave out".to_owned())
+            })?),
+            None => None,
+        };
+        let mut endpoints = self.store.list(tenant.as_ref()).await?;
+        endpoints.sort_by(|a, b| a.id.cmp(&b.id));
+        let start = after.map_or(0, |after| endpoints.partition_point(|e| e.id <= after));
+        let rest = &endpoints[start..];
+        let limit = page.limit.max(1);
+        let shown = &rest[..rest.len().min(limit)];
+        let next_cursor = (rest.len() > limit)
+            .then(|| shown.last().map(|e| e.id.to_string()))
+            .flatten();
+        let mut data = Vec::with_capacity(shown.len());
+        for endpoint in shown {
+            data.push(self.view(endpoint, reveal).await?);
         }
-        Ok(views)
+        Ok(EndpointPage { data, next_cursor })
     }
 
     /// One endpoint; its secret only when `reveal` (the CLI's `get --reveal`; the API never).
@@ -100,14 +148,15 @@ impl Admin {
         self.view(&endpoint, reveal).await
     }
 
-    /// Changes the fields given. Enabling also resets the circuit breaker.
+    /// Changes the fields given. Enabling also resets the circuit breaker. A tenant cannot
+    /// enable an endpoint the operator disabled.
     pub async fn update_endpoint(
         &self,
         scope: &Scope,
         id: &str,
         patch: EndpointPatch,
     ) -> Result<EndpointView> {
-        let mut endpoint = self.visible(scope, id).await?;
+        let current = self.visible(scope, id).await?;
         let mut checks = Checks::default();
         let url = match &patch.url {
             Some(text) => self.check_url(&mut checks, text).await,
@@ -120,24 +169,33 @@ impl Admin {
             .description
             .and_then(|text| checks.field("description", input::description(text)));
         checks.finish()?;
-        if let Some(url) = url {
-            endpoint.url = url;
-        }
-        if let Some(events) = events {
-            endpoint.events = events;
-        }
-        if let Some(description) = description {
-            endpoint.description = description;
-        }
-        if let Some(enabled) = patch.enabled {
-            endpoint.enabled = enabled;
-        }
-        self.store.put(&endpoint).await?;
+        let by = match scope {
+            Scope::Operator => DisabledBy::Operator,
+            Scope::Tenant(_) => DisabledBy::Tenant,
+        };
+        let endpoint = self
+            .store
+            .modify(&current.id, |endpoint| {
+                if let Some(url) = &url {
+                    endpoint.url.clone_from(url);
+                }
+                if let Some(events) = &events {
+                    endpoint.events = events.clone();
+                }
+                if let Some(description) = &description {
+                    endpoint.description.clone_from(description);
+                }
+                if let Some(enabled) = patch.enabled {
+                    set_enabled(endpoint, enabled, by)?;
+                }
+                Ok::<_, Error>(())
+            })
+            .await?;
         if patch.enabled == Some(true) {
             // Turning an endpoint on means "try it now": its circuit starts afresh.
             self.store.clear_circuit(&endpoint.id).await?;
         }
-        tracing::info!(message = "Endpoint updated.", endpoint_id = %endpoint.id);
+        tracing::info!(message = "Endpoint updated.", endpoint_id = %endpoint.id, version = endpoint.version);
         self.view(&endpoint, false).await
     }
 
@@ -172,20 +230,25 @@ impl Admin {
         id: &str,
         rotation: Rotation,
     ) -> Result<EndpointView> {
-        let mut endpoint = self.visible(scope, id).await?;
+        let current = self.visible(scope, id).await?;
         let new = match rotation.secret {
             Some(text) => input::secret(&text).map_err(|m| Error::field("secret", m))?,
             None => Secret::generate(),
         };
-        if new == endpoint.secret {
-            return Err(Error::field(
-                "secret",
-                "is the current secret; a rotation needs a new one",
-            ));
-        }
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        endpoint.rotate_secret(new, now, ROTATION_OVERLAP);
-        self.store.put(&endpoint).await?;
+        let endpoint = self
+            .store
+            .modify(&current.id, |endpoint| {
+                if new == endpoint.secret {
+                    return Err(Error::field(
+                        "secret",
+                        "is the current secret; a rotation needs a new one",
+                    ));
+                }
+                endpoint.rotate_secret(new.clone(), now, ROTATION_OVERLAP);
+                Ok(())
+            })
+            .await?;
         tracing::info!(message = "Endpoint secret rotated.", endpoint_id = %endpoint.id);
         let mut view = self.view(&endpoint, true).await?;
         view.secret = Some(endpoint.secret.expose().to_owned());
@@ -204,9 +267,8 @@ impl Admin {
         if let Some(before) = before
             && !is_stream_id(before)
         {
-            return Err(Error::field(
-                "before",
-                "must be an attempt's id, as in a previous page",
+            return Err(Error::BadQuery(
+                "before: not an attempt id, as in a previous page".to_owned(),
             ));
         }
         let limit = limit.clamp(1, MAX_ATTEMPTS_PAGE);
@@ -242,17 +304,23 @@ impl Admin {
     /// The URL if it is well-formed and (unless private targets are allowed) public.
     async fn check_url(&self, checks: &mut Checks, text: &str) -> Option<String> {
         let url = checks.field("url", hookfleet_core::target::parse_url(text))?;
+        if !self.config.allowed_ports.allows(&url) {
+            checks.fail("url", "its port is not one the operator allows");
+            return None;
+        }
         if !self.config.allow_private_targets
             && let Err(blocked) = guard::check_url(&url).await
         {
-            checks.fail("url", format!("not a public address: {blocked}"));
+            // The caller learns that it is refused, the operator's log where it pointed.
+            blocked.log();
+            checks.fail("url", blocked.to_string());
             return None;
         }
         Some(text.to_owned())
     }
 
     async fn check_limit(&self, tenant: &TenantId) -> Result<()> {
-        let Some(max) = self.config.max_endpoints_per_tenant else {
+        let Some(max) = self.config.limits.max_endpoints else {
             return Ok(());
         };
         // A read then a write: two creates racing at the limit may both pass. The limit
@@ -267,13 +335,28 @@ impl Admin {
     }
 }
 
-/// Whether `text` is a Redis stream id (`<ms>-<seq>`).
+/// Turns `endpoint` on or off on behalf of `by`. What the operator turned off stays off for
+/// a tenant: enabling it is refused, disabling it again leaves it the operator's.
+fn set_enabled(endpoint: &mut Endpoint, enabled: bool, by: DisabledBy) -> Result<()> {
+    let operators = !endpoint.enabled && endpoint.disabled_by == Some(DisabledBy::Operator);
+    if operators && by == DisabledBy::Tenant {
+        if enabled {
+            return Err(Error::Forbidden(
+                "the operator disabled this endpoint; only the operator can enable it".to_owned(),
+            ));
+        }
+        return Ok(());
+    }
+    endpoint.set_enabled(enabled, by);
+    Ok(())
+}
+
+/// Whether `text` is a Redis stream id (`<ms>-<seq>`, each a 64-bit number).
 fn is_stream_id(text: &str) -> bool {
-    let mut parts = text.splitn(2, '-');
-    let digits = |s: Option<&str>| {
-        s.is_some_and(|s| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit()))
-    };
-    digits(parts.next()) && digits(parts.next())
+    text.split_once('-').is_some_and(|(ms, seq)| {
+        let number = |s: &str| s.bytes().all(|b| b.is_ascii_digit()) && s.parse::<u64>().is_ok();
+        number(ms) && number(seq)
+    })
 }
 
 #[cfg(test)]
@@ -283,7 +366,18 @@ mod tests {
         for good in ["1-0", "1732800000000-12"] {
             assert!(super::is_stream_id(good), "{good}");
         }
-        for bad in ["", "1", "-1", "1-", "a-1", "1-2-3", "+", "(1-0"] {
+        for bad in [
+            "",
+            "1",
+            "-1",
+            "1-",
+            "a-1",
+            "1-2-3",
+            "+",
+            "(1-0",
+            "99999999999999999999-0",
+            "1-+1",
+        ] {
             assert!(!super::is_stream_id(bad), "{bad}");
         }
     }

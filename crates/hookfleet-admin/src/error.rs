@@ -33,7 +33,23 @@ pub enum Error {
         "tenant {tenant} already has {max} endpoints, the most allowed (HOOKFLEET_MAX_ENDPOINTS_PER_TENANT)"
     )]
     EndpointLimit { tenant: String, max: u32 },
-    /// Redis or RabbitMQ did not answer, or refused.
+    /// A query value that is not one this API gave out (a cursor, an attempt id).
+    #[error("{0}")]
+    BadQuery(String),
+    /// The caller may see the thing but not do this to it.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Other writes to the same record kept winning the race.
+    #[error("{0}")]
+    Conflict(String),
+    /// The tenant's budget for this call is spent until `retry_after` has passed.
+    #[error("{what}; try again in {}s", retry_after.as_secs().max(1))]
+    RateLimited {
+        what: String,
+        retry_after: std::time::Duration,
+    },
+    /// Redis or RabbitMQ did not answer, or refused. The text is for the operator's log, never
+    /// for an API caller.
     #[error("{0}")]
     Unavailable(String),
 }
@@ -50,6 +66,7 @@ impl From<hookfleet_store::Error> for Error {
     fn from(e: hookfleet_store::Error) -> Self {
         match e {
             hookfleet_store::Error::NotFound(id) => Error::NotFound(format!("endpoint {id}")),
+            e @ hookfleet_store::Error::Conflict(_) => Error::Conflict(e.to_string()),
             other => Error::Unavailable(other.to_string()),
         }
     }

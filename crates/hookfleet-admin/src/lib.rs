@@ -26,11 +26,15 @@ mod error;
 use std::time::Duration;
 
 use hookfleet_amqp::{Broker, ConfirmedPublisher};
+use hookfleet_core::target::AllowedPorts;
 use hookfleet_core::{EventType, Namespace, TenantId};
 use hookfleet_producer::Publisher;
-use hookfleet_store::{AttemptLog, CircuitPolicy, Circuits, EndpointStore, Redis, SecretKey};
+use hookfleet_store::{
+    AttemptLog, CircuitPolicy, Circuits, EndpointStore, Keyring, Redis, Resealed, Tenants,
+};
 use hookfleet_worker::sender::Sender;
 
+pub use endpoints::{EndpointPage, Page};
 pub use error::{Error, FieldError, Result};
 
 /// How long a replaced secret keeps signing beside the new one (docs/contract.md §5).
@@ -72,11 +76,24 @@ pub struct AdminConfig {
     pub delivery_timeout: Duration,
     pub user_agent: String,
     pub allow_private_targets: bool,
-    /// Endpoints one tenant may have (`HOOKFLEET_MAX_ENDPOINTS_PER_TENANT`); `None`: no limit.
-    pub max_endpoints_per_tenant: Option<u32>,
+    /// The ports endpoint URLs may use (`HOOKFLEET_ALLOWED_PORTS`).
+    pub allowed_ports: AllowedPorts,
+    /// What a tenant token may do (the API's settings); the operator's CLI has none.
+    pub limits: TenantLimits,
     /// Attempts kept per endpoint (`HOOKFLEET_ATTEMPT_LOG_LEN`).
     pub attempt_log_len: usize,
-    pub secret_key: Option<SecretKey>,
+    /// Seals and opens endpoint records (`HOOKFLEET_SECRET_KEY`, `…_PREVIOUS`).
+    pub keyring: Keyring,
+}
+
+/// Limits on what one tenant can make the fleet do.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TenantLimits {
+    /// Endpoints one tenant may have (`HOOKFLEET_MAX_ENDPOINTS_PER_TENANT`); `None`: no limit.
+    pub max_endpoints: Option<u32>,
+    /// Test Webhook calls per minute and tenant for tenant tokens (`HOOKFLEET_TEST_RATE`);
+    /// `None`: no limit.
+    pub tests_per_minute: Option<u32>,
 }
 
 /// The operations, over one Redis handle and one broker connection.
@@ -86,6 +103,7 @@ pub struct Admin {
     store: EndpointStore,
     attempts: AttemptLog,
     circuits: Circuits,
+    tenants: Tenants,
     sender: Sender,
     broker: Broker,
     publisher: Publisher,
@@ -95,11 +113,12 @@ pub struct Admin {
 impl Admin {
     pub fn new(config: AdminConfig, redis: Redis, broker: Broker) -> Result<Self> {
         let ns = &config.namespace;
-        let store = EndpointStore::new(redis.clone(), ns).with_sealing(config.secret_key.clone());
+        let store = EndpointStore::new(redis.clone(), ns).with_keyring(config.keyring.clone());
         let sender = Sender::new(
             config.delivery_timeout,
             &config.user_agent,
             config.allow_private_targets,
+            config.allowed_ports.clone(),
         )
         .map_err(|e| Error::Unavailable(format!("cannot build the HTTP client: {e}")))?;
         // Only read here: the policy matters to the workers that write the state.
@@ -111,6 +130,7 @@ impl Admin {
         };
         Ok(Self {
             attempts: AttemptLog::new(redis.clone(), ns, config.attempt_log_len),
+            tenants: Tenants::new(redis.clone(), ns),
             circuits: Circuits::new(redis, ns, policy),
             publisher: Publisher::new(broker.clone(), ns.clone()),
             confirmed: ConfirmedPublisher::new(broker.clone()),
@@ -135,6 +155,29 @@ impl Admin {
     /// The broker connection, for readiness checks.
     pub fn broker(&self) -> &Broker {
         &self.broker
+    }
+
+    /// Refuses every token of `tenant` issued before now (operators only).
+    pub async fn revoke_tokens(&self, scope: &Scope, tenant: &str) -> Result<TenantId> {
+        scope.operator_only("route")?;
+        let tenant = input::tenant(tenant).map_err(|m| Error::field("tenant", m))?;
+        let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        self.tenants.revoke_tokens(&tenant, now_ms).await?;
+        tracing::info!(message = "Tenant tokens revoked.", %tenant);
+        Ok(tenant)
+    }
+
+    /// The moment (unix ms) before which `tenant`'s tokens are refused, if they were revoked.
+    pub async fn tokens_not_before(&self, tenant: &TenantId) -> Result<Option<i64>> {
+        Ok(self.tenants.tokens_not_before(tenant).await?)
+    }
+
+    /// Seals every endpoint record under the current key (`hookfleet endpoints reseal`).
+    pub async fn reseal(&self) -> Result<Resealed> {
+        self.store.reseal().await.map_err(|e| match e {
+            hookfleet_store::Error::Config(why) => Error::field("HOOKFLEET_SECRET_KEY", why),
+            other => other.into(),
+        })
     }
 
     /// Whether Redis answers, for readiness checks.

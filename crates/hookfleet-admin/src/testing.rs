@@ -1,5 +1,7 @@
 //! "Test Webhook": one signed `webhook.test` delivery now, through the worker's own sending
-//! code (signing, SSRF guard, timeout), recorded in the attempt log.
+//! code (signing, SSRF guard, allowed ports, timeout), recorded in the attempt log. A tenant
+//! token's calls are metered (`HOOKFLEET_TEST_RATE` a minute per tenant, across API replicas):
+//! otherwise it is a free probe of any host and port from the platform's addresses.
 
 use bytes::Bytes;
 use hookfleet_core::attempt::{Attempt, ErrorClass, Made, Source, explain};
@@ -11,6 +13,17 @@ use crate::{Admin, Result, Scope};
 impl Admin {
     pub async fn test_endpoint(&self, scope: &Scope, id: &str) -> Result<TestResult> {
         let endpoint = self.visible(scope, id).await?;
+        if let (Scope::Tenant(tenant), Some(per_minute)) =
+            (scope, self.config.limits.tests_per_minute)
+            && let Some(retry_after) = self.tenants.take_test(tenant, per_minute).await?
+        {
+            return Err(crate::Error::RateLimited {
+                what: format!(
+                    "tenant {tenant} has made its {per_minute} test calls of this minute"
+                ),
+                retry_after,
+            });
+        }
         let event_id = EventId::generate();
         let event_type: EventType = EventType::TEST
             .parse()

@@ -1,7 +1,7 @@
 //! What callers get back.
 
-use hookfleet_core::Endpoint;
 use hookfleet_core::attempt::{Attempt, ErrorClass};
+use hookfleet_core::{DisabledBy, Endpoint};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -15,6 +15,10 @@ pub struct EndpointView {
     /// Event types, or `["*"]`.
     pub events: Vec<String>,
     pub enabled: bool,
+    /// Who turned it off, while it is off: `tenant`, `operator` (a tenant cannot turn it back
+    /// on) or `breaker` (failing too long, or a 410 answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled_by: Option<DisabledBy>,
     pub description: String,
     /// RFC 3339, UTC.
     pub created_at: String,
@@ -51,6 +55,7 @@ impl EndpointView {
             url: endpoint.url.clone(),
             events: endpoint.events.clone().into(),
             enabled: endpoint.enabled,
+            disabled_by: endpoint.disabled_by,
             description: endpoint.description.clone(),
             created_at: endpoint.created_at.clone(),
             secret: reveal.then(|| endpoint.secret.expose().to_owned()),

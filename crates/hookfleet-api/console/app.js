@@ -139,12 +139,25 @@ async function catalog() {
 function takeToken() {
   const match = location.hash.match(/^#token=([^&]+)/);
   if (match) {
-    sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
-    // Out of the address bar, the history and any screenshot.
+    const offered = decodeURIComponent(match[1]);
+    // Out of the address bar, the history and any screenshot, before anything else (a
+    // navigation that arrives while the question below is open must not find it again).
     history.replaceState(null, '', `${location.pathname}${location.search}#/`);
+    const current = sessionStorage.getItem(TOKEN_KEY);
+    // A link can carry anyone's token: one for another account must not silently replace
+    // the session this tab has (a customer sent into an attacker's account would set up
+    // endpoints there).
+    if (!current || current === offered || confirm(replaceQuestion(current, offered))) {
+      sessionStorage.setItem(TOKEN_KEY, offered);
+    }
   }
   state.token = sessionStorage.getItem(TOKEN_KEY);
   state.tenant = tenantOf(state.token);
+}
+
+function replaceQuestion(current, offered) {
+  const name = (token) => (tenantOf(token) ? `account "${tenantOf(token)}"` : 'another sign-in');
+  return `This link signs this tab in to ${name(offered)}, in place of ${name(current)}. Switch accounts?`;
 }
 
 /** The tenant a tenant token (`hft_<base64url payload>.<signature>`) names. */
@@ -274,7 +287,7 @@ function tenantPicker(current, tenants) {
 async function renderList() {
   loading();
   const filter = operatorFilter();
-  const endpoints = await api('GET', `/v1/endpoints${filter ? `?tenant=${enc(filter)}` : ''}`);
+  const endpoints = await listEndpoints(filter);
   const nodes = [];
   if (isOperator()) {
     const tenants = [...new Set(endpoints.map((e) => e.tenant))].sort();
@@ -289,6 +302,23 @@ async function renderList() {
     nodes.push(endpointTable(endpoints));
   }
   show('Webhook endpoints', ...nodes);
+}
+
+/** Every endpoint the token sees (of `tenant`, when given), following the pages. */
+async function listEndpoints(tenant) {
+  const all = [];
+  let cursor = null;
+  // A tenant has at most a few hundred; the bound keeps a broken cursor from looping.
+  for (let page = 0; page < 100; page++) {
+    const query = new URLSearchParams({ limit: '500' });
+    if (tenant) query.set('tenant', tenant);
+    if (cursor) query.set('cursor', cursor);
+    const listed = await api('GET', `/v1/endpoints?${query}`);
+    all.push(...listed.data);
+    cursor = listed.next_cursor;
+    if (!cursor) break;
+  }
+  return all;
 }
 
 function endpointTable(endpoints) {

@@ -1,32 +1,67 @@
 //! Who is calling: the operator token, a tenant token, or (only with `--insecure-no-auth`)
 //! anyone.
 
+use std::time::Duration;
+
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 use hookfleet_admin::Scope;
+use hookfleet_core::TenantId;
+use hookfleet_store::Fresh;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::tokens::TokenKey;
+use crate::tokens::{Refused, TokenKey, Verified};
+
+/// How long a tenant's revocation moment is cached: a revocation takes effect on every API
+/// replica within this.
+pub const REVOCATION_CACHE: Duration = Duration::from_secs(1);
 
 /// How requests are authenticated.
-#[derive(Debug, Clone)]
 pub struct Auth {
-    /// `HOOKFLEET_API_TOKEN`; `None` only with `--insecure-no-auth`, where a request without a
-    /// token is the operator's.
-    pub operator_token: Option<String>,
+    /// SHA-256 of `HOOKFLEET_API_TOKEN`; `None` only with `--insecure-no-auth`, where a
+    /// request without a token is the operator's. Digests are compared, so the comparison
+    /// takes the same time whatever the length of a guess.
+    operator_digest: Option<[u8; 32]>,
     /// Signs and checks tenant tokens.
     pub token_key: TokenKey,
+    /// Each tenant's "tokens issued before this are revoked" moment, as read from Redis.
+    revocations: Fresh<TenantId, Option<i64>>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let operator = self.operator_digest.map(|_| "***");
+        f.debug_struct("Auth")
+            .field("operator_token", &operator)
+            .field("token_key", &self.token_key)
+            .finish()
+    }
 }
 
 impl Auth {
-    /// The scope of a request with this `Authorization` header value.
-    pub fn scope(&self, authorization: Option<&str>, now: i64) -> Result<Scope, ApiError> {
+    /// `operator_token` is `None` only with `--insecure-no-auth`.
+    pub fn new(operator_token: Option<&str>, token_key: TokenKey) -> Self {
+        Self {
+            operator_digest: operator_token.map(digest),
+            token_key,
+            revocations: Fresh::new(REVOCATION_CACHE, REVOCATION_CACHE),
+        }
+    }
+
+    /// The scope of a request with this `Authorization` header value, before revocations:
+    /// a tenant token's issue time comes with it.
+    pub fn scope(
+        &self,
+        authorization: Option<&str>,
+        now: i64,
+    ) -> Result<(Scope, Option<i64>), ApiError> {
         let Some(value) = authorization else {
-            return match self.operator_token {
-                None => Ok(Scope::Operator),
+            return match self.operator_digest {
+                None => Ok((Scope::Operator, None)),
                 Some(_) => Err(ApiError::unauthorized(
                     "send Authorization: Bearer <token> (the operator token or a tenant token)",
                 )),
@@ -43,18 +78,40 @@ impl Auth {
             return self
                 .token_key
                 .verify(token, now)
-                .map(Scope::Tenant)
+                .map(|Verified { tenant, issued_ms }| (Scope::Tenant(tenant), Some(issued_ms)))
                 .map_err(|refused| ApiError::unauthorized(refused.to_string()));
         }
-        match &self.operator_token {
-            // Constant time: the comparison must not tell how much of a guess was right.
-            Some(expected) if bool::from(expected.as_bytes().ct_eq(token.as_bytes())) => {
-                Ok(Scope::Operator)
+        match &self.operator_digest {
+            Some(expected) if bool::from(expected.ct_eq(&digest(token))) => {
+                Ok((Scope::Operator, None))
             }
-            None => Ok(Scope::Operator),
+            None => Ok((Scope::Operator, None)),
             Some(_) => Err(ApiError::unauthorized("the token is not valid")),
         }
     }
+
+    /// Refuses a tenant token issued before its tenant's last revocation.
+    async fn check_revocation(
+        &self,
+        state: &AppState,
+        tenant: &TenantId,
+        issued_ms: i64,
+    ) -> Result<(), ApiError> {
+        let not_before = self
+            .revocations
+            .get(tenant, || state.admin.tokens_not_before(tenant))
+            .await?;
+        match not_before {
+            Some(not_before) if issued_ms < not_before => {
+                Err(ApiError::unauthorized(Refused::Revoked.to_string()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 /// The scope of the request being handled.
@@ -70,7 +127,14 @@ impl FromRequestParts<AppState> for Caller {
             .get(header::AUTHORIZATION)
             .map(|v| v.to_str().unwrap_or(""));
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        state.auth.scope(header, now).map(Caller)
+        let (scope, issued_ms) = state.auth.scope(header, now)?;
+        if let (Scope::Tenant(tenant), Some(issued_ms)) = (&scope, issued_ms) {
+            state
+                .auth
+                .check_revocation(state, tenant, issued_ms)
+                .await?;
+        }
+        Ok(Caller(scope))
     }
 }
 
@@ -79,38 +143,47 @@ mod tests {
     use super::*;
 
     fn auth(token: Option<&str>) -> Auth {
-        Auth {
-            operator_token: token.map(str::to_owned),
-            token_key: TokenKey::new(b"k".to_vec()),
-        }
+        Auth::new(token, TokenKey::new(b"k".to_vec(), "test"))
+    }
+
+    fn scope(auth: &Auth, header: Option<&str>, now: i64) -> Result<Scope, ApiError> {
+        auth.scope(header, now).map(|(scope, _)| scope)
     }
 
     #[test]
     fn tokens_give_scopes() {
-        let auth = auth(Some("op-secret"));
+        let auth = auth(Some("op-secret-0123456789"));
         assert_eq!(
-            auth.scope(Some("Bearer op-secret"), 0).unwrap(),
+            scope(&auth, Some("Bearer op-secret-0123456789"), 0).unwrap(),
             Scope::Operator
         );
-        assert!(auth.scope(None, 0).is_err());
-        assert!(auth.scope(Some("Bearer op-secreT"), 0).is_err());
-        assert!(auth.scope(Some("op-secret"), 0).is_err());
-        let tenant = auth.token_key.mint(&"acme".parse().unwrap(), 10);
+        assert!(scope(&auth, None, 0).is_err());
+        for wrong in ["op-secret-012345678", "op-secret-0123456789x", "o", ""] {
+            assert!(scope(&auth, Some(&format!("Bearer {wrong}")), 0).is_err());
+        }
+        assert!(scope(&auth, Some("op-secret-0123456789"), 0).is_err());
+        let tenant = auth.token_key.mint(&"acme".parse().unwrap(), 7, 10);
         assert_eq!(
             auth.scope(Some(&format!("Bearer {tenant}")), 0).unwrap(),
-            Scope::Tenant("acme".parse().unwrap())
+            (Scope::Tenant("acme".parse().unwrap()), Some(7))
         );
-        assert!(auth.scope(Some(&format!("Bearer {tenant}")), 10).is_err());
+        assert!(scope(&auth, Some(&format!("Bearer {tenant}")), 10).is_err());
     }
 
     #[test]
     fn without_auth_everyone_is_the_operator_but_tenant_tokens_still_scope() {
         let auth = auth(None);
-        assert_eq!(auth.scope(None, 0).unwrap(), Scope::Operator);
-        let tenant = auth.token_key.mint(&"acme".parse().unwrap(), 10);
+        assert_eq!(scope(&auth, None, 0).unwrap(), Scope::Operator);
+        let tenant = auth.token_key.mint(&"acme".parse().unwrap(), 0, 10);
         assert!(matches!(
-            auth.scope(Some(&format!("Bearer {tenant}")), 0).unwrap(),
+            scope(&auth, Some(&format!("Bearer {tenant}")), 0).unwrap(),
             Scope::Tenant(_)
         ));
+    }
+
+    #[test]
+    fn debug_does_not_show_the_operator_token() {
+        let shown = format!("{:?}", auth(Some("op-secret-0123456789")));
+        assert!(!shown.contains("op-secret"), "{shown}");
     }
 }

@@ -15,9 +15,10 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// A stable, machine-readable code: `unauthorized`, `not_found`, `validation_failed`,
-    /// `invalid_json`, `unsupported_media_type`, `payload_too_large`, `invalid_query`,
-    /// `endpoint_limit`, `unavailable`.
+    /// A stable, machine-readable code: `unauthorized`, `forbidden`, `not_found`,
+    /// `validation_failed`, `invalid_json`, `unsupported_media_type`, `payload_too_large`,
+    /// `invalid_query`, `endpoint_limit`, `conflict`, `rate_limited`, `request_timeout`,
+    /// `unavailable`.
     pub code: String,
     pub message: String,
     /// With `validation_failed`: each wrong field and what is wrong with it.
@@ -32,6 +33,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub fields: Vec<FieldError>,
+    /// With 429: when to try again (`Retry-After`).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl ApiError {
@@ -41,6 +44,7 @@ impl ApiError {
             code,
             message: message.into(),
             fields: Vec::new(),
+            retry_after: None,
         }
     }
 
@@ -75,9 +79,21 @@ impl From<hookfleet_admin::Error> for ApiError {
             Error::EndpointLimit { .. } => {
                 Self::new(StatusCode::CONFLICT, "endpoint_limit", message)
             }
+            Error::BadQuery(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_query", message),
+            Error::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", message),
+            Error::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", message),
+            Error::RateLimited { retry_after, .. } => Self {
+                retry_after: Some(retry_after),
+                ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+            },
             Error::Unavailable(_) => {
+                // The backing service's own words (addresses, key names) are the operator's.
                 tracing::error!(message = "A request failed on a backing service.", error = %message);
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "a backing service is unavailable; try again shortly",
+                )
             }
         }
     }
@@ -99,8 +115,36 @@ impl IntoResponse for ApiError {
                 header::HeaderValue::from_static("Bearer"),
             );
         }
+        if let Some(wait) = self.retry_after {
+            // Whole seconds, rounded up: a client that waits exactly this is in the next window.
+            let seconds = wait.as_millis().div_ceil(1000).max(1);
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(seconds as u64),
+            );
+        }
         response
     }
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A backing service's own words (addresses, key names, Redis errors) are logged for the
+    /// operator, never answered.
+    #[test]
+    fn an_outage_is_answered_without_the_backends_words() {
+        let error = hookfleet_admin::Error::Unavailable(
+            "Redis error: ERR invalid stream ID at 10.0.0.7:6379".into(),
+        );
+        let answer = ApiError::from(error);
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(answer.code, "unavailable");
+        for leak in ["Redis", "ERR", "10.0.0.7"] {
+            assert!(!answer.message.contains(leak), "{}", answer.message);
+        }
+    }
+}

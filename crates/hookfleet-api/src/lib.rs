@@ -8,6 +8,7 @@
 //! - [`tokens`]: signed, expiring tenant tokens; nothing stored.
 //! - [`routes`]: the `/v1` handlers, each with its OpenAPI description.
 //! - [`body`]: JSON bodies and queries, refused in the API's error shape.
+//! - [`server`]: the HTTP server, with a header timeout and a connection cap.
 //! - [`error`]: `{"error": {"code", "message", "fields"}}` answers.
 //! - [`metrics`]: what `/metrics` shows.
 #![forbid(unsafe_code)]
@@ -18,20 +19,23 @@ pub mod console;
 pub mod error;
 pub mod metrics;
 pub mod routes;
+pub mod server;
 pub mod tokens;
 
-use std::net::SocketAddr;
+pub use server::{ServerLimits, serve};
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use hookfleet_admin::Admin;
-use tokio_util::sync::CancellationToken;
+use hookfleet_store::Fresh;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 
@@ -47,7 +51,37 @@ pub struct AppState {
     pub metrics: ApiMetrics,
     /// The OpenAPI document, rendered once.
     pub openapi: Bytes,
+    /// `/readyz`'s answer, at most a second old: a probe per second from every kubelet and
+    /// load balancer must not open an AMQP channel each.
+    readiness: Arc<Fresh<(), Readiness>>,
 }
+
+/// How the application answers, beyond its operations.
+#[derive(Debug, Clone)]
+pub struct AppSettings {
+    /// Who may frame the console (`HOOKFLEET_CONSOLE_FRAME_ANCESTORS`).
+    pub console_frame_ancestors: String,
+    /// Longest a request may take, body included (`HOOKFLEET_API_REQUEST_TIMEOUT`).
+    pub request_timeout: Duration,
+}
+
+impl Default for AppSettings {
+    fn default() -> Self {
+        Self {
+            console_frame_ancestors: "'self'".to_owned(),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What `/readyz` found.
+#[derive(Debug, Clone)]
+struct Readiness {
+    missing: Vec<&'static str>,
+}
+
+/// How long `/readyz` serves the answer it found.
+const READINESS_TTL: Duration = Duration::from_secs(1);
 
 #[derive(OpenApi)]
 #[openapi(
@@ -74,7 +108,7 @@ impl utoipa::Modify for BearerAuth {
 }
 
 /// The whole application: `/v1`, `/openapi.json`, `/healthz`, `/readyz`, `/metrics`.
-pub fn app(admin: Arc<Admin>, auth: Auth, metrics: ApiMetrics) -> Router {
+pub fn app(admin: Arc<Admin>, auth: Auth, metrics: ApiMetrics, settings: &AppSettings) -> Router {
     let (v1, openapi) = utoipa_axum::router::OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::v1())
         .split_for_parts();
@@ -84,13 +118,21 @@ pub fn app(admin: Arc<Admin>, auth: Auth, metrics: ApiMetrics) -> Router {
         auth: Arc::new(auth),
         metrics,
         openapi: Bytes::from(openapi),
+        readiness: Arc::new(Fresh::new(READINESS_TTL, READINESS_TTL)),
     };
-    v1.merge(console::routes())
+    let timeout = settings.request_timeout;
+    // Answers of /v1 carry secrets and tokens (create, rotate, mint) or tenant data: no cache
+    // along the way may keep them.
+    v1.layer(axum::middleware::map_response(no_store))
+        .merge(console::routes(&settings.console_frame_ancestors))
         .route("/openapi.json", get(openapi_json))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(render_metrics))
         .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(axum::middleware::from_fn(move |request, next| {
+            within(timeout, request, next)
+        }))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
@@ -99,21 +141,27 @@ pub fn app(admin: Arc<Admin>, auth: Auth, metrics: ApiMetrics) -> Router {
         .with_state(state)
 }
 
-/// Binds `addr` now (so a taken port fails the start), then serves until `shutdown`.
-/// Returns the bound address (useful with port 0) and the server's task.
-pub async fn serve(
-    addr: SocketAddr,
-    app: Router,
-    shutdown: CancellationToken,
-) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-    });
-    Ok((bound, task))
+async fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The request, answered within `limit` (a slow body included) or with 408.
+async fn within(limit: Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the request took longer than {} (HOOKFLEET_API_REQUEST_TIMEOUT)",
+                humantime::format_duration(limit)
+            ),
+        )
+        .into_response(),
+    }
 }
 
 async fn openapi_json(State(state): State<AppState>) -> impl IntoResponse {
@@ -130,8 +178,27 @@ async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// Ready while Redis answers and RabbitMQ takes a channel, each within 2 s.
+/// Ready while Redis answers and RabbitMQ takes a channel, each within 2 s; the answer is
+/// found at most once a second, however many probes ask.
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    let found = state
+        .readiness
+        .get(&(), || async {
+            Ok::<_, std::convert::Infallible>(check_readiness(&state).await)
+        })
+        .await;
+    let Ok(Readiness { missing }) = found;
+    if missing.is_empty() {
+        (StatusCode::OK, Json(serde_json::json!({"ready": true})))
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"ready": false, "missing": missing})),
+        )
+    }
+}
+
+async fn check_readiness(state: &AppState) -> Readiness {
     let limit = Duration::from_secs(2);
     let redis = tokio::time::timeout(limit, state.admin.redis_ready())
         .await
@@ -151,12 +218,5 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     .filter(|(ok, _)| !ok)
     .map(|(_, why)| why)
     .collect();
-    if missing.is_empty() {
-        (StatusCode::OK, Json(serde_json::json!({"ready": true})))
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({"ready": false, "missing": missing})),
-        )
-    }
+    Readiness { missing }
 }

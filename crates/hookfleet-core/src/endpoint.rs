@@ -138,6 +138,14 @@ pub struct Endpoint {
     /// The secret a rotation replaced, still signing beside `secret` until its end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_secret: Option<RetiringSecret>,
+    /// Who turned the endpoint off, while it is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_by: Option<DisabledBy>,
+    /// The record's version: every write names the version it read and stores the next one,
+    /// so a write based on a stale read is refused instead of undoing another (a rotation, a
+    /// removal).
+    #[serde(default)]
+    pub version: u64,
     /// `url` parsed, once, by the first delivery that needs it; not stored.
     #[serde(skip)]
     parsed: ParsedUrl,
@@ -156,6 +164,18 @@ impl PartialEq for ParsedUrl {
 }
 
 impl Eq for ParsedUrl {}
+
+/// Who turned an endpoint off. A tenant may turn back on what it or the circuit breaker
+/// turned off, not what the operator did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum DisabledBy {
+    Tenant,
+    Operator,
+    /// The circuit breaker (failing for `HOOKFLEET_AUTO_DISABLE_AFTER`) or a 410 answer.
+    Breaker,
+}
 
 /// A replaced secret and when it stops signing (unix seconds).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,6 +207,8 @@ impl Endpoint {
             description,
             created_at,
             previous_secret: None,
+            disabled_by: None,
+            version: 0,
             parsed: ParsedUrl::default(),
         })
     }
@@ -223,6 +245,12 @@ impl Endpoint {
             secret: old,
             until: now.saturating_add(overlap.as_secs() as i64),
         });
+    }
+
+    /// Turns the endpoint on, or off on behalf of `by`.
+    pub fn set_enabled(&mut self, enabled: bool, by: DisabledBy) {
+        self.enabled = enabled;
+        self.disabled_by = (!enabled).then_some(by);
     }
 
     /// Whether this endpoint should get an event of this type now.

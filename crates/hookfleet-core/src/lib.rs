@@ -28,7 +28,7 @@ pub mod target;
 
 mod error;
 
-pub use endpoint::{Endpoint, EndpointId, EventFilter, RetiringSecret};
+pub use endpoint::{DisabledBy, Endpoint, EndpointId, EventFilter, RetiringSecret};
 pub use error::{Error, Result};
 pub use event::{Envelope, EventId, EventType, MAX_BODY_BYTES, TenantId};
 pub use namespace::Namespace;

@@ -9,9 +9,20 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::{Error, Result};
 
-/// Checks that `url` is `http` or `https` with a host, as the contract requires. The error
-/// shows the URL through [`redact_url`]: it may end up in a log line or a dead letter.
+/// The longest URL an endpoint may have, in bytes (docs/contract.md §2): every tenant's
+/// endpoints live in the Redis that every delivery reads.
+pub const MAX_URL_BYTES: usize = 2048;
+
+/// Checks that `url` is `http` or `https` with a host and at most [`MAX_URL_BYTES`], as the
+/// contract requires. The error shows the URL through [`redact_url`]: it may end up in a log
+/// line or a dead letter.
 pub fn parse_url(url: &str) -> Result<url::Url> {
+    if url.len() > MAX_URL_BYTES {
+        return Err(Error::Url {
+            url: redact_url(&url.chars().take(64).collect::<String>()) + "…",
+            reason: format!("it is {} bytes long, more than {MAX_URL_BYTES}", url.len()),
+        });
+    }
     let err = |reason: &str| Error::Url {
         url: redact_url(url),
         reason: reason.to_owned(),
@@ -24,6 +35,60 @@ pub fn parse_url(url: &str) -> Result<url::Url> {
         return Err(err("it has no host"));
     }
     Ok(parsed)
+}
+
+/// The target ports endpoints may use (`HOOKFLEET_ALLOWED_PORTS`, e.g. `443,8000-8999`):
+/// any when not set. Checked when an endpoint is created, changed or tested, and before
+/// every delivery, so an operator can keep the fleet off ports that are not web servers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowedPorts(Option<Vec<std::ops::RangeInclusive<u16>>>);
+
+impl AllowedPorts {
+    /// Whether `url`'s port (or its scheme's default) is allowed.
+    pub fn allows(&self, url: &url::Url) -> bool {
+        let Some(ranges) = &self.0 else {
+            return true;
+        };
+        let port = url.port_or_known_default().unwrap_or(0);
+        ranges.iter().any(|range| range.contains(&port))
+    }
+
+    /// Whether every port is allowed (the setting is not set).
+    pub fn is_any(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+impl std::str::FromStr for AllowedPorts {
+    type Err = String;
+    /// A comma-separated list of ports and ranges (`443,8000-8999`); `any` or empty for any.
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        let text = text.trim();
+        if text.is_empty() || text.eq_ignore_ascii_case("any") {
+            return Ok(Self(None));
+        }
+        let port = |p: &str| {
+            p.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("{p:?} is not a port (1-65535)"))
+        };
+        let ranges = text
+            .split(',')
+            .map(|item| match item.split_once('-') {
+                Some((low, high)) => {
+                    let (low, high) = (port(low)?, port(high)?);
+                    if low > high {
+                        return Err(format!("{item:?}: the range is backwards"));
+                    }
+                    Ok(low..=high)
+                }
+                None => port(item).map(|p| p..=p),
+            })
+            .collect::<std::result::Result<Vec<_>, String>>()?;
+        Ok(Self(Some(ranges)))
+    }
 }
 
 /// `url` as it may be logged, put in a retry header or a dead letter, or printed in an error:
@@ -93,6 +158,15 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
     let seg = ip.segments();
     // Addresses that embed an IPv4 address reach that IPv4 host through a translator or tunnel,
     // so they are judged by it; otherwise `::ffff:127.0.0.1` would slip past the IPv4 rule.
+    // IPv4-mapped `::ffff:0:0/96` and IPv4-translated (SIIT) `::ffff:0:0:0/96` name an IPv4
+    // host that has an IPv4 address of its own to be reached by; no receiver needs these
+    // spellings, so both are refused whole rather than judged by what they embed
+    // (RFC 6145 §2: https://www.rfc-editor.org/rfc/rfc6145#section-2).
+    if (seg[0..5] == [0; 5] && seg[5] == 0xffff)
+        || (seg[0..4] == [0; 4] && seg[4..6] == [0xffff, 0])
+    {
+        return false;
+    }
     if let Some(v4) = embedded_v4(ip) {
         return is_public_v4(v4);
     }
@@ -103,6 +177,8 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (seg[0] & 0xffc0) == 0xfe80 // link-local
         || (seg[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
         || (seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation
+        || (seg[0] == 0x3fff && seg[1] < 0x1000) // documentation `3fff::/20` (RFC 9637)
+        || (seg[0] == 0x2001 && seg[1] == 0x0002 && seg[2] == 0) // benchmarking `2001:2::/48`
         || (seg[0] == 0x0100 && seg[1..4] == [0; 3]) // discard
         // IPv4-compatible `::a.b.c.d`, deprecated and never routed; refused whole, which is
         // stricter than judging the embedded IPv4 (RFC 4291 §2.5.5.1:
@@ -126,11 +202,7 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
         let [c, d] = lo.to_be_bytes();
         Ipv4Addr::new(a, b, c, d)
     };
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        // IPv4-mapped `::ffff:0:0/96`: an IPv6 socket connects to the IPv4 host itself
-        // (RFC 4291 §2.5.5.2: https://www.rfc-editor.org/rfc/rfc4291#section-2.5.5.2).
-        Some(v4)
-    } else if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0; 4] {
+    if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0; 4] {
         // NAT64 well-known prefix `64:ff9b::/96`: a translator forwards to the last 32 bits
         // (RFC 6052 §2.1: https://www.rfc-editor.org/rfc/rfc6052#section-2.1).
         Some(v4(seg[6], seg[7]))
@@ -146,6 +218,35 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allowed_ports_are_lists_of_ports_and_ranges() {
+        let url = |u: &str| url::Url::parse(u).unwrap();
+        let any: AllowedPorts = "".parse().unwrap();
+        assert!(any.is_any() && any.allows(&url("http://a:25/")));
+        let some: AllowedPorts = "443, 8000-8999".parse().unwrap();
+        assert!(some.allows(&url("https://a/")));
+        assert!(some.allows(&url("http://a:8080/")));
+        assert!(!some.allows(&url("http://a/")), "80 by default");
+        assert!(!some.allows(&url("https://a:6379/")));
+        for bad in ["0", "70000", "80-20", "http", "1,,2"] {
+            assert!(bad.parse::<AllowedPorts>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn urls_longer_than_the_limit_are_refused() {
+        let base = "https://example.com/";
+        let fits = format!("{base}{}", "a".repeat(MAX_URL_BYTES - base.len()));
+        assert!(parse_url(&fits).is_ok());
+        let long = format!("{fits}a");
+        let error = parse_url(&long).unwrap_err().to_string();
+        assert!(error.contains("2049 bytes"), "{error}");
+        assert!(
+            error.len() < 300,
+            "the error does not repeat the URL: {error}"
+        );
+    }
 
     #[test]
     fn non_public_addresses_are_refused() {
@@ -172,6 +273,11 @@ mod tests {
             "64:ff9b::a00:1",
             "2001:db8::1",
             "::127.0.0.1",
+            // benchmarking (RFC 5180) and the second documentation prefix (RFC 9637)
+            "2001:2::1",
+            "2001:2:0:ffff::1",
+            "3fff::1",
+            "3fff:fff:ffff::1",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip} should not be public");
         }
@@ -183,8 +289,10 @@ mod tests {
             "1.1.1.1",
             "93.184.216.34",
             "2606:4700::1111",
-            "::ffff:8.8.8.8",
             "64:ff9b::808:808",
+            "2001:3::1",
+            "3ffe::1",
+            "3fff:1000::1",
         ] {
             assert!(is_public(ip.parse().unwrap()), "{ip} should be public");
         }
@@ -193,10 +301,14 @@ mod tests {
     #[test]
     fn ipv6_forms_that_embed_an_ipv4_are_judged_by_it() {
         for (ip, public) in [
-            // IPv4-mapped (RFC 4291 §2.5.5.2)
+            // IPv4-mapped (RFC 4291 §2.5.5.2) and IPv4-translated (SIIT, RFC 6145): refused
+            // whole, whatever they embed
             ("::ffff:127.0.0.1", false),
             ("::ffff:169.254.169.254", false),
-            ("::ffff:1.1.1.1", true),
+            ("::ffff:1.1.1.1", false),
+            ("::ffff:0:7f00:1", false),
+            ("::ffff:0:101:101", false),
+            ("::ffff:0:0:0", false),
             // IPv4-compatible (RFC 4291 §2.5.5.1): deprecated, refused whole
             ("::127.0.0.1", false),
             ("::10.0.0.1", false),

@@ -58,7 +58,7 @@ mod tests {
         let redis = crate::connect("redis://127.0.0.1:6379").unwrap();
         let store = EndpointStore::new(redis.clone(), &namespace);
         let tenant: TenantId = "acme".parse().unwrap();
-        let mut endpoint = Endpoint::new(
+        let endpoint = Endpoint::new(
             tenant.clone(),
             "http://127.0.0.1:1/hook",
             EventFilter::All,
@@ -66,7 +66,7 @@ mod tests {
             String::new(),
         )
         .unwrap();
-        store.put(&endpoint).await.unwrap();
+        store.insert(&endpoint).await.unwrap();
         let ttl = Duration::from_secs(1);
         let cache = EndpointCache::new(store.clone(), ttl);
         assert!(cache.for_tenant(&tenant).await.unwrap()[0].enabled);
@@ -75,7 +75,6 @@ mod tests {
         // runtime under the paused clock (its timeouts would fire at once): the change is
         // written from a thread with a runtime and a connection of its own.
         tokio::time::pause();
-        endpoint.enabled = false;
         let ns = namespace.clone();
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -84,7 +83,14 @@ mod tests {
                 .unwrap();
             runtime.block_on(async {
                 let redis = crate::connect("redis://127.0.0.1:6379").unwrap();
-                EndpointStore::new(redis, &ns).put(&endpoint).await.unwrap();
+                let store = EndpointStore::new(redis, &ns);
+                store
+                    .modify(&endpoint.id, |e| {
+                        e.enabled = false;
+                        Ok::<_, crate::Error>(())
+                    })
+                    .await
+                    .unwrap();
             });
         })
         .join()

@@ -3,23 +3,59 @@
 //! Each tenant's endpoints are one hash, so the delivery path reads exactly the endpoints of
 //! the event's tenant (`HVALS`), however many other tenants there are.
 
-use hookfleet_core::{Endpoint, EndpointId, Namespace, TenantId};
+use hookfleet_core::{DisabledBy, Endpoint, EndpointId, Namespace, TenantId};
 use redis::{self, AsyncCommands};
 
 use crate::keys::Keys;
-use crate::sealing::{self, SecretKey};
+use crate::sealing::{self, Keyring};
 use crate::{Error, Result};
 
-/// Where each secret sits in a record's JSON.
+/// Where each secret sits in a record's JSON: always sealed when there is a key.
 const SECRET_FIELDS: [&[&str]; 2] = [&["secret"], &["previous_secret", "secret"]];
+
+/// The URL: sealed when it carries credentials (`user:pass@`, or a query, where tokens ride).
+const URL_FIELD: &[&str] = &["url"];
+
+/// How often a write that lost a race is tried again on a fresh read before it gives up.
+const WRITE_ATTEMPTS: usize = 5;
+
+/// A compare-and-set write of one record. ARGV: id, the version the writer read (empty: the
+/// record must not exist), the new record, the tenant. Returns 1 when written, 0 when the
+/// record is at another version (or exists, for a create), -1 when it is gone.
+const WRITE_IF_VERSION: &str = r#"
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if ARGV[2] == '' then
+  if current then return 0 end
+else
+  if not current then return -1 end
+  local version = cjson.decode(current).version or 0
+  if string.format('%d', version) ~= ARGV[2] then return 0 end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
+return 1
+"#;
 
 #[derive(Debug, Clone)]
 pub struct EndpointStore {
     redis: crate::Redis,
     keys: Keys,
-    /// Seals secrets on write and opens them on read (`HOOKFLEET_SECRET_KEY`); without it
-    /// secrets are stored as they are.
-    sealing: Option<SecretKey>,
+    /// Seals secrets (and URLs with credentials) on write and opens them on read
+    /// (`HOOKFLEET_SECRET_KEY`, `HOOKFLEET_SECRET_KEY_PREVIOUS`); without a key they are
+    /// stored as they are.
+    keyring: Keyring,
+    write_if_version: redis::Script,
+}
+
+/// What `hookfleet endpoints reseal` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Resealed {
+    /// Records written again under the current key.
+    pub resealed: u64,
+    /// Records already under the current key.
+    pub current: u64,
+    /// Records that could not be opened (a key missing from the settings) or written.
+    pub failed: u64,
 }
 
 impl EndpointStore {
@@ -27,13 +63,15 @@ impl EndpointStore {
         Self {
             redis,
             keys: Keys::new(namespace),
-            sealing: None,
+            keyring: Keyring::default(),
+            write_if_version: redis::Script::new(WRITE_IF_VERSION),
         }
     }
 
-    /// Secrets are sealed with `key` from now on (and read with it).
-    pub fn with_sealing(mut self, key: Option<SecretKey>) -> Self {
-        self.sealing = key;
+    /// Values are sealed with the keyring's current key from now on, and opened with any of
+    /// its keys.
+    pub fn with_keyring(mut self, keyring: Keyring) -> Self {
+        self.keyring = keyring;
         self
     }
 
@@ -42,25 +80,52 @@ impl EndpointStore {
         crate::ping(&self.redis).await
     }
 
-    /// Stores a new or changed endpoint.
-    pub async fn put(&self, endpoint: &Endpoint) -> Result<()> {
+    /// Stores a new endpoint; [`Error::Conflict`] if its id is taken.
+    pub async fn insert(&self, endpoint: &Endpoint) -> Result<()> {
+        match self.write(endpoint, None).await? {
+            1 => Ok(()),
+            _ => Err(Error::Conflict(endpoint.id.to_string())),
+        }
+    }
+
+    /// Reads the endpoint, lets `change` edit it, and writes it back if nobody wrote it in
+    /// between (the record's version is unchanged); otherwise reads and edits it again, up to
+    /// a few times, then gives up with [`Error::Conflict`]. A record removed meanwhile is
+    /// [`Error::NotFound`], never written back. Returns the record as written.
+    pub async fn modify<E: From<Error>>(
+        &self,
+        id: &EndpointId,
+        mut change: impl FnMut(&mut Endpoint) -> std::result::Result<(), E>,
+    ) -> std::result::Result<Endpoint, E> {
+        for _ in 0..WRITE_ATTEMPTS {
+            let mut endpoint = self.get(id).await?;
+            let read = endpoint.version;
+            change(&mut endpoint)?;
+            endpoint.version = read + 1;
+            match self.write(&endpoint, Some(read)).await? {
+                1 => return Ok(endpoint),
+                -1 => return Err(Error::NotFound(id.to_string()).into()),
+                _ => continue,
+            }
+        }
+        Err(Error::Conflict(id.to_string()).into())
+    }
+
+    /// One compare-and-set write: see [`WRITE_IF_VERSION`].
+    async fn write(&self, endpoint: &Endpoint, read: Option<u64>) -> Result<i64> {
         let json = self.record(endpoint)?;
         let mut conn = self.redis.clone();
-        redis::pipe()
-            .atomic()
-            .hset(
-                self.keys.tenant_endpoints(&endpoint.tenant),
-                endpoint.id.as_str(),
-                json,
-            )
-            .hset(
-                self.keys.endpoint_index(),
-                endpoint.id.as_str(),
-                endpoint.tenant.as_str(),
-            )
-            .query_async::<()>(&mut conn)
+        let written = self
+            .write_if_version
+            .key(self.keys.tenant_endpoints(&endpoint.tenant))
+            .key(self.keys.endpoint_index())
+            .arg(endpoint.id.as_str())
+            .arg(read.map(|v| v.to_string()).unwrap_or_default())
+            .arg(json)
+            .arg(endpoint.tenant.as_str())
+            .invoke_async(&mut conn)
             .await?;
-        Ok(())
+        Ok(written)
     }
 
     pub async fn get(&self, id: &EndpointId) -> Result<Endpoint> {
@@ -98,13 +163,21 @@ impl EndpointStore {
         Ok(endpoint)
     }
 
-    /// Enables or disables an endpoint; returns the updated record. Enabling also clears
-    /// its circuit breaker state: an operator who turns an endpoint back on means "try it
-    /// now", and its auto-disable window starts afresh.
-    pub async fn set_enabled(&self, id: &EndpointId, enabled: bool) -> Result<Endpoint> {
-        let mut endpoint = self.get(id).await?;
-        endpoint.enabled = enabled;
-        self.put(&endpoint).await?;
+    /// Enables or disables an endpoint on behalf of `by`; returns the updated record.
+    /// Enabling also clears its circuit breaker state: whoever turns an endpoint back on means
+    /// "try it now", and its auto-disable window starts afresh.
+    pub async fn set_enabled(
+        &self,
+        id: &EndpointId,
+        enabled: bool,
+        by: DisabledBy,
+    ) -> Result<Endpoint> {
+        let endpoint = self
+            .modify(id, |endpoint| {
+                endpoint.set_enabled(enabled, by);
+                Ok::<_, Error>(())
+            })
+            .await?;
         if enabled {
             self.clear_circuit(id).await?;
         }
@@ -148,31 +221,99 @@ impl EndpointStore {
         if let Some(tenant) = tenant {
             return self.for_tenant(tenant).await;
         }
+        let mut all = Vec::new();
+        for tenant in &self.tenants().await? {
+            all.extend(self.for_tenant(tenant).await?);
+        }
+        Ok(all)
+    }
+
+    /// Seals every record not sealed under the current key (plain secrets, other keys,
+    /// `enc:v1:` values without a key id), one compare-and-set write each. Resumable: a record
+    /// done is not done again, so a run stopped midway is simply run again.
+    pub async fn reseal(&self) -> Result<Resealed> {
+        if self.keyring.current().is_none() {
+            return Err(Error::Config(
+                "HOOKFLEET_SECRET_KEY is not set: there is no key to seal with".into(),
+            ));
+        }
+        let mut done = Resealed::default();
+        for tenant in self.tenants().await? {
+            let mut conn = self.redis.clone();
+            let records: Vec<(String, String)> =
+                conn.hgetall(self.keys.tenant_endpoints(&tenant)).await?;
+            for (id, json) in records {
+                if self.is_current(&json) {
+                    done.current += 1;
+                    continue;
+                }
+                let Ok(id) = id.parse::<EndpointId>() else {
+                    done.failed += 1;
+                    continue;
+                };
+                // Rewritten as it is: the write seals under the current key.
+                match self.modify(&id, |_| Ok::<_, Error>(())).await {
+                    Ok(_) => done.resealed += 1,
+                    // Removed since the listing: nothing to seal.
+                    Err(Error::NotFound(_)) => {}
+                    Err(error @ (Error::Redis(_) | Error::Config(_))) => return Err(error),
+                    Err(error) => {
+                        tracing::error!(message = "Cannot reseal an endpoint record.", endpoint_id = %id, %error);
+                        done.failed += 1;
+                    }
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// Whether a stored record is as a write with the current key would store it.
+    fn is_current(&self, json: &str) -> bool {
+        let Ok(mut value) = serde_json::from_str::<serde_json::Value>(json) else {
+            return false;
+        };
+        let sealable = SECRET_FIELDS.iter().chain([&URL_FIELD]);
+        sealable
+            .into_iter()
+            .all(|path| match field(&mut value, path) {
+                Some(serde_json::Value::String(stored)) => {
+                    let must_seal = *path != URL_FIELD || carries_credentials(stored);
+                    self.keyring.is_current(stored) || (!must_seal && !sealing::is_sealed(stored))
+                }
+                _ => true,
+            })
+    }
+
+    /// The tenants that have endpoints, sorted.
+    async fn tenants(&self) -> Result<Vec<TenantId>> {
         let mut conn = self.redis.clone();
         let tenants: Vec<String> = conn.hvals(self.keys.endpoint_index()).await?;
         let mut tenants: Vec<TenantId> =
             tenants.into_iter().filter_map(|t| t.parse().ok()).collect();
         tenants.sort();
         tenants.dedup();
-        let mut all = Vec::new();
-        for tenant in &tenants {
-            all.extend(self.for_tenant(tenant).await?);
-        }
-        Ok(all)
+        Ok(tenants)
     }
 
-    /// The JSON stored for `endpoint`, its secrets sealed when there is a key.
+    /// The JSON stored for `endpoint`, its secrets (and a URL with credentials) sealed when
+    /// there is a key.
     fn record(&self, endpoint: &Endpoint) -> Result<String> {
         let corrupt = |source| Error::Corrupt {
             id: endpoint.id.to_string(),
             source,
         };
         let mut value = serde_json::to_value(endpoint).map_err(corrupt)?;
-        if let Some(key) = &self.sealing {
+        if self.keyring.current().is_some() {
+            let id = endpoint.id.as_str();
             for path in SECRET_FIELDS {
                 if let Some(serde_json::Value::String(secret)) = field(&mut value, path) {
-                    *secret = key.seal(secret, endpoint.id.as_str());
+                    *secret = self.keyring.seal(secret, id).unwrap_or_default();
                 }
+            }
+            if let Some(serde_json::Value::String(url)) = field(&mut value, URL_FIELD)
+                && carries_credentials(url)
+            {
+                *url = self.keyring.seal(url, id).unwrap_or_default();
             }
         }
         serde_json::to_string(&value).map_err(corrupt)
@@ -189,25 +330,120 @@ impl EndpointStore {
             return serde_json::from_str(json).map_err(corrupt);
         }
         let mut value: serde_json::Value = serde_json::from_str(json).map_err(corrupt)?;
-        for path in SECRET_FIELDS {
-            if let Some(serde_json::Value::String(secret)) = field(&mut value, path)
-                && sealing::is_sealed(secret)
+        for path in SECRET_FIELDS.iter().chain([&URL_FIELD]) {
+            if let Some(serde_json::Value::String(stored)) = field(&mut value, path)
+                && sealing::is_sealed(stored)
             {
-                let key = self.sealing.as_ref().ok_or_else(|| Error::Sealed {
-                    id: id.to_owned(),
-                    reason: "its secret is encrypted and HOOKFLEET_SECRET_KEY is not set",
-                })?;
-                *secret = key.open(secret, id).map_err(|reason| Error::Sealed {
-                    id: id.to_owned(),
-                    reason,
-                })?;
+                *stored = self
+                    .keyring
+                    .open(stored, id)
+                    .map_err(|reason| Error::Sealed {
+                        id: id.to_owned(),
+                        reason,
+                    })?;
             }
         }
         serde_json::from_value(value).map_err(corrupt)
     }
 }
 
+/// Whether a URL carries credentials: a user or password, or a query (where tokens ride).
+fn carries_credentials(url: &str) -> bool {
+    match url::Url::parse(url) {
+        Ok(url) => !url.username().is_empty() || url.password().is_some() || url.query().is_some(),
+        // Not a URL a delivery could use; sealed all the same, in case it holds a secret.
+        Err(_) => true,
+    }
+}
+
 /// The value at `path` inside `value`, if there is one.
 fn field<'a>(value: &'a mut serde_json::Value, path: &[&str]) -> Option<&'a mut serde_json::Value> {
     path.iter().try_fold(value, |v, name| v.get_mut(*name))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use hookfleet_core::EventFilter;
+
+    fn store() -> (EndpointStore, Namespace) {
+        let namespace: Namespace = format!("hf-store-{}", uuid::Uuid::now_v7().simple())
+            .parse()
+            .unwrap();
+        let redis = crate::connect("redis://127.0.0.1:6379").unwrap();
+        (EndpointStore::new(redis, &namespace), namespace)
+    }
+
+    fn endpoint() -> Endpoint {
+        let url = "http://127.0.0.1:1/hook";
+        Endpoint::new(
+            "acme".parse().unwrap(),
+            url,
+            EventFilter::All,
+            None,
+            String::new(),
+        )
+        .unwrap()
+    }
+
+    /// A write that read a record another write changed since is made again on the fresh
+    /// record, so both changes land.
+    #[tokio::test]
+    async fn a_change_that_lost_a_race_is_made_again_on_the_fresh_record() {
+        let (store, namespace) = store();
+        let endpoint = endpoint();
+        store.insert(&endpoint).await.unwrap();
+        assert!(matches!(
+            store.insert(&endpoint).await,
+            Err(Error::Conflict(_))
+        ));
+        let mut calls = 0;
+        let changed = store
+            .modify(&endpoint.id, |record| {
+                calls += 1;
+                if calls == 1 {
+                    // Another writer (a connection and a runtime of its own: this one's
+                    // are blocked here) lands between this read and this write.
+                    let (id, ns) = (record.id.clone(), namespace.clone());
+                    std::thread::spawn(move || {
+                        let runtime = tokio::runtime::Runtime::new().unwrap();
+                        runtime.block_on(async {
+                            let redis = crate::connect("redis://127.0.0.1:6379").unwrap();
+                            let other = EndpointStore::new(redis, &ns);
+                            let theirs = |r: &mut Endpoint| {
+                                r.description = "theirs".into();
+                                Ok::<_, Error>(())
+                            };
+                            other.modify(&id, theirs).await
+                        })
+                    })
+                    .join()
+                    .unwrap()
+                    .unwrap();
+                }
+                record.enabled = false;
+                Ok::<_, Error>(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(calls, 2);
+        let stored = store.get(&endpoint.id).await.unwrap();
+        assert_eq!(stored, changed);
+        assert_eq!(
+            (stored.description.as_str(), stored.enabled),
+            ("theirs", false)
+        );
+        assert_eq!(stored.version, 2);
+
+        store.remove(&endpoint.id).await.unwrap();
+        let late = store
+            .modify(&endpoint.id, |r| {
+                r.enabled = true;
+                Ok::<_, Error>(())
+            })
+            .await;
+        assert!(matches!(late, Err(Error::NotFound(_))), "{late:?}");
+        crate::purge(&store.redis, &namespace).await.unwrap();
+    }
 }

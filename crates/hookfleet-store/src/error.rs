@@ -8,6 +8,9 @@ pub enum Error {
     Redis(#[from] redis::RedisError),
     #[error("endpoint {0} not found")]
     NotFound(String),
+    /// Another write kept winning the race for this record.
+    #[error("endpoint {0} was changed by another request at the same time; try again")]
+    Conflict(String),
     #[error("endpoint record {id} cannot be read: {reason}")]
     Sealed { id: String, reason: &'static str },
     #[error("endpoint record {id} is corrupt: {source}")]

@@ -59,9 +59,20 @@ impl Keys {
         format!("{}:attempts:{{{endpoint}}}", self.namespace)
     }
 
+    /// STRING: Test Webhook calls of `tenant` in the current minute (expires with it).
+    pub fn test_budget(&self, tenant: &TenantId) -> String {
+        format!("{}:tenant:{{{tenant}}}:test-budget", self.namespace)
+    }
+
+    /// STRING: unix ms before which `tenant`'s tokens are refused (a revocation).
+    pub fn tokens_not_before(&self, tenant: &TenantId) -> String {
+        format!("{}:tenant:{{{tenant}}}:tokens-not-before", self.namespace)
+    }
+
     /// SCAN patterns that together match every key of the namespace, and no other's.
-    pub fn all_patterns(&self) -> [String; 6] {
+    pub fn all_patterns(&self) -> [String; 7] {
         [
+            format!("{}:tenant:*", self.namespace),
             format!("{}:attempts:*", self.namespace),
             format!("{{{}:endpoints}}:*", self.namespace),
             format!("{}:claim:*", self.namespace),

@@ -8,8 +8,9 @@
 //! - [`cache`]: a short-lived per-tenant cache of endpoints for the delivery path.
 //! - [`dedup`]: claim-then-commit marks per (endpoint, event id).
 //! - [`attempts`]: each endpoint's capped attempt log.
-//! - [`sealing`]: endpoint secrets encrypted at rest.
+//! - [`sealing`]: endpoint secrets (and URLs with credentials) encrypted at rest, by key id.
 //! - [`circuit`]: each endpoint's circuit breaker state, shared by every worker.
+//! - [`tenants`]: the API's per-tenant state: Test Webhook budget, token revocation.
 #![forbid(unsafe_code)]
 
 pub mod attempts;
@@ -21,6 +22,7 @@ pub mod endpoints;
 pub mod fresh;
 pub mod keys;
 pub mod sealing;
+pub mod tenants;
 
 mod error;
 
@@ -28,10 +30,11 @@ pub use attempts::AttemptLog;
 pub use cache::EndpointCache;
 pub use circuit::{CircuitPolicy, Circuits, ProbeGrant, Recorded};
 pub use dedup::{Claim, Dedup, Held};
-pub use endpoints::EndpointStore;
+pub use endpoints::{EndpointStore, Resealed};
 pub use error::{Error, Result};
 pub use fresh::Fresh;
-pub use sealing::SecretKey;
+pub use sealing::{Keyring, SecretKey};
+pub use tenants::Tenants;
 
 /// Re-exported so users of this crate issue raw commands with the same version.
 pub use redis;

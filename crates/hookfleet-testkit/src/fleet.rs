@@ -147,7 +147,7 @@ impl Fleet {
     pub async fn add_endpoint(&self, tenant: &str, url: &str, events: &[&str]) -> Result<Endpoint> {
         let events = EventFilter::parse_list(&events.join(","))?;
         let endpoint = Endpoint::new(tenant.parse()?, url, events, None, String::new())?;
-        self.store()?.put(&endpoint).await?;
+        self.store()?.insert(&endpoint).await?;
         Ok(endpoint)
     }
 

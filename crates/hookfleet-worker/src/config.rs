@@ -7,6 +7,7 @@ use hookfleet_amqp::{QueueType, Topology};
 use hookfleet_core::EventType;
 use hookfleet_core::Namespace;
 use hookfleet_core::policy::RetrySchedule;
+use hookfleet_core::target::AllowedPorts;
 
 #[derive(Clone)]
 pub struct WorkerConfig {
@@ -33,6 +34,8 @@ pub struct WorkerConfig {
     pub dedup_ttl: Duration,
     pub user_agent: String,
     pub allow_private_targets: bool,
+    /// The ports targets may use (`HOOKFLEET_ALLOWED_PORTS`).
+    pub allowed_ports: AllowedPorts,
     pub metrics_addr: SocketAddr,
     /// How old a cached tenant's endpoint list may be (must stay under the contract's 2 s).
     pub endpoint_cache_ttl: Duration,
@@ -41,8 +44,9 @@ pub struct WorkerConfig {
     pub stall_timeout: Duration,
     /// Attempts kept per endpoint in the attempt log (`HOOKFLEET_ATTEMPT_LOG_LEN`; 0: none).
     pub attempt_log_len: usize,
-    /// Opens endpoint secrets sealed at rest (`HOOKFLEET_SECRET_KEY`).
-    pub secret_key: Option<hookfleet_store::SecretKey>,
+    /// Opens endpoint secrets sealed at rest (`HOOKFLEET_SECRET_KEY`,
+    /// `HOOKFLEET_SECRET_KEY_PREVIOUS`).
+    pub keyring: hookfleet_store::Keyring,
 }
 
 impl WorkerConfig {
@@ -76,6 +80,7 @@ impl std::fmt::Debug for WorkerConfig {
             .field("user_agent", &self.user_agent)
             .field("attempt_log_len", &self.attempt_log_len)
             .field("allow_private_targets", &self.allow_private_targets)
+            .field("allowed_ports", &self.allowed_ports)
             .field("metrics_addr", &self.metrics_addr)
             .field("endpoint_cache_ttl", &self.endpoint_cache_ttl)
             .field("stall_timeout", &self.stall_timeout)

@@ -11,13 +11,26 @@ use hookfleet_core::target::is_public;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 /// Why a target was refused; found again in reqwest's error chain to label the attempt.
+///
+/// Its text reaches tenants (the API's answer, the attempt log), so it names neither the
+/// addresses nor the setting: a tenant must not learn the cluster's internal DNS from it.
+/// [`Blocked::log`] gives the operator the details.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "{host} resolves only to non-public addresses ({addrs}); set HOOKFLEET_ALLOW_PRIVATE_TARGETS=true to allow them"
-)]
+#[error("the URL resolves to an address that is not allowed")]
 pub struct Blocked {
     pub host: String,
     pub addrs: String,
+}
+
+impl Blocked {
+    /// Tells the operator what was refused and how to allow it.
+    pub fn log(&self) {
+        tracing::warn!(
+            message = "Refused a non-public target; HOOKFLEET_ALLOW_PRIVATE_TARGETS=true allows them.",
+            host = %self.host,
+            addresses = %self.addrs,
+        );
+    }
 }
 
 /// Resolves with the system resolver and drops every non-public address.
@@ -37,7 +50,9 @@ impl Resolve for PublicOnlyResolver {
                     .map(|a| a.ip().to_string())
                     .collect::<Vec<_>>()
                     .join(", ");
-                return Err(Box::new(Blocked { host, addrs }) as _);
+                let blocked = Blocked { host, addrs };
+                blocked.log();
+                return Err(Box::new(blocked) as _);
             }
             Ok(Box::new(public.into_iter()) as Addrs)
         })

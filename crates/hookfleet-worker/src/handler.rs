@@ -72,7 +72,7 @@ impl Deliverer {
     ) -> Result<Self> {
         let timeouts = Timeouts::new(config.delivery_timeout);
         let ns = &config.namespace;
-        let store = EndpointStore::new(redis.clone(), ns).with_sealing(config.secret_key.clone());
+        let store = EndpointStore::new(redis.clone(), ns).with_keyring(config.keyring.clone());
         let circuits = Circuits::new(
             redis.clone(),
             ns,
@@ -108,6 +108,7 @@ impl Deliverer {
                 config.delivery_timeout,
                 &config.user_agent,
                 config.allow_private_targets,
+                config.allowed_ports.clone(),
             )?,
             publisher,
             schedule: config.retry.clone(),

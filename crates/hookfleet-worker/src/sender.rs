@@ -6,6 +6,7 @@ use bytes::Bytes;
 use hookfleet_core::attempt::RESPONSE_EXCERPT_BYTES;
 use hookfleet_core::policy::AttemptOutcome;
 use hookfleet_core::signature::sign;
+use hookfleet_core::target::AllowedPorts;
 use hookfleet_core::{Endpoint, EventId};
 use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 
@@ -30,10 +31,20 @@ pub struct Sender {
     client: reqwest::Client,
     /// Whether non-public targets are allowed (`HOOKFLEET_ALLOW_PRIVATE_TARGETS`).
     allow_private: bool,
+    /// The ports targets may use (`HOOKFLEET_ALLOWED_PORTS`).
+    allowed_ports: AllowedPorts,
 }
 
+/// Why a target on a port outside `HOOKFLEET_ALLOWED_PORTS` is refused.
+pub const PORT_REFUSED: &str = "the URL's port is not allowed (HOOKFLEET_ALLOWED_PORTS)";
+
 impl Sender {
-    pub fn new(timeout: Duration, user_agent: &str, allow_private: bool) -> reqwest::Result<Self> {
+    pub fn new(
+        timeout: Duration,
+        user_agent: &str,
+        allow_private: bool,
+        allowed_ports: AllowedPorts,
+    ) -> reqwest::Result<Self> {
         let mut builder = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
@@ -50,6 +61,7 @@ impl Sender {
         Ok(Self {
             client: builder.build()?,
             allow_private,
+            allowed_ports,
         })
     }
 
@@ -77,7 +89,14 @@ impl Sender {
         if !self.allow_private
             && let Err(blocked) = guard::check_literal(&url)
         {
+            blocked.log();
             return (AttemptOutcome::Blocked(blocked.to_string()), String::new());
+        }
+        if !self.allowed_ports.allows(&url) {
+            return (
+                AttemptOutcome::Blocked(PORT_REFUSED.to_owned()),
+                String::new(),
+            );
         }
         let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
         let secrets = endpoint.signing_secrets(timestamp);
@@ -184,7 +203,13 @@ mod tests {
             String::new(),
         )
         .unwrap();
-        let sender = Sender::new(Duration::from_secs(2), "test", true).unwrap();
+        let sender = Sender::new(
+            Duration::from_secs(2),
+            "test",
+            true,
+            AllowedPorts::default(),
+        )
+        .unwrap();
         let outcome = sender
             .post(
                 &endpoint,
@@ -200,6 +225,45 @@ mod tests {
         let text = outcome.describe();
         for secret in ["user", "pass", "token", "abc", "?"] {
             assert!(!text.contains(secret), "{secret:?} in {text:?}");
+        }
+    }
+
+    /// A port outside `HOOKFLEET_ALLOWED_PORTS` is refused before any connection, and the
+    /// text a tenant reads names no address.
+    #[tokio::test]
+    async fn ports_not_allowed_and_private_targets_are_refused_without_a_connection() {
+        let endpoint = |url: &str| {
+            let any = hookfleet_core::EventFilter::parse_list("*").unwrap();
+            Endpoint::new("acme".parse().unwrap(), url, any, None, String::new()).unwrap()
+        };
+        let id: EventId = "evt_1".parse().unwrap();
+        let body = || Bytes::from_static(b"{}");
+        let only_443: AllowedPorts = "443".parse().unwrap();
+        let sender = Sender::new(Duration::from_secs(2), "test", true, only_443).unwrap();
+        let outcome = sender
+            .post(&endpoint("http://127.0.0.1:1/"), &id, body())
+            .await
+            .outcome;
+        assert!(
+            matches!(&outcome, AttemptOutcome::Blocked(why) if why == PORT_REFUSED),
+            "{outcome:?}"
+        );
+
+        let guarded = Sender::new(
+            Duration::from_secs(2),
+            "test",
+            false,
+            AllowedPorts::default(),
+        )
+        .unwrap();
+        let outcome = guarded
+            .post(&endpoint("http://10.1.2.3/"), &id, body())
+            .await
+            .outcome;
+        let text = outcome.describe();
+        assert!(matches!(outcome, AttemptOutcome::Blocked(_)), "{outcome:?}");
+        for leak in ["10.1.2.3", "HOOKFLEET_ALLOW_PRIVATE_TARGETS"] {
+            assert!(!text.contains(leak), "{leak:?} in {text:?}");
         }
     }
 

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use hookfleet_core::Endpoint;
 use hookfleet_core::delays::defer_base;
 use hookfleet_core::policy::{AttemptOutcome, Verdict};
+use hookfleet_core::{DisabledBy, Endpoint};
 use hookfleet_store::Held;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -216,7 +216,10 @@ impl Deliverer {
         let url = hookfleet_core::target::redact_url(&endpoint.url);
         warn!(message = "Disabling the endpoint.", %reason, %url, endpoint_id = %endpoint.id);
         self.notices.endpoint_disabled(endpoint, reason).await?;
-        match self.store.set_enabled(&endpoint.id, false).await {
+        match (self.store)
+            .set_enabled(&endpoint.id, false, DisabledBy::Breaker)
+            .await
+        {
             // Removed meanwhile: nothing left to disable.
             Ok(_) | Err(hookfleet_store::Error::NotFound(_)) => Ok(()),
             Err(e) => Err(e.into()),

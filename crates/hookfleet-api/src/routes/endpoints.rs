@@ -2,8 +2,10 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use hookfleet_admin::endpoints::{DEFAULT_ENDPOINTS_PAGE, MAX_ENDPOINTS_PAGE};
 use hookfleet_admin::input::{EndpointPatch, NewEndpoint, Rotation};
 use hookfleet_admin::view::{EndpointView, TestResult};
+use hookfleet_admin::{EndpointPage, Page};
 use hookfleet_core::attempt::Attempt;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -40,13 +42,17 @@ pub async fn create(
 pub struct ListQuery {
     /// Only this tenant's endpoints (a tenant token sees only its own anyway).
     pub tenant: Option<String>,
+    /// How many (1–500, default 100).
+    pub limit: Option<usize>,
+    /// Where the previous page ended: its `next_cursor`.
+    pub cursor: Option<String>,
 }
 
-/// List endpoints: a tenant token's own, or (operator) all or one tenant's.
+/// List endpoints, a page at a time: a tenant token's own, or (operator) all or one tenant's.
 #[utoipa::path(get, path = "/v1/endpoints", tag = "endpoints", params(ListQuery),
     responses(
-        (status = 200, description = "The endpoints, oldest first", body = Vec<EndpointView>),
-        (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 200, description = "A page of endpoints, oldest first, and the next page's cursor", body = EndpointPage),
+        (status = 400, description = "Bad query or cursor", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "A tenant the token does not see", body = ErrorBody),
         (status = 422, description = "Invalid tenant", body = ErrorBody),
@@ -55,12 +61,19 @@ pub async fn list(
     State(state): State<AppState>,
     Caller(scope): Caller,
     Query(query): Query<ListQuery>,
-) -> Answer<Vec<EndpointView>> {
-    let views = state
+) -> Answer<EndpointPage> {
+    let page = Page {
+        limit: query
+            .limit
+            .unwrap_or(DEFAULT_ENDPOINTS_PAGE)
+            .clamp(1, MAX_ENDPOINTS_PAGE),
+        cursor: query.cursor.as_deref(),
+    };
+    let listed = state
         .admin
-        .list_endpoints(&scope, query.tenant.as_deref(), false)
+        .list_endpoints(&scope, query.tenant.as_deref(), false, page)
         .await?;
-    Ok(axum::Json(views))
+    Ok(axum::Json(listed))
 }
 
 /// One endpoint (its secret is not shown).
@@ -89,7 +102,9 @@ pub async fn get(
         (status = 200, description = "The changed endpoint", body = EndpointView),
         (status = 400, description = "Not JSON", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "A tenant token enabling an endpoint the operator disabled", body = ErrorBody),
         (status = 404, description = "No such endpoint the token sees", body = ErrorBody),
+        (status = 409, description = "Other changes to the endpoint kept racing this one", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not sent as JSON", body = ErrorBody),
         (status = 422, description = "Invalid fields, each listed", body = ErrorBody),
@@ -128,6 +143,7 @@ pub async fn remove(
         (status = 200, description = "What the delivery came to (delivered or not)", body = TestResult),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "No such endpoint the token sees", body = ErrorBody),
+        (status = 429, description = "The tenant's tests of this minute are spent (HOOKFLEET_TEST_RATE); see Retry-After", body = ErrorBody),
     ))]
 pub async fn test(
     State(state): State<AppState>,
@@ -147,6 +163,7 @@ pub async fn test(
         (status = 400, description = "Not JSON", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "No such endpoint the token sees", body = ErrorBody),
+        (status = 409, description = "Other changes to the endpoint kept racing this one", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not sent as JSON", body = ErrorBody),
         (status = 422, description = "Invalid secret", body = ErrorBody),
@@ -178,7 +195,6 @@ pub struct AttemptsQuery {
         (status = 400, description = "Bad query", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "No such endpoint the token sees", body = ErrorBody),
-        (status = 422, description = "Invalid `before`", body = ErrorBody),
     ))]
 pub async fn attempts(
     State(state): State<AppState>,

@@ -29,4 +29,5 @@ pub fn v1() -> OpenApiRouter<AppState> {
         .routes(routes!(dead_letters::list))
         .routes(routes!(dead_letters::replay))
         .routes(routes!(tenants::mint_token))
+        .routes(routes!(tenants::revoke_tokens))
 }

@@ -1,4 +1,5 @@
-//! `POST /v1/tenants/{tenant}/tokens`: mint a tenant token (operator token).
+//! `POST /v1/tenants/{tenant}/tokens`: mint a tenant token, and
+//! `POST /v1/tenants/{tenant}/tokens/revoke`: refuse every one minted so far (operator token).
 
 use std::time::Duration;
 
@@ -63,8 +64,10 @@ pub async fn mint_token(
         None => DEFAULT_TTL,
         Some(text) => parse_ttl(text).map_err(|m| ApiError::field("ttl", m))?,
     };
-    let expires = time::OffsetDateTime::now_utc().unix_timestamp() + ttl.as_secs() as i64;
-    let token = state.auth.token_key.mint(&tenant, expires);
+    let now = time::OffsetDateTime::now_utc();
+    let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    let expires = now.unix_timestamp() + ttl.as_secs() as i64;
+    let token = state.auth.token_key.mint(&tenant, now_ms, expires);
     tracing::info!(message = "Tenant token minted.", %tenant, ttl = %humantime::format_duration(ttl));
     Ok((
         StatusCode::CREATED,
@@ -74,6 +77,26 @@ pub async fn mint_token(
             expires_at: hookfleet_admin::view::rfc3339(expires),
         }),
     ))
+}
+
+/// Revoke every token of this tenant minted until now: each API replica refuses them within
+/// a second. Tokens minted afterwards work.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/tokens/revoke", tag = "tenants",
+    params(("tenant" = String, Path, description = "The tenant")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "Not for tenant tokens", body = ErrorBody),
+        (status = 422, description = "Invalid tenant", body = ErrorBody),
+        (status = 503, description = "Redis does not answer", body = ErrorBody),
+    ))]
+pub async fn revoke_tokens(
+    State(state): State<AppState>,
+    Caller(scope): Caller,
+    Path(tenant): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.admin.revoke_tokens(&scope, &tenant).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 fn parse_ttl(text: &str) -> Result<Duration, String> {

@@ -35,7 +35,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Outcome>> {
     }
     let restarted = async {
         blocking(services::start_redis).await?;
-        run.fleet.store()?.put(&endpoint).await?;
+        run.fleet.store()?.insert(&endpoint).await?;
         anyhow::Ok(())
     }
     .await;
