@@ -1,5 +1,5 @@
 # Sourced by scripts/test, scripts/fleet and .ci/run (and by the chaos scenarios, through
-# `bash -c`): make sure RabbitMQ and Redis answer on 127.0.0.1. On a fresh Debian or Ubuntu
+# `bash -c`): make sure RabbitMQ, Redis and PostgreSQL answer on 127.0.0.1. On a fresh Debian or Ubuntu
 # machine they are installed from the distribution's packages (as root; otherwise one line
 # says what to install), then started as this machine's Debian packages install them.
 
@@ -43,6 +43,20 @@ start_redis() {
   for _ in $(seq 50); do redis_answers && break; sleep 0.2; done
 }
 
+postgres_answers() {
+  timeout 5 pg_isready -q -h 127.0.0.1 -p 5432 >/dev/null 2>&1
+}
+
+# PostgreSQL as Debian's packages install it: the first cluster pg_lsclusters lists.
+start_postgres() {
+  echo "PostgreSQL does not answer; starting it." >&2
+  local cluster
+  cluster=$(pg_lsclusters --no-header 2>/dev/null | awk 'NR == 1 { print $1, $2 }')
+  # shellcheck disable=SC2086 # "version name", two words
+  [ -n "$cluster" ] && pg_ctlcluster $cluster start >&2 || true
+  for _ in $(seq 50); do postgres_answers && break; sleep 0.2; done
+}
+
 start_rabbitmq() {
   echo "RabbitMQ does not answer; starting it." >&2
   rabbitmq-server -detached || true
@@ -50,13 +64,16 @@ start_rabbitmq() {
 }
 
 ensure_services() {
-  need_packages rabbitmq-server=rabbitmq-server redis-server=redis-server || return 1
+  need_packages rabbitmq-server=rabbitmq-server redis-server=redis-server \
+    pg_lsclusters=postgresql pg_isready=postgresql-client || return 1
   redis_answers || start_redis
+  postgres_answers || start_postgres
   rabbitmq_answers || start_rabbitmq
   # A node whose app was stopped (e.g. by an interrupted fault-injection test) answers ping
   # but accepts no connections: start the app too; it is a no-op when running.
   timeout 60 rabbitmqctl start_app >/dev/null 2>&1 || true
   redis_answers || { echo "FATAL: Redis does not answer on 127.0.0.1:6379" >&2; return 1; }
   rabbitmq_answers || { echo "FATAL: RabbitMQ does not answer on 127.0.0.1:5672" >&2; return 1; }
-  echo "RabbitMQ and Redis answer." >&2
+  postgres_answers || { echo "FATAL: PostgreSQL does not answer on 127.0.0.1:5432" >&2; return 1; }
+  echo "RabbitMQ, Redis and PostgreSQL answer." >&2
 }

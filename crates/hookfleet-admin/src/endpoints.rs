@@ -79,10 +79,19 @@ impl Admin {
         else {
             return Err(checks.into_error());
         };
-        self.check_limit(&tenant).await?;
         let endpoint = Endpoint::new(tenant, &url, events, secret, description)
             .map_err(|e| Error::field("url", e.to_string()))?;
-        self.store.insert(&endpoint).await?;
+        let max = self.config.limits.max_endpoints;
+        match self.store.insert_within(&endpoint, max).await {
+            Ok(()) => {}
+            Err(hookfleet_store::Error::Limit(max)) => {
+                return Err(Error::EndpointLimit {
+                    tenant: endpoint.tenant.to_string(),
+                    max,
+                });
+            }
+            Err(other) => return Err(other.into()),
+        }
         tracing::info!(message = "Endpoint created.", endpoint_id = %endpoint.id, tenant = %endpoint.tenant);
         Ok(EndpointView::new(
             &endpoint,
@@ -317,21 +326,6 @@ impl Admin {
             return None;
         }
         Some(text.to_owned())
-    }
-
-    async fn check_limit(&self, tenant: &TenantId) -> Result<()> {
-        let Some(max) = self.config.limits.max_endpoints else {
-            return Ok(());
-        };
-        // A read then a write: two creates racing at the limit may both pass. The limit
-        // guards against runaway scripts, not against a determined race.
-        if self.store.for_tenant(tenant).await?.len() >= max as usize {
-            return Err(Error::EndpointLimit {
-                tenant: tenant.to_string(),
-                max,
-            });
-        }
-        Ok(())
     }
 }
 

@@ -20,12 +20,16 @@ const URL_FIELD: &[&str] = &["url"];
 const WRITE_ATTEMPTS: usize = 5;
 
 /// A compare-and-set write of one record. ARGV: id, the version the writer read (empty: the
-/// record must not exist), the new record, the tenant. Returns 1 when written, 0 when the
-/// record is at another version (or exists, for a create), -1 when it is gone.
+/// record must not exist), the new record, the tenant, and for a create the most records the
+/// tenant may have (empty: no limit). Returns 1 when written, 0 when the record is at another
+/// version (or exists, for a create), -1 when it is gone, -2 when the tenant is at its limit.
+/// The limit is checked in the same script as the write, so creates racing at it cannot all
+/// pass.
 const WRITE_IF_VERSION: &str = r#"
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if ARGV[2] == '' then
   if current then return 0 end
+  if ARGV[5] ~= '' and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[5]) then return -2 end
 else
   if not current then return -1 end
   local version = cjson.decode(current).version or 0
@@ -82,8 +86,15 @@ impl EndpointStore {
 
     /// Stores a new endpoint; [`Error::Conflict`] if its id is taken.
     pub async fn insert(&self, endpoint: &Endpoint) -> Result<()> {
-        match self.write(endpoint, None).await? {
+        self.insert_within(endpoint, None).await
+    }
+
+    /// Stores a new endpoint if its tenant has fewer than `max` (when given);
+    /// [`Error::Limit`] otherwise, [`Error::Conflict`] if its id is taken.
+    pub async fn insert_within(&self, endpoint: &Endpoint, max: Option<u32>) -> Result<()> {
+        match self.write(endpoint, None, max).await? {
             1 => Ok(()),
+            -2 => Err(Error::Limit(max.unwrap_or_default())),
             _ => Err(Error::Conflict(endpoint.id.to_string())),
         }
     }
@@ -102,7 +113,7 @@ impl EndpointStore {
             let read = endpoint.version;
             change(&mut endpoint)?;
             endpoint.version = read + 1;
-            match self.write(&endpoint, Some(read)).await? {
+            match self.write(&endpoint, Some(read), None).await? {
                 1 => return Ok(endpoint),
                 -1 => return Err(Error::NotFound(id.to_string()).into()),
                 _ => continue,
@@ -112,7 +123,7 @@ impl EndpointStore {
     }
 
     /// One compare-and-set write: see [`WRITE_IF_VERSION`].
-    async fn write(&self, endpoint: &Endpoint, read: Option<u64>) -> Result<i64> {
+    async fn write(&self, endpoint: &Endpoint, read: Option<u64>, max: Option<u32>) -> Result<i64> {
         let json = self.record(endpoint)?;
         let mut conn = self.redis.clone();
         let written = self
@@ -123,6 +134,7 @@ impl EndpointStore {
             .arg(read.map(|v| v.to_string()).unwrap_or_default())
             .arg(json)
             .arg(endpoint.tenant.as_str())
+            .arg(max.map(|m| m.to_string()).unwrap_or_default())
             .invoke_async(&mut conn)
             .await?;
         Ok(written)
@@ -444,6 +456,26 @@ mod tests {
             })
             .await;
         assert!(matches!(late, Err(Error::NotFound(_))), "{late:?}");
+        crate::purge(&store.redis, &namespace).await.unwrap();
+    }
+
+    /// The per-tenant limit is checked in the write's own script: creates racing at it
+    /// cannot all pass.
+    #[tokio::test]
+    async fn creates_racing_at_the_limit_stop_at_it() {
+        let (store, namespace) = store();
+        let creates = (0..20).map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.insert_within(&endpoint(), Some(5)).await })
+        });
+        let results = futures_util::future::join_all(creates).await;
+        let created = results.iter().filter(|r| matches!(r, Ok(Ok(())))).count();
+        let refused = (results.iter())
+            .filter(|r| matches!(r, Ok(Err(Error::Limit(5)))))
+            .count();
+        assert_eq!((created, refused), (5, 15));
+        let tenant = "acme".parse().unwrap();
+        assert_eq!(store.for_tenant(&tenant).await.unwrap().len(), 5);
         crate::purge(&store.redis, &namespace).await.unwrap();
     }
 }

@@ -8,6 +8,9 @@ pub enum Error {
     Redis(#[from] redis::RedisError),
     #[error("endpoint {0} not found")]
     NotFound(String),
+    /// The tenant already has this many endpoints, the most allowed.
+    #[error("the tenant already has {0} endpoints, the most allowed")]
+    Limit(u32),
     /// Another write kept winning the race for this record.
     #[error("endpoint {0} was changed by another request at the same time; try again")]
     Conflict(String),
