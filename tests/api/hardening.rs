@@ -479,6 +479,33 @@ async fn answers_leak_no_internals_and_secrets_are_not_cached() {
     fleet.cleanup().await;
 }
 
+/// Probes from every kubelet and load balancer do not each open an AMQP channel: `/readyz`
+/// looks at most about once a second.
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_is_looked_at_once_a_second_however_many_ask() {
+    let fleet = Fleet::new();
+    let api = fleet.spawn_api().await;
+    let checks = || async {
+        let text = (api.http().get(api.url("/metrics")).send().await.unwrap())
+            .text()
+            .await
+            .unwrap();
+        crate::util::metric_sum(&text, "hookfleet_api_readiness_checks_total", &[])
+    };
+    let before = checks().await;
+    let started = std::time::Instant::now();
+    let probes = (0..30).map(|_| api.http().get(api.url("/readyz")).send());
+    for answer in futures_util::future::join_all(probes).await {
+        assert_eq!(answer.unwrap().status(), 200);
+    }
+    let looked = checks().await - before;
+    // Within one second one look, two if the probes straddle the second's end.
+    let bound = started.elapsed().as_secs_f64().ceil() + 1.0;
+    assert!(looked <= bound, "{looked} looks for 30 probes");
+    api.process.stop().await.unwrap();
+    fleet.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn without_auth_the_api_listens_on_loopback_only() {
     let fleet = Fleet::new();

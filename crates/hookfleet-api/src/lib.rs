@@ -199,6 +199,7 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn check_readiness(state: &AppState) -> Readiness {
+    state.metrics.readiness_checks.inc();
     let limit = Duration::from_secs(2);
     let redis = tokio::time::timeout(limit, state.admin.redis_ready())
         .await

@@ -1,5 +1,5 @@
 //! The API's metrics: what it published (`hookfleet_published_total`, as every publisher
-//! counts) and its requests by route and status.
+//! counts), its requests by route and status, and how often `/readyz` really looked.
 
 use std::time::Instant;
 
@@ -7,7 +7,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use hookfleet_producer::PublishedCounter;
-use prometheus::{Encoder, HistogramOpts, HistogramVec, Registry, TextEncoder};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, Registry, TextEncoder};
 
 use crate::AppState;
 
@@ -18,6 +18,9 @@ pub struct ApiMetrics {
     /// `hookfleet_api_request_duration_seconds{route, status}`: the route is the matched
     /// pattern (`/v1/endpoints/{id}`), never the raw path, so the label stays bounded.
     requests: HistogramVec,
+    /// `hookfleet_api_readiness_checks_total`: times `/readyz` asked Redis and RabbitMQ (at
+    /// most about once a second, however many probes ask).
+    pub readiness_checks: IntCounter,
 }
 
 impl ApiMetrics {
@@ -32,10 +35,16 @@ impl ApiMetrics {
             &["route", "status"],
         )?;
         registry.register(Box::new(requests.clone()))?;
+        let readiness_checks = IntCounter::new(
+            "hookfleet_api_readiness_checks_total",
+            "Times /readyz asked Redis and RabbitMQ; its answer is reused for a second.",
+        )?;
+        registry.register(Box::new(readiness_checks.clone()))?;
         Ok(Self {
             registry,
             published,
             requests,
+            readiness_checks,
         })
     }
 
