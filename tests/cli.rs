@@ -57,8 +57,19 @@ async fn bad_settings_exit_2_with_one_line_naming_the_setting() {
         ("HOOKFLEET_NAMESPACE", "bad ns"),
         ("HOOKFLEET_RETRY_DELAYS", "soon"),
         ("HOOKFLEET_ALLOW_PRIVATE_TARGETS", "maybe"),
+        ("HOOKFLEET_ALLOWED_PORTS", "70000"),
+        ("HOOKFLEET_ALLOWED_PORTS", "9000-80"),
+        ("HOOKFLEET_SECRET_KEY_PREVIOUS", "not-a-key"),
     ] {
         fleet.assert_refused(setting, value, &["worker"]).await;
+    }
+    for (setting, value) in [
+        ("HOOKFLEET_MAX_ENDPOINTS_PER_TENANT", "0"),
+        ("HOOKFLEET_TEST_RATE", "lots"),
+        ("HOOKFLEET_API_HEADER_TIMEOUT", "0s"),
+        ("HOOKFLEET_API_MAX_CONNECTIONS", "0"),
+    ] {
+        fleet.assert_refused(setting, value, &["api"]).await;
     }
     fleet.cleanup().await;
 }
