@@ -16,8 +16,10 @@ const SECRET_FIELDS: [&[&str]; 2] = [&["secret"], &["previous_secret", "secret"]
 /// The URL: sealed when it carries credentials (`user:pass@`, or a query, where tokens ride).
 const URL_FIELD: &[&str] = &["url"];
 
-/// How often a write that lost a race is tried again on a fresh read before it gives up.
-const WRITE_ATTEMPTS: usize = 5;
+/// How often a write that lost a race is tried again on a fresh read before it gives up, and
+/// how much longer it waits before each next try (so that racing writers spread out).
+const WRITE_ATTEMPTS: u32 = 10;
+const WRITE_BACKOFF: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// A compare-and-set write of one record. ARGV: id, the version the writer read (empty: the
 /// record must not exist), the new record, the tenant, and for a create the most records the
@@ -101,14 +103,17 @@ impl EndpointStore {
 
     /// Reads the endpoint, lets `change` edit it, and writes it back if nobody wrote it in
     /// between (the record's version is unchanged); otherwise reads and edits it again, up to
-    /// a few times, then gives up with [`Error::Conflict`]. A record removed meanwhile is
+    /// ten times a little later each time, then gives up with [`Error::Conflict`]. A record removed meanwhile is
     /// [`Error::NotFound`], never written back. Returns the record as written.
     pub async fn modify<E: From<Error>>(
         &self,
         id: &EndpointId,
         mut change: impl FnMut(&mut Endpoint) -> std::result::Result<(), E>,
     ) -> std::result::Result<Endpoint, E> {
-        for _ in 0..WRITE_ATTEMPTS {
+        for tried in 0..WRITE_ATTEMPTS {
+            if tried > 0 {
+                tokio::time::sleep(WRITE_BACKOFF * tried).await;
+            }
             let mut endpoint = self.get(id).await?;
             let read = endpoint.version;
             change(&mut endpoint)?;
