@@ -57,6 +57,11 @@ start_postgres() {
   for _ in $(seq 50); do postgres_answers && break; sleep 0.2; done
 }
 
+# The tests log in as postgres/postgres over TCP; a fresh Debian cluster has no password set.
+postgres_login() {
+  PGPASSWORD=postgres timeout 5 psql -h 127.0.0.1 -U postgres -d postgres -Atc 'SELECT 1' >/dev/null 2>&1
+}
+
 start_rabbitmq() {
   echo "RabbitMQ does not answer; starting it." >&2
   rabbitmq-server -detached || true
@@ -75,5 +80,9 @@ ensure_services() {
   redis_answers || { echo "FATAL: Redis does not answer on 127.0.0.1:6379" >&2; return 1; }
   rabbitmq_answers || { echo "FATAL: RabbitMQ does not answer on 127.0.0.1:5672" >&2; return 1; }
   postgres_answers || { echo "FATAL: PostgreSQL does not answer on 127.0.0.1:5432" >&2; return 1; }
+  if ! postgres_login && [ "$(id -u)" -eq 0 ]; then
+    runuser -u postgres -- psql -qc "ALTER USER postgres PASSWORD 'postgres'" >&2 || true
+  fi
+  postgres_login || { echo "FATAL: cannot log in to PostgreSQL as postgres/postgres" >&2; return 1; }
   echo "RabbitMQ, Redis and PostgreSQL answer." >&2
 }

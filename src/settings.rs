@@ -75,6 +75,18 @@ pub struct Common {
     )]
     pub secret_key_previous: Vec<hookfleet_store::SecretKey>,
 
+    /// PostgreSQL for the message history (postgres://user:password@host:port/database):
+    /// workers record every event and attempt there, off the delivery path. Run `hookfleet
+    /// migrate` first. Without it there is no history.
+    #[arg(
+        long,
+        global = true,
+        env = "HOOKFLEET_DATABASE_URL",
+        hide_env_values = true,
+        value_parser = parse_database_url
+    )]
+    pub database_url: Option<ServiceUrl>,
+
     /// Log format on stderr; the level is set with RUST_LOG (default info).
     #[arg(long, global = true, env = "HOOKFLEET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
@@ -228,6 +240,50 @@ pub struct Worker {
     /// A worker that holds messages but finishes none for this long restarts its consumers.
     #[arg(long, env = "HOOKFLEET_STALL_TIMEOUT", value_parser = parse_positive, default_value = "60s")]
     pub stall_timeout: Duration,
+}
+
+/// How long the message history is kept (with `HOOKFLEET_DATABASE_URL`).
+#[derive(Debug, Args)]
+pub struct History {
+    /// Events and attempts are kept this long; older days are dropped whole.
+    #[arg(long, env = "HOOKFLEET_HISTORY_RETENTION", value_parser = parse_positive, default_value = "30d")]
+    pub history_retention: Duration,
+
+    /// Payloads are kept this long (at most the history's retention): they are most of its
+    /// size.
+    #[arg(long, env = "HOOKFLEET_PAYLOAD_RETENTION", value_parser = parse_positive, default_value = "30d")]
+    pub payload_retention: Duration,
+}
+
+impl History {
+    /// The history's settings, when `HOOKFLEET_DATABASE_URL` is set.
+    pub fn config(&self, common: &Common) -> Option<hookfleet_history::HistoryConfig> {
+        let url = common.database_url.as_ref()?;
+        Some(hookfleet_history::HistoryConfig {
+            url: url.expose().to_owned(),
+            namespace: common.namespace.clone(),
+            retention: self.history_retention,
+            payload_retention: self.payload_retention.min(self.history_retention),
+        })
+    }
+}
+
+/// A PostgreSQL URL that tokio-postgres can connect with; the error never shows the password.
+fn parse_database_url(s: &str) -> Result<ServiceUrl, String> {
+    let s = s.trim();
+    if !(s.starts_with("postgres://") || s.starts_with("postgresql://")) {
+        return Err(without_password(
+            "expected postgres://user:password@host:port/database".into(),
+            s,
+        ));
+    }
+    s.parse::<tokio_postgres::Config>().map_err(|e| {
+        without_password(
+            format!("{e}: expected postgres://user:password@host:port/database"),
+            s,
+        )
+    })?;
+    Ok(ServiceUrl(s.to_owned()))
 }
 
 /// A group of settings as the environment and the defaults give it, for a command that does

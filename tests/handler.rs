@@ -49,6 +49,7 @@ fn config(env: &WorkerEnv) -> WorkerConfig {
         stall_timeout: Duration::from_secs(60),
         attempt_log_len: 100,
         keyring: Default::default(),
+        history: None,
     }
 }
 

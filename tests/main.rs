@@ -16,6 +16,7 @@
 //!   and a real Prometheus (ignored; `scripts/check-monitoring` runs it).
 //! - `openapi`: schemathesis against `/openapi.json` (ignored; `scripts/test` runs it).
 //! - `handler`: the message handler driven in-process, one message at a time.
+//! - `history`: the message history in PostgreSQL: what is recorded; PostgreSQL away.
 //! - `hygiene`: secrets, credentials and passwords kept out of output; bad URLs; dead letters.
 //! - `isolation`: the per-endpoint cap, the shared circuit breaker, Retry-After, auto-disable.
 #![allow(clippy::unwrap_used)]
@@ -25,6 +26,7 @@ mod cli;
 mod console;
 mod delivery;
 mod handler;
+mod history;
 mod hygiene;
 mod isolation;
 mod lifecycle;

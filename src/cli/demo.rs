@@ -223,6 +223,7 @@ fn worker_config(common: &Common, namespace: &Namespace) -> anyhow::Result<Worke
         stall_timeout: worker.stall_timeout,
         attempt_log_len: delivery.attempt_log_len as usize,
         keyring: common.keyring(),
+        history: None,
     })
 }
 

@@ -35,6 +35,9 @@ pub struct Cli {
 pub enum Command {
     /// Consume events and deliver them; serves /metrics, /healthz and /readyz.
     Worker(worker::WorkerArgs),
+    /// Create or bring up to date the message history's tables in HOOKFLEET_DATABASE_URL
+    /// (one PostgreSQL schema per namespace); safe to run again and from several places.
+    Migrate,
     /// Serve the admin HTTP API (endpoints, Test Webhook, attempts, events, dead letters,
     /// tenant tokens) with /openapi.json, /metrics, /healthz and /readyz.
     Api(api::ApiArgs),
@@ -58,6 +61,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let common = &cli.common;
     match cli.command {
         Command::Worker(args) => worker::run(common, args).await,
+        Command::Migrate => migrate(common).await,
         Command::Api(args) => api::run(common, args).await,
         Command::Publish(args) => publish::run(common, args).await,
         Command::Endpoints(command) => endpoints::run(common, command).await,
@@ -65,6 +69,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Topology(args) => topology::run(common, args).await,
         Command::Demo(args) => demo::run(common, args).await,
     }
+}
+
+/// `hookfleet migrate`: prints the versions applied, as JSON.
+async fn migrate(common: &Common) -> anyhow::Result<ExitCode> {
+    let Some(url) = &common.database_url else {
+        eprintln!("error: HOOKFLEET_DATABASE_URL is not set: migrate needs the history's database");
+        return Ok(ExitCode::from(2));
+    };
+    let mut client = hookfleet_history::connect(url.expose())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to HOOKFLEET_DATABASE_URL: {e}"))?;
+    let applied = hookfleet_history::schema::migrate(&mut client, &common.namespace).await?;
+    print_json(&serde_json::json!({
+        "namespace": common.namespace.as_str(),
+        "applied": applied,
+        "version": hookfleet_history::schema::VERSION,
+    }))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The operations the CLI and the API share, on `broker` and a Redis handle that connects on

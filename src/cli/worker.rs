@@ -6,7 +6,7 @@ use clap::Args;
 use hookfleet_worker::WorkerConfig;
 use tokio_util::sync::CancellationToken;
 
-use crate::settings::{Catalog, Common, Delivery, Worker};
+use crate::settings::{Catalog, Common, Delivery, History, Worker};
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
@@ -16,6 +16,8 @@ pub struct WorkerArgs {
     pub delivery: Delivery,
     #[command(flatten)]
     pub worker: Worker,
+    #[command(flatten)]
+    pub history: History,
 }
 
 pub async fn run(common: &Common, args: WorkerArgs) -> anyhow::Result<ExitCode> {
@@ -43,6 +45,7 @@ pub async fn run(common: &Common, args: WorkerArgs) -> anyhow::Result<ExitCode> 
         stall_timeout: args.worker.stall_timeout,
         attempt_log_len: args.delivery.attempt_log_len as usize,
         keyring: common.keyring(),
+        history: args.history.config(common),
     };
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));

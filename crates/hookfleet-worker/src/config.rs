@@ -47,6 +47,8 @@ pub struct WorkerConfig {
     /// Opens endpoint secrets sealed at rest (`HOOKFLEET_SECRET_KEY`,
     /// `HOOKFLEET_SECRET_KEY_PREVIOUS`).
     pub keyring: hookfleet_store::Keyring,
+    /// Where events and attempts are recorded (`HOOKFLEET_DATABASE_URL`); none without it.
+    pub history: Option<hookfleet_history::HistoryConfig>,
 }
 
 impl WorkerConfig {
@@ -84,6 +86,7 @@ impl std::fmt::Debug for WorkerConfig {
             .field("metrics_addr", &self.metrics_addr)
             .field("endpoint_cache_ttl", &self.endpoint_cache_ttl)
             .field("stall_timeout", &self.stall_timeout)
+            .field("history", &self.history)
             .finish()
     }
 }

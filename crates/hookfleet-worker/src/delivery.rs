@@ -10,6 +10,7 @@ use futures_util::future::Either;
 use hookfleet_core::Endpoint;
 use hookfleet_core::attempt::{Attempt, Made, Source};
 use hookfleet_core::policy::Verdict;
+use hookfleet_history::AttemptRecord;
 use hookfleet_store::{Claim, Held};
 use lapin::BasicProperties;
 use tokio::time::Instant;
@@ -110,10 +111,11 @@ impl Deliverer {
         }
     }
 
-    /// The attempt in its metrics and, in the background, the endpoint's attempt log.
+    /// The attempt in its metrics and, in the background, the endpoint's attempt log and the
+    /// history.
     fn record_attempt(&self, d: &Delivery<'_>, sent: &Sent) {
         d.series.attempt(&sent.outcome, sent.latency.as_secs_f64());
-        self.journal.write(&d.endpoint.id, || {
+        let made = || {
             Attempt::new(Made {
                 event_id: d.event.id.as_str(),
                 event_type: d.event.event_type.as_str(),
@@ -124,6 +126,14 @@ impl Deliverer {
                 latency: sent.latency,
                 timeout: self.timeouts.delivery,
             })
-        });
+        };
+        if let Some(history) = &self.history {
+            history.attempt(AttemptRecord {
+                tenant: d.event.tenant.to_string(),
+                endpoint_id: d.endpoint.id.to_string(),
+                attempt: made(),
+            });
+        }
+        self.journal.write(&d.endpoint.id, made);
     }
 }

@@ -14,6 +14,7 @@ use futures_util::future::join_all;
 use hookfleet_amqp::{Broker, ConfirmedPublisher};
 use hookfleet_core::policy::RetrySchedule;
 use hookfleet_core::{Endpoint, EventType, Namespace};
+use hookfleet_history::{EventRecord, Recorder};
 use hookfleet_producer::Publisher;
 use hookfleet_store::{
     AttemptLog, CircuitPolicy, Circuits, Dedup, EndpointCache, EndpointStore, Redis,
@@ -45,6 +46,8 @@ pub struct Deliverer {
     pub dedup: Dedup,
     /// Each endpoint's attempt log, written in batches.
     pub journal: Journal,
+    /// The message history in PostgreSQL, when there is one: written in batches.
+    pub history: Option<Recorder>,
     pub sender: Sender,
     pub publisher: Arc<ConfirmedPublisher>,
     /// Copies for the delay tiers (retries and deferrals), many to a message.
@@ -104,6 +107,8 @@ impl Deliverer {
                 metrics.clone(),
             ),
             dedup: Dedup::new(redis, ns, timeouts.claim_ttl, config.dedup_ttl),
+            history: (config.history.clone())
+                .map(|history| Recorder::start(history, metrics.history_dropped())),
             sender: Sender::new(
                 config.delivery_timeout,
                 &config.user_agent,
@@ -198,6 +203,7 @@ impl Deliverer {
         let series = self.metrics.series(event.event_type.as_str());
         if event.target.is_none() {
             series.received();
+            self.record_event(&event, &body);
         }
         let endpoints = self.endpoints.for_tenant(&event.tenant).await?;
         let targets: Vec<&Endpoint> = endpoints
@@ -249,6 +255,27 @@ impl Deliverer {
                 .into_iter()
                 .collect(),
         }
+    }
+}
+
+impl Deliverer {
+    /// The event in the history, the first time a worker handles it (retries and replays are
+    /// addressed to one endpoint and are not new events).
+    fn record_event(&self, event: &InboundEvent, body: &Bytes) {
+        let Some(history) = &self.history else {
+            return;
+        };
+        let occurred_at = time::OffsetDateTime::from_unix_timestamp(event.timestamp)
+            .ok()
+            .filter(|_| event.timestamp > 0)
+            .unwrap_or_else(time::OffsetDateTime::now_utc);
+        history.event(EventRecord {
+            id: event.id.to_string(),
+            tenant: event.tenant.to_string(),
+            event_type: event.event_type.to_string(),
+            occurred_at,
+            body: body.clone(),
+        });
     }
 }
 

@@ -101,6 +101,9 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
     // The last attempts' log entries, before the process goes.
     let flushed = consumer.deliverer.journal.flush();
     let _ = tokio::time::timeout(timeouts.journal_flush, flushed).await;
+    if let Some(history) = &consumer.deliverer.history {
+        let _ = tokio::time::timeout(timeouts.journal_flush, history.flush()).await;
+    }
     let _ = server.await;
     info!(message = "Worker stopped.");
     Ok(())

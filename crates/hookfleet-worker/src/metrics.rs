@@ -89,6 +89,7 @@ pub struct Metrics {
     deferred: IntCounterVec,
     handed_off: IntCounter,
     attempt_log_dropped: IntCounter,
+    history_dropped: IntCounter,
     circuit_transitions: IntCounterVec,
     circuit_open: IntGauge,
     /// Each event type's series of a healthy delivery, looked up once per event.
@@ -220,6 +221,14 @@ impl Metrics {
         registry
             .register(Box::new(attempt_log_dropped.clone()))
             .expect("unique metric");
+        let history_dropped = IntCounter::new(
+            "hookfleet_history_dropped_total",
+            "Events and attempts not recorded in the history because PostgreSQL did not take them in time.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(history_dropped.clone()))
+            .expect("unique metric");
         let circuit_transitions = counter(
             "hookfleet_circuit_transitions_total",
             "Circuit breaker transitions made by this worker.",
@@ -268,6 +277,7 @@ impl Metrics {
             deferred,
             handed_off,
             attempt_log_dropped,
+            history_dropped,
             circuit_transitions,
             circuit_open,
             series: Arc::default(),
@@ -280,6 +290,11 @@ impl Metrics {
 
     pub fn handed_off(&self) {
         self.handed_off.inc();
+    }
+
+    /// What the history recorder counts its drops with.
+    pub fn history_dropped(&self) -> IntCounter {
+        self.history_dropped.clone()
     }
 
     pub fn attempt_log_dropped(&self, entries: usize) {

@@ -1,0 +1,70 @@
+//! hookfleet's message history in PostgreSQL (`HOOKFLEET_DATABASE_URL`): every event a worker
+//! handles and every attempt it makes, written in batches off the delivery path.
+//!
+//! # Layout
+//! - [`schema`]: the tables, one PostgreSQL schema per namespace, and `hookfleet migrate`.
+//! - [`partitions`]: a partition per day, made ahead and dropped at the end of retention.
+//! - [`recorder`]: the queue deliveries hand records to (never waiting), and the task that
+//!   copies them into PostgreSQL.
+#![forbid(unsafe_code)]
+
+pub mod partitions;
+pub mod recorder;
+pub mod schema;
+
+use std::time::Duration;
+
+use hookfleet_core::Namespace;
+
+pub use recorder::{AttemptRecord, EventRecord, Recorder};
+
+/// Where the history is and how long it is kept.
+#[derive(Clone)]
+pub struct HistoryConfig {
+    /// A `postgres://` URL (it may carry a password: `Debug` does not show it).
+    pub url: String,
+    pub namespace: Namespace,
+    /// Events and attempts are kept this long (`HOOKFLEET_HISTORY_RETENTION`).
+    pub retention: Duration,
+    /// Payloads are kept this long, at most `retention` (`HOOKFLEET_PAYLOAD_RETENTION`).
+    pub payload_retention: Duration,
+}
+
+impl std::fmt::Debug for HistoryConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HistoryConfig")
+            .field("namespace", &self.namespace)
+            .field("retention", &self.retention)
+            .field("payload_retention", &self.payload_retention)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error(
+        "the history tables of namespace {0} are not there (or not at this version): run `hookfleet migrate`"
+    )]
+    NotMigrated(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Connects, and drives the connection on a task of its own until the client is dropped.
+pub async fn connect(url: &str) -> Result<tokio_postgres::Client> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(message = "PostgreSQL connection ended.", %error);
+        }
+    });
+    Ok(client)
+}
+
+/// The namespace's schema name, quoted: namespaces are `A-Z a-z 0-9 _ -`, so quoting is
+/// all they need.
+pub fn schema_name(namespace: &Namespace) -> String {
+    format!("\"{}\"", namespace.as_str())
+}

@@ -1,0 +1,372 @@
+//! The history, written in batches off the delivery path.
+//!
+//! A delivery hands its records to [`Recorder`] and never waits: they queue here, and one
+//! task copies whatever has queued up into PostgreSQL with binary `COPY`, one transaction per
+//! batch. The queue is bounded: while PostgreSQL is down or slow, records past [`CAPACITY`]
+//! (and any batch that cannot be written) are dropped, counted in
+//! `hookfleet_history_dropped_total` and logged once per incident; the task reconnects by
+//! itself and recording resumes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::pin_mut;
+use hookfleet_core::attempt::Attempt;
+use prometheus::IntCounter;
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+
+use crate::{Error, HistoryConfig, Result, partitions, schema, schema_name};
+
+/// Records waiting at most: a few seconds of a saturated worker, a few MB.
+pub const CAPACITY: usize = 20_000;
+/// Records in one batch at most.
+const BATCH: usize = 2_000;
+/// How long after a failed connection the next is tried; records meanwhile are dropped.
+const RECONNECT_AFTER: Duration = Duration::from_secs(1);
+/// How long one batch may take before the connection is given up as stalled.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often partitions are made ahead and dropped past retention.
+const MAINTAIN_EVERY: Duration = Duration::from_secs(3600);
+
+/// An event as a worker first handled it.
+#[derive(Debug)]
+pub struct EventRecord {
+    pub id: String,
+    pub tenant: String,
+    pub event_type: String,
+    /// When the event happened, as published.
+    pub occurred_at: OffsetDateTime,
+    /// The payload, byte for byte.
+    pub body: Bytes,
+}
+
+/// One attempt at one endpoint.
+#[derive(Debug)]
+pub struct AttemptRecord {
+    pub tenant: String,
+    pub endpoint_id: String,
+    pub attempt: Attempt,
+}
+
+#[derive(Debug)]
+enum Item {
+    Event(EventRecord, OffsetDateTime),
+    Attempt(AttemptRecord),
+    /// Answered once every record queued before it is written (or dropped).
+    Flush(oneshot::Sender<()>),
+}
+
+/// Whether records are being lost right now: logged when it starts and when it ends.
+#[derive(Debug)]
+struct Incident {
+    dropping: AtomicBool,
+    dropped: IntCounter,
+}
+
+impl Incident {
+    fn dropped(&self, records: usize, why: &str) {
+        self.dropped.inc_by(records as u64);
+        if !self.dropping.swap(true, Ordering::Relaxed) {
+            tracing::warn!(message = "History records are being dropped; deliveries go on.", reason = %why);
+        }
+    }
+
+    fn written(&self) {
+        if self.dropping.swap(false, Ordering::Relaxed) {
+            tracing::info!(message = "History records are written again.");
+        }
+    }
+}
+
+/// The sending side, one per worker.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    tx: mpsc::Sender<Item>,
+    incident: Arc<Incident>,
+}
+
+impl Recorder {
+    /// A recorder, and its writer started as a task that ends once every clone is dropped.
+    /// `dropped` counts what could not be recorded.
+    pub fn start(config: HistoryConfig, dropped: IntCounter) -> Self {
+        let (tx, rx) = mpsc::channel(CAPACITY);
+        let incident = Arc::new(Incident {
+            dropping: AtomicBool::new(false),
+            dropped,
+        });
+        tokio::spawn(write_all(config, rx, incident.clone()));
+        Self { tx, incident }
+    }
+
+    /// Queues an event; never waits.
+    pub fn event(&self, record: EventRecord) {
+        self.send(Item::Event(record, OffsetDateTime::now_utc()));
+    }
+
+    /// Queues an attempt; never waits.
+    pub fn attempt(&self, record: AttemptRecord) {
+        self.send(Item::Attempt(record));
+    }
+
+    fn send(&self, item: Item) {
+        match self.tx.try_send(item) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.incident.dropped(1, "the queue of records is full");
+            }
+            // The writer is gone: the worker is stopping.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// Resolves once every record queued so far is written (or dropped).
+    pub async fn flush(&self) {
+        let (done, written) = oneshot::channel();
+        if self.tx.send(Item::Flush(done)).await.is_ok() {
+            let _ = written.await;
+        }
+    }
+}
+
+/// The writer's connection, made again after a failure.
+struct Database {
+    config: HistoryConfig,
+    client: Option<tokio_postgres::Client>,
+    tried: Option<Instant>,
+    maintained: Option<Instant>,
+    why: String,
+}
+
+impl Database {
+    /// The connection, if there is one or one can be made now.
+    async fn client(&mut self) -> Option<&tokio_postgres::Client> {
+        if self.client.as_ref().is_some_and(|c| c.is_closed()) {
+            self.client = None;
+        }
+        if self.client.is_none() && self.tried.is_none_or(|t| t.elapsed() >= RECONNECT_AFTER) {
+            self.tried = Some(Instant::now());
+            match open(&self.config).await {
+                Ok(client) => {
+                    self.client = Some(client);
+                    self.maintained = None;
+                }
+                Err(error) => self.why = error.to_string(),
+            }
+        }
+        let client = self.client.as_ref()?;
+        if self
+            .maintained
+            .is_none_or(|t| t.elapsed() >= MAINTAIN_EVERY)
+        {
+            self.maintained = Some(Instant::now());
+            if let Err(error) = partitions::maintain(client, &self.config).await {
+                tracing::warn!(message = "Cannot maintain the history's partitions.", %error);
+            }
+        }
+        Some(client)
+    }
+}
+
+/// A connection to a database migrated to this build's version.
+async fn open(config: &HistoryConfig) -> Result<tokio_postgres::Client> {
+    let client = crate::connect(&config.url).await?;
+    if schema::version(&client, &config.namespace).await? != schema::VERSION {
+        return Err(Error::NotMigrated(config.namespace.to_string()));
+    }
+    Ok(client)
+}
+
+async fn write_all(config: HistoryConfig, mut rx: mpsc::Receiver<Item>, incident: Arc<Incident>) {
+    let table = schema_name(&config.namespace);
+    let mut db = Database {
+        config,
+        client: None,
+        tried: None,
+        maintained: None,
+        why: String::new(),
+    };
+    let mut items = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut items, BATCH).await > 0 {
+        let (mut events, mut attempts, mut flushes) = (Vec::new(), Vec::new(), Vec::new());
+        for item in items.drain(..) {
+            match item {
+                Item::Event(event, at) => events.push((event, at)),
+                Item::Attempt(attempt) => attempts.push(attempt),
+                Item::Flush(done) => flushes.push(done),
+            }
+        }
+        let count = events.len() + attempts.len();
+        if count > 0 {
+            match db.client().await {
+                None => incident.dropped(count, &db.why),
+                Some(client) => {
+                    let written = tokio::time::timeout(
+                        WRITE_TIMEOUT,
+                        write(client, &table, &events, &attempts),
+                    )
+                    .await;
+                    match written {
+                        Ok(Ok(())) => incident.written(),
+                        Ok(Err(error)) => {
+                            incident.dropped(count, &error.to_string());
+                            db.client = None;
+                        }
+                        Err(_) => {
+                            incident.dropped(count, "PostgreSQL took over 10 s to take a batch");
+                            db.client = None;
+                        }
+                    }
+                }
+            }
+        }
+        for done in flushes.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// One batch, in one transaction: events, their payloads, attempts.
+async fn write(
+    client: &tokio_postgres::Client,
+    s: &str,
+    events: &[(EventRecord, OffsetDateTime)],
+    attempts: &[AttemptRecord],
+) -> Result<()> {
+    // `Client::transaction` needs `&mut`; the explicit statements work on a shared client
+    // that only this task uses.
+    client.batch_execute("BEGIN").await?;
+    let copied = copy_all(client, s, events, attempts).await;
+    match copied {
+        Ok(()) => client.batch_execute("COMMIT").await?,
+        Err(error) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(error);
+        }
+    }
+    Ok(())
+}
+
+async fn copy_all(
+    client: &tokio_postgres::Client,
+    s: &str,
+    events: &[(EventRecord, OffsetDateTime)],
+    attempts: &[AttemptRecord],
+) -> Result<()> {
+    if !events.is_empty() {
+        let columns = "id, tenant, event_type, occurred_at, recorded_at";
+        let types = [
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TIMESTAMPTZ,
+            Type::TIMESTAMPTZ,
+        ];
+        let rows = events.iter().map(|(e, at)| -> [&(dyn ToSql + Sync); 5] {
+            [&e.id, &e.tenant, &e.event_type, &e.occurred_at, at]
+        });
+        copy(client, &format!("{s}.events ({columns})"), &types, rows).await?;
+        let types = [Type::TEXT, Type::TIMESTAMPTZ, Type::BYTEA];
+        let bodies: Vec<&[u8]> = events.iter().map(|(e, _)| e.body.as_ref()).collect();
+        let rows = (events.iter().zip(&bodies))
+            .map(|((e, at), body)| -> [&(dyn ToSql + Sync); 3] { [&e.id, at, body] });
+        copy(
+            client,
+            &format!("{s}.payloads (event_id, recorded_at, body)"),
+            &types,
+            rows,
+        )
+        .await?;
+    }
+    if !attempts.is_empty() {
+        let rows: Vec<AttemptRow> = attempts.iter().map(AttemptRow::of).collect();
+        let columns = "event_id, tenant, endpoint_id, event_type, attempt, source, attempted_at, status, error_class, message, latency_ms, response";
+        let types = [
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::INT4,
+            Type::TEXT,
+            Type::TIMESTAMPTZ,
+            Type::INT2,
+            Type::TEXT,
+            Type::TEXT,
+            Type::INT4,
+            Type::TEXT,
+        ];
+        let values = rows.iter().map(|r| -> [&(dyn ToSql + Sync); 12] {
+            let a = &r.record.attempt;
+            [
+                &a.event_id,
+                &r.record.tenant,
+                &r.record.endpoint_id,
+                &a.event_type,
+                &r.attempt,
+                &a.source,
+                &r.at,
+                &r.status,
+                &r.error_class,
+                &a.message,
+                &r.latency_ms,
+                &a.response_body,
+            ]
+        });
+        copy(client, &format!("{s}.attempts ({columns})"), &types, values).await?;
+    }
+    Ok(())
+}
+
+/// An attempt's columns that are not stored as the attempt log has them.
+struct AttemptRow<'a> {
+    record: &'a AttemptRecord,
+    attempt: i32,
+    at: OffsetDateTime,
+    status: Option<i16>,
+    error_class: Option<String>,
+    latency_ms: i32,
+}
+
+impl<'a> AttemptRow<'a> {
+    fn of(record: &'a AttemptRecord) -> Self {
+        let a = &record.attempt;
+        let at = OffsetDateTime::parse(&a.at, &time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| OffsetDateTime::now_utc());
+        // As the attempt log's JSON spells it: `non_success_status`.
+        let error_class = (a.error)
+            .and_then(|class| serde_json::to_value(class).ok())
+            .and_then(|value| value.as_str().map(str::to_owned));
+        Self {
+            record,
+            attempt: a.attempt.min(i32::MAX as u32) as i32,
+            at,
+            status: a.status.map(|s| s as i16),
+            error_class,
+            latency_ms: a.latency_ms.min(i32::MAX as u64) as i32,
+        }
+    }
+}
+
+/// `COPY table FROM STDIN BINARY` of `rows`.
+async fn copy<'a, const N: usize>(
+    client: &tokio_postgres::Client,
+    table: &str,
+    types: &[Type; N],
+    rows: impl Iterator<Item = [&'a (dyn ToSql + Sync); N]>,
+) -> Result<()> {
+    let sink = client
+        .copy_in(&format!("COPY {table} FROM STDIN BINARY"))
+        .await?;
+    let writer = BinaryCopyInWriter::new(sink, types);
+    pin_mut!(writer);
+    for row in rows {
+        writer.as_mut().write(&row).await?;
+    }
+    writer.finish().await?;
+    Ok(())
+}
