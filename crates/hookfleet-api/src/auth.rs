@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
-use hookfleet_admin::Scope;
+use hookfleet_admin::{Admin, Scope};
 use hookfleet_core::TenantId;
 use hookfleet_store::Fresh;
 use sha2::{Digest, Sha256};
@@ -93,13 +93,13 @@ impl Auth {
     /// Refuses a tenant token issued before its tenant's last revocation.
     async fn check_revocation(
         &self,
-        state: &AppState,
+        admin: &Admin,
         tenant: &TenantId,
         issued_ms: i64,
     ) -> Result<(), ApiError> {
         let not_before = self
             .revocations
-            .get(tenant, || state.admin.tokens_not_before(tenant))
+            .get(tenant, || admin.tokens_not_before(tenant))
             .await?;
         match not_before {
             Some(not_before) if issued_ms < not_before => {
@@ -131,7 +131,7 @@ impl FromRequestParts<AppState> for Caller {
         if let (Scope::Tenant(tenant), Some(issued_ms)) = (&scope, issued_ms) {
             state
                 .auth
-                .check_revocation(state, tenant, issued_ms)
+                .check_revocation(&state.admin, tenant, issued_ms)
                 .await?;
         }
         Ok(Caller(scope))
