@@ -127,13 +127,16 @@ impl Deliverer {
                 timeout: self.timeouts.delivery,
             })
         };
-        if let Some(history) = &self.history {
-            history.attempt(AttemptRecord {
-                tenant: d.event.tenant.to_string(),
-                endpoint_id: d.endpoint.id.to_string(),
-                attempt: made(),
-            });
-        }
-        self.journal.write(&d.endpoint.id, made);
+        let Some(history) = &self.history else {
+            return self.journal.write(&d.endpoint.id, made);
+        };
+        // Built once for both records (its time and sentence are formatted strings).
+        let attempt = made();
+        self.journal.write(&d.endpoint.id, || attempt.clone());
+        history.attempt(AttemptRecord {
+            tenant: d.event.tenant.to_string(),
+            endpoint_id: d.endpoint.id.to_string(),
+            attempt,
+        });
     }
 }
