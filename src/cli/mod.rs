@@ -109,6 +109,12 @@ fn admin(
         limits,
         attempt_log_len: delivery.attempt_log_len as usize,
         keyring: common.keyring(),
+        history: (common.database_url.as_ref()).map(|url| {
+            hookfleet_history::HistoryConfig::reader(
+                url.expose().to_owned(),
+                common.namespace.clone(),
+            )
+        }),
     };
     Ok(Admin::new(config, redis, broker)?)
 }

@@ -273,15 +273,40 @@ impl Admin {
         before: Option<&str>,
     ) -> Result<Vec<Attempt>> {
         let endpoint = self.visible(scope, id).await?;
-        if let Some(before) = before
-            && !is_stream_id(before)
-        {
-            return Err(Error::BadQuery(
-                "before: not an attempt id, as in a previous page".to_owned(),
-            ));
-        }
+        let bad_before =
+            || Error::BadQuery("before: not an attempt id, as in a previous page".into());
         let limit = limit.clamp(1, MAX_ATTEMPTS_PAGE);
+        if let Some(history) = &self.history {
+            let before = before
+                .map(|b| hookfleet_history::AttemptCursor::parse(b).ok_or_else(bad_before))
+                .transpose()?;
+            let id = endpoint.id.as_str();
+            return Ok(history
+                .endpoint_attempts(id, limit, before.as_ref())
+                .await?);
+        }
+        if before.is_some_and(|b| !is_stream_id(b)) {
+            return Err(bad_before());
+        }
         Ok(self.attempts.list(&endpoint.id, limit, before).await?)
+    }
+
+    /// The endpoint's newest attempt, from wherever attempts are kept. The history being away
+    /// leaves it out rather than failing the endpoint's view.
+    async fn last_attempt(&self, endpoint: &Endpoint) -> Result<Option<Attempt>> {
+        let Some(history) = &self.history else {
+            return Ok(self.attempts.list(&endpoint.id, 1, None).await?.pop());
+        };
+        match history
+            .endpoint_attempts(endpoint.id.as_str(), 1, None)
+            .await
+        {
+            Ok(mut last) => Ok(last.pop()),
+            Err(error) => {
+                tracing::warn!(message = "Cannot read the endpoint's last attempt from the history.", %error);
+                Ok(None)
+            }
+        }
     }
 
     /// The endpoint `id`, if the scope sees it; anything else is the same `NotFound`.
@@ -306,7 +331,7 @@ impl Admin {
             // Cool-down over: the next delivery is (or is waiting to be) the probe.
             CircuitView::HalfOpen
         };
-        let last = self.attempts.list(&endpoint.id, 1, None).await?.pop();
+        let last = self.last_attempt(endpoint).await?;
         Ok(EndpointView::new(endpoint, reveal, circuit, last))
     }
 

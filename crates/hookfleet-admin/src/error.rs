@@ -48,6 +48,9 @@ pub enum Error {
         what: String,
         retry_after: std::time::Duration,
     },
+    /// What was asked for is no longer kept (a payload past its retention).
+    #[error("{0}")]
+    Gone(String),
     /// Redis or RabbitMQ did not answer, or refused. The text is for the operator's log, never
     /// for an API caller.
     #[error("{0}")]

@@ -11,12 +11,14 @@
 //! - [`endpoints`]: create, list, get, update, remove, rotate the secret, read attempts.
 //! - [`testing`]: "Test Webhook": one signed `webhook.test` delivery now.
 //! - [`events`]: publishing, confirmed.
+//! - [`history`]: the message history (PostgreSQL): search, resend, recover, statistics.
 //! - [`dead_letters`]: listing and replaying (operators only).
 #![forbid(unsafe_code)]
 
 pub mod dead_letters;
 pub mod endpoints;
 pub mod events;
+pub mod history;
 pub mod input;
 pub mod testing;
 pub mod view;
@@ -28,6 +30,7 @@ use std::time::Duration;
 use hookfleet_amqp::{Broker, ConfirmedPublisher};
 use hookfleet_core::target::AllowedPorts;
 use hookfleet_core::{EventType, Namespace, TenantId};
+use hookfleet_history::{HistoryConfig, Reader};
 use hookfleet_producer::Publisher;
 use hookfleet_store::{
     AttemptLog, CircuitPolicy, Circuits, EndpointStore, Keyring, Redis, Resealed, Tenants,
@@ -84,6 +87,8 @@ pub struct AdminConfig {
     pub attempt_log_len: usize,
     /// Seals and opens endpoint records (`HOOKFLEET_SECRET_KEY`, `…_PREVIOUS`).
     pub keyring: Keyring,
+    /// The message history (`HOOKFLEET_DATABASE_URL`): with it, attempts are read from there.
+    pub history: Option<HistoryConfig>,
 }
 
 /// Limits on what one tenant can make the fleet do.
@@ -108,6 +113,7 @@ pub struct Admin {
     broker: Broker,
     publisher: Publisher,
     confirmed: ConfirmedPublisher,
+    history: Option<Reader>,
 }
 
 impl Admin {
@@ -134,6 +140,7 @@ impl Admin {
             circuits: Circuits::new(redis, ns, policy),
             publisher: Publisher::new(broker.clone(), ns.clone()),
             confirmed: ConfirmedPublisher::new(broker.clone()),
+            history: config.history.clone().map(Reader::new),
             broker,
             store,
             sender,

@@ -1,5 +1,5 @@
 //! "Test Webhook": one signed `webhook.test` delivery now, through the worker's own sending
-//! code (signing, SSRF guard, allowed ports, timeout), recorded in the attempt log. A tenant
+//! code (signing, SSRF guard, allowed ports, timeout), recorded in the attempt log (the history, when there is one). A tenant
 //! token's calls are metered (`HOOKFLEET_TEST_RATE` a minute per tenant, across API replicas):
 //! otherwise it is a free probe of any host and port from the platform's addresses.
 
@@ -49,8 +49,22 @@ impl Admin {
             latency: sent.latency,
             timeout,
         });
-        if let Err(error) = self.attempts.append(&endpoint.id, attempt).await {
-            tracing::warn!(message = "Could not write the attempt log.", %error);
+        let written = match &self.history {
+            Some(history) => {
+                let record = hookfleet_history::AttemptRecord {
+                    tenant: endpoint.tenant.to_string(),
+                    endpoint_id: endpoint.id.to_string(),
+                    attempt,
+                };
+                history
+                    .record_attempt(record)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            None => (self.attempts.append(&endpoint.id, attempt).await).map_err(|e| e.to_string()),
+        };
+        if let Err(error) = written {
+            tracing::warn!(message = "Could not write the test's attempt.", %error);
         }
         let class = ErrorClass::of(&sent.outcome);
         Ok(TestResult {

@@ -10,6 +10,10 @@ use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 pub const TENANT: &str = "tenant";
 /// Set on a retry or replay: deliver to this endpoint only, never fan out again.
 pub const ENDPOINT: &str = "x-hookfleet-endpoint";
+/// Set on a resend (`POST /v1/events/{id}/resend`, recover): the resend's own id, which
+/// de-duplicates that resend instead of the event id, so that an event the endpoint already
+/// got is sent again, once.
+pub const RESEND: &str = "x-hookfleet-resend";
 /// Attempts already made for that endpoint (absent = 0).
 pub const ATTEMPTS: &str = "x-hookfleet-attempts";
 /// The last attempt's HTTP status, when there was one.

@@ -82,6 +82,7 @@ impl From<hookfleet_admin::Error> for ApiError {
             Error::BadQuery(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_query", message),
             Error::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", message),
             Error::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", message),
+            Error::Gone(_) => Self::new(StatusCode::GONE, "gone", message),
             Error::RateLimited { retry_after, .. } => Self {
                 retry_after: Some(retry_after),
                 ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)

@@ -6,17 +6,27 @@
 //! - [`partitions`]: a partition per day, made ahead and dropped at the end of retention.
 //! - [`recorder`]: the queue deliveries hand records to (never waiting), and the task that
 //!   copies them into PostgreSQL.
+//! - [`reader`]: the API's connection; [`events`] and [`endpoints`] are what it reads, in
+//!   the shapes of [`view`], paged with the cursors of [`sql`].
 #![forbid(unsafe_code)]
 
+pub mod endpoints;
+pub mod events;
 pub mod partitions;
+pub mod reader;
 pub mod recorder;
 pub mod schema;
+pub mod sql;
+pub mod view;
 
 use std::time::Duration;
 
 use hookfleet_core::Namespace;
 
+pub use events::EventQuery;
+pub use reader::Reader;
 pub use recorder::{AttemptRecord, EventRecord, Recorder};
+pub use sql::{AttemptCursor, EventCursor};
 
 /// Where the history is and how long it is kept.
 #[derive(Clone)]
@@ -28,6 +38,22 @@ pub struct HistoryConfig {
     pub retention: Duration,
     /// Payloads are kept this long, at most `retention` (`HOOKFLEET_PAYLOAD_RETENTION`).
     pub payload_retention: Duration,
+}
+
+/// How long history is kept by default (`HOOKFLEET_HISTORY_RETENTION`).
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+impl HistoryConfig {
+    /// The settings of a process that only reads the history (the API, the CLI): retention
+    /// is the workers' to apply.
+    pub fn reader(url: String, namespace: Namespace) -> Self {
+        Self {
+            url,
+            namespace,
+            retention: DEFAULT_RETENTION,
+            payload_retention: DEFAULT_RETENTION,
+        }
+    }
 }
 
 impl std::fmt::Debug for HistoryConfig {
@@ -48,6 +74,8 @@ pub enum Error {
         "the history tables of namespace {0} are not there (or not at this version): run `hookfleet migrate`"
     )]
     NotMigrated(String),
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -44,6 +44,8 @@ pub struct EventRecord {
     pub occurred_at: OffsetDateTime,
     /// The payload, byte for byte.
     pub body: Bytes,
+    /// The endpoints it was meant for (subscribed and enabled when it was handled).
+    pub endpoints: Vec<String>,
 }
 
 /// One attempt at one endpoint.
@@ -252,23 +254,31 @@ async fn write(
     Ok(())
 }
 
-async fn copy_all(
+pub(crate) async fn copy_all(
     client: &tokio_postgres::Client,
     s: &str,
     events: &[(EventRecord, OffsetDateTime)],
     attempts: &[AttemptRecord],
 ) -> Result<()> {
     if !events.is_empty() {
-        let columns = "id, tenant, event_type, occurred_at, recorded_at";
+        let columns = "id, tenant, event_type, occurred_at, recorded_at, endpoints";
         let types = [
             Type::TEXT,
             Type::TEXT,
             Type::TEXT,
             Type::TIMESTAMPTZ,
             Type::TIMESTAMPTZ,
+            Type::TEXT_ARRAY,
         ];
-        let rows = events.iter().map(|(e, at)| -> [&(dyn ToSql + Sync); 5] {
-            [&e.id, &e.tenant, &e.event_type, &e.occurred_at, at]
+        let rows = events.iter().map(|(e, at)| -> [&(dyn ToSql + Sync); 6] {
+            [
+                &e.id,
+                &e.tenant,
+                &e.event_type,
+                &e.occurred_at,
+                at,
+                &e.endpoints,
+            ]
         });
         copy(client, &format!("{s}.events ({columns})"), &types, rows).await?;
         let types = [Type::TEXT, Type::TIMESTAMPTZ, Type::BYTEA];

@@ -11,7 +11,8 @@ use crate::{Result, schema_name};
 
 /// Each migration, in order; `{s}` is the quoted schema. Never edit one that has shipped:
 /// add the next.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE {s}.events (
     id text NOT NULL,
     tenant text NOT NULL,
@@ -48,7 +49,14 @@ CREATE TABLE {s}.attempts (
 CREATE INDEX ON {s}.attempts (event_id);
 CREATE INDEX ON {s}.attempts (endpoint_id, attempted_at DESC);
 CREATE TABLE {s}.attempts_default PARTITION OF {s}.attempts DEFAULT;
-"#];
+"#,
+    r#"
+-- The endpoints an event was meant for when a worker first handled it: an endpoint with no
+-- attempt yet is a pending one. The operator's list, across tenants, reads by time alone.
+ALTER TABLE {s}.events ADD COLUMN endpoints text[] NOT NULL DEFAULT '{}';
+CREATE INDEX ON {s}.events (recorded_at DESC);
+"#,
+];
 
 /// The version a process of this build reads and writes.
 pub const VERSION: i32 = MIGRATIONS.len() as i32;

@@ -96,7 +96,11 @@ impl Deliverer {
     /// The claim on (endpoint, event), or `None` when the event was delivered there already or
     /// another attempt is in flight (then it is looked at again later).
     async fn claim(&self, d: &Delivery<'_>) -> Result<Option<Held>> {
-        match self.dedup.claim(&d.endpoint.id, &d.event.id).await? {
+        match self
+            .dedup
+            .claim(&d.endpoint.id, d.event.dedup_key())
+            .await?
+        {
             Claim::Acquired(held) => Ok(Some(held)),
             Claim::Done => {
                 debug!(message = "Already delivered; skipping.");
@@ -111,8 +115,8 @@ impl Deliverer {
         }
     }
 
-    /// The attempt in its metrics and, in the background, the endpoint's attempt log and the
-    /// history.
+    /// The attempt in its metrics and, in the background, the history when there is one, else
+    /// the endpoint's attempt log.
     fn record_attempt(&self, d: &Delivery<'_>, sent: &Sent) {
         d.series.attempt(&sent.outcome, sent.latency.as_secs_f64());
         let made = || {
@@ -127,16 +131,14 @@ impl Deliverer {
                 timeout: self.timeouts.delivery,
             })
         };
+        // One source of truth: with a history, the attempt log is read from it.
         let Some(history) = &self.history else {
             return self.journal.write(&d.endpoint.id, made);
         };
-        // Built once for both records (its time and sentence are formatted strings).
-        let attempt = made();
-        self.journal.write(&d.endpoint.id, || attempt.clone());
         history.attempt(AttemptRecord {
             tenant: d.event.tenant.to_string(),
             endpoint_id: d.endpoint.id.to_string(),
-            attempt,
+            attempt: made(),
         });
     }
 }

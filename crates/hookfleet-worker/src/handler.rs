@@ -201,16 +201,16 @@ impl Deliverer {
         };
         Span::current().record("event_id", event.id.as_str());
         let series = self.metrics.series(event.event_type.as_str());
-        if event.target.is_none() {
-            series.received();
-            self.record_event(&event, &body);
-        }
         let endpoints = self.endpoints.for_tenant(&event.tenant).await?;
         let targets: Vec<&Endpoint> = endpoints
             .iter()
             .filter(|e| e.wants(&event.event_type))
             .filter(|e| event.target.as_ref().is_none_or(|t| *t == e.id))
             .collect();
+        if event.target.is_none() {
+            series.received();
+            self.record_event(&event, &body, &targets);
+        }
         if let Some(target) = &event.target
             && targets.is_empty()
         {
@@ -259,9 +259,10 @@ impl Deliverer {
 }
 
 impl Deliverer {
-    /// The event in the history, the first time a worker handles it (retries and replays are
-    /// addressed to one endpoint and are not new events).
-    fn record_event(&self, event: &InboundEvent, body: &Bytes) {
+    /// The event in the history, with the endpoints it is meant for, the first time a worker
+    /// handles it (retries, replays and resends are addressed to one endpoint and are not new
+    /// events).
+    fn record_event(&self, event: &InboundEvent, body: &Bytes, targets: &[&Endpoint]) {
         let Some(history) = &self.history else {
             return;
         };
@@ -275,6 +276,7 @@ impl Deliverer {
             event_type: event.event_type.to_string(),
             occurred_at,
             body: body.clone(),
+            endpoints: targets.iter().map(|e| e.id.to_string()).collect(),
         });
     }
 }

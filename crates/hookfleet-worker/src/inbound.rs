@@ -18,6 +18,8 @@ pub struct InboundEvent {
     pub target: Option<EndpointId>,
     /// Attempts already made for `target`.
     pub attempts: u32,
+    /// Set on a resend: its own id, de-duplicated instead of the event's.
+    pub resend: Option<EventId>,
 }
 
 /// Why a message breaks the contract; it goes to the dead-letter queue with this reason.
@@ -41,6 +43,8 @@ pub enum Malformed {
     BadTenant(String),
     #[error("bad x-hookfleet-endpoint header: {0}")]
     BadTarget(String),
+    #[error("bad x-hookfleet-resend header: {0}")]
+    BadResend(String),
 }
 
 impl InboundEvent {
@@ -76,6 +80,10 @@ impl InboundEvent {
             .transpose()
             .map_err(|e| Malformed::BadTarget(e.to_string()))?;
         let attempts = get_int(properties, header::ATTEMPTS).unwrap_or(0);
+        let resend = get_str(properties, header::RESEND)
+            .map(|r| r.parse::<EventId>())
+            .transpose()
+            .map_err(|e| Malformed::BadResend(e.to_string()))?;
         Ok(Self {
             id,
             event_type: queue_type.clone(),
@@ -83,7 +91,13 @@ impl InboundEvent {
             timestamp: properties.timestamp().map_or(0, |t| t as i64),
             target,
             attempts: u32::try_from(attempts).unwrap_or(0),
+            resend,
         })
+    }
+
+    /// What de-duplication knows this delivery by: the event id, or a resend's own id.
+    pub fn dedup_key(&self) -> &EventId {
+        self.resend.as_ref().unwrap_or(&self.id)
     }
 }
 

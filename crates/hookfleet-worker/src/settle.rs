@@ -53,7 +53,7 @@ impl Deliverer {
         let (held, sent, verdict, handed_off) = failed;
         let (event, endpoint, outcome) = (d.event, d.endpoint, &sent.outcome);
         let released = (self.dedup)
-            .release(&endpoint.id, &event.id, &held.token, None)
+            .release(&endpoint.id, event.dedup_key(), &held.token, None)
             .await;
         if let Err(error) = released {
             // Harmless: the claim expires on its own after the delivery timeout.
@@ -195,7 +195,11 @@ impl Deliverer {
     async fn commit(&self, endpoint: &Endpoint, event: &InboundEvent, held: &Held) -> Result<()> {
         let started = Instant::now();
         loop {
-            match self.dedup.commit(&endpoint.id, &event.id, held, None).await {
+            match self
+                .dedup
+                .commit(&endpoint.id, event.dedup_key(), held, None)
+                .await
+            {
                 Ok(()) => return Ok(()),
                 Err(error) if started.elapsed() < self.timeouts.commit_patience => {
                     warn!(message = "Cannot record the delivery yet; trying again.", %error, event_id = %event.id, endpoint_id = %endpoint.id);

@@ -1,12 +1,15 @@
-//! `/v1/endpoints`: create, list, get, change, remove, test, rotate the secret, attempts.
+//! `/v1/endpoints`: create, list, get, change, remove, test, rotate the secret, attempts,
+//! recover, statistics.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use hookfleet_admin::endpoints::{DEFAULT_ENDPOINTS_PAGE, MAX_ENDPOINTS_PAGE};
+use hookfleet_admin::history::{RecoverRequest, Recovered};
 use hookfleet_admin::input::{EndpointPatch, NewEndpoint, Rotation};
 use hookfleet_admin::view::{EndpointView, TestResult};
 use hookfleet_admin::{EndpointPage, Page};
 use hookfleet_core::attempt::Attempt;
+use hookfleet_history::view::EndpointStats;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -208,4 +211,58 @@ pub async fn attempts(
         .attempts(&scope, &id, limit, query.before.as_deref())
         .await?;
     Ok(axum::Json(attempts))
+}
+
+/// Deliver again, oldest first, every event of the window whose last attempt at this endpoint
+/// was not a 2xx (or that was never tried there). Needs the message history.
+#[utoipa::path(post, path = "/v1/endpoints/{id}/recover", tag = "endpoints",
+    params(("id" = String, Path, description = "The endpoint id")),
+    request_body = RecoverRequest,
+    responses(
+        (status = 202, description = "Queued for delivery, in the order first handled", body = Recovered),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such endpoint the token sees, or no message history here", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not sent as JSON", body = ErrorBody),
+        (status = 422, description = "Bad times, or the endpoint is disabled", body = ErrorBody),
+        (status = 503, description = "The history's database or RabbitMQ did not answer", body = ErrorBody),
+    ))]
+pub async fn recover(
+    State(state): State<AppState>,
+    Caller(scope): Caller,
+    Path(id): Path<String>,
+    Json(request): Json<RecoverRequest>,
+) -> ApiResult<(StatusCode, axum::Json<Recovered>)> {
+    let recovered = state.admin.recover(&scope, &id, request).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(recovered)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct StatsQuery {
+    /// RFC 3339 (default: 24 hours ago).
+    pub since: Option<String>,
+}
+
+/// The endpoint's attempts since a time: counts by outcome, latency p50/p99, and per hour.
+/// Needs the message history.
+#[utoipa::path(get, path = "/v1/endpoints/{id}/stats", tag = "endpoints",
+    params(("id" = String, Path, description = "The endpoint id"), StatsQuery),
+    responses(
+        (status = 200, description = "The endpoint's statistics", body = EndpointStats),
+        (status = 400, description = "Bad time", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such endpoint the token sees, or no message history here", body = ErrorBody),
+        (status = 503, description = "The history's database did not answer", body = ErrorBody),
+    ))]
+pub async fn stats(
+    State(state): State<AppState>,
+    Caller(scope): Caller,
+    Path(id): Path<String>,
+    Query(query): Query<StatsQuery>,
+) -> Answer<EndpointStats> {
+    let since = query.since.as_deref();
+    Ok(axum::Json(
+        state.admin.endpoint_stats(&scope, &id, since).await?,
+    ))
 }

@@ -1,13 +1,18 @@
-//! `POST /v1/events`: publish one event, confirmed by the broker.
+//! `/v1/events`: publish one event, confirmed by the broker; search the message history, read
+//! an event and its attempts, resend it.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use hookfleet_admin::history::{EventSearch, ResendRequest, Resent};
 use hookfleet_admin::input::NewEvent;
 use hookfleet_admin::view::Published;
+use hookfleet_history::view::{EventAttempt, EventDetail, EventPage};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::body::Json;
+use crate::body::{Json, Query};
 use crate::error::{ApiResult, ErrorBody};
 
 /// Publish an event (operator token). Answers once RabbitMQ confirmed it; a repeated `id` is
@@ -31,4 +36,113 @@ pub async fn publish(
 ) -> ApiResult<(StatusCode, axum::Json<Published>)> {
     let published = state.admin.publish(&scope, event).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(published)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct EventsQuery {
+    /// Only this tenant's events (a tenant token sees only its own anyway).
+    pub tenant: Option<String>,
+    /// Only events of this type.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub event_type: Option<String>,
+    /// `delivered`, `failed` (some endpoint is retrying or gave up) or `pending` (some
+    /// endpoint not tried yet).
+    pub status: Option<String>,
+    /// RFC 3339: events first handled at or after this.
+    pub since: Option<String>,
+    /// RFC 3339: events first handled before this.
+    pub until: Option<String>,
+    /// How many (1–250, default 50).
+    pub limit: Option<usize>,
+    /// Where the previous page ended: its `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+/// Search the message history, newest first. A page filtered by `status` may be short (even
+/// empty) and still have a `next_cursor`: each page looks at 5,000 events at most.
+#[utoipa::path(get, path = "/v1/events", tag = "events", params(EventsQuery),
+    responses(
+        (status = 200, description = "A page of events, newest first", body = EventPage),
+        (status = 400, description = "Bad query, time or cursor", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "A tenant the token does not see, or no message history here", body = ErrorBody),
+        (status = 503, description = "The history's database did not answer", body = ErrorBody),
+    ))]
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(scope): Caller,
+    Query(query): Query<EventsQuery>,
+) -> ApiResult<axum::Json<EventPage>> {
+    let search = EventSearch {
+        tenant: query.tenant.as_deref(),
+        event_type: query.event_type.as_deref(),
+        status: query.status.as_deref(),
+        since: query.since.as_deref(),
+        until: query.until.as_deref(),
+        limit: query.limit,
+        cursor: query.cursor.as_deref(),
+    };
+    Ok(axum::Json(state.admin.list_events(&scope, search).await?))
+}
+
+/// One event from the history: its payload and, per endpoint it was meant for, where it
+/// stands.
+#[utoipa::path(get, path = "/v1/events/{id}", tag = "events",
+    params(("id" = String, Path, description = "The event id")),
+    responses(
+        (status = 200, description = "The event", body = EventDetail),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such event the token sees", body = ErrorBody),
+        (status = 503, description = "The history's database did not answer", body = ErrorBody),
+    ))]
+pub async fn get(
+    State(state): State<AppState>,
+    Caller(scope): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<EventDetail>> {
+    Ok(axum::Json(state.admin.get_event(&scope, &id).await?))
+}
+
+/// Every attempt at every endpoint for the event, oldest first.
+#[utoipa::path(get, path = "/v1/events/{id}/attempts", tag = "events",
+    params(("id" = String, Path, description = "The event id")),
+    responses(
+        (status = 200, description = "Attempts, oldest first", body = Vec<EventAttempt>),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such event the token sees", body = ErrorBody),
+        (status = 503, description = "The history's database did not answer", body = ErrorBody),
+    ))]
+pub async fn attempts(
+    State(state): State<AppState>,
+    Caller(scope): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Vec<EventAttempt>>> {
+    Ok(axum::Json(state.admin.event_attempts(&scope, &id).await?))
+}
+
+/// Deliver the stored event to one endpoint once more, even if it got it already (same
+/// `webhook-id`).
+#[utoipa::path(post, path = "/v1/events/{id}/resend", tag = "events",
+    params(("id" = String, Path, description = "The event id")),
+    request_body = ResendRequest,
+    responses(
+        (status = 202, description = "Queued for delivery", body = Resent),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such event or endpoint the token sees", body = ErrorBody),
+        (status = 410, description = "The event's payload is past HOOKFLEET_PAYLOAD_RETENTION", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not sent as JSON", body = ErrorBody),
+        (status = 422, description = "The endpoint is disabled or does not subscribe to the event's type", body = ErrorBody),
+        (status = 503, description = "The history's database or RabbitMQ did not answer", body = ErrorBody),
+    ))]
+pub async fn resend(
+    State(state): State<AppState>,
+    Caller(scope): Caller,
+    Path(id): Path<String>,
+    Json(request): Json<ResendRequest>,
+) -> ApiResult<(StatusCode, axum::Json<Resent>)> {
+    let resent = state.admin.resend(&scope, &id, request).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(resent)))
 }

@@ -15,7 +15,10 @@ use crate::AppState;
 /// Every `/v1` route, with its OpenAPI description.
 pub fn v1() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(events::publish))
+        .routes(routes!(events::publish, events::list))
+        .routes(routes!(events::get))
+        .routes(routes!(events::attempts))
+        .routes(routes!(events::resend))
         .routes(routes!(catalog::list))
         .routes(routes!(endpoints::create, endpoints::list))
         .routes(routes!(
@@ -26,6 +29,8 @@ pub fn v1() -> OpenApiRouter<AppState> {
         .routes(routes!(endpoints::test))
         .routes(routes!(endpoints::rotate_secret))
         .routes(routes!(endpoints::attempts))
+        .routes(routes!(endpoints::recover))
+        .routes(routes!(endpoints::stats))
         .routes(routes!(dead_letters::list))
         .routes(routes!(dead_letters::replay))
         .routes(routes!(tenants::mint_token))

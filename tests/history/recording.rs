@@ -1,61 +1,20 @@
-//! The message history in PostgreSQL: what workers record, and that deliveries never wait for
-//! it (PostgreSQL away: deliveries go on, the loss is counted, recording resumes by itself).
+//! What workers record, and that deliveries never wait for it (PostgreSQL away: deliveries go
+//! on, the loss is counted, recording resumes by itself).
 
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+use super::{BLOCKED, DATABASE_URL, database, drop_schema, migrate, wait_for_rows};
 use crate::util::{Fleet, Receiver, Reply, WAIT, wait_until};
-
-const BLOCKED: &str = "log.blocked";
-
-/// The local PostgreSQL of `scripts/services.sh`.
-const DATABASE_URL: &str = "postgres://postgres:postgres@127.0.0.1:5432/postgres";
-
-async fn database() -> tokio_postgres::Client {
-    hookfleet_history::connect(DATABASE_URL).await.unwrap()
-}
-
-/// Polls `query` (one count) until it reaches `want`, within the test's bounded wait.
-async fn wait_for_rows(db: &tokio_postgres::Client, query: &str, want: i64) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let got: i64 = db.query_one(query, &[]).await.unwrap().get(0);
-        if got >= want {
-            assert_eq!(got, want, "{query}");
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{query}: {got} rows, waited for {want}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn migrate(fleet: &Fleet) -> serde_json::Value {
-    let out = fleet
-        .run_with(&[("HOOKFLEET_DATABASE_URL", DATABASE_URL)], &["migrate"])
-        .await;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-async fn drop_schema(fleet: &Fleet) {
-    let namespace = fleet.namespace().parse().unwrap();
-    hookfleet_history::schema::drop_schema(&database().await, &namespace)
-        .await
-        .unwrap();
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_event_and_attempt_is_recorded() {
     let fleet = Fleet::new().env("HOOKFLEET_DATABASE_URL", DATABASE_URL);
     let receiver = Receiver::start().await.unwrap();
     receiver.enqueue("/flaky", [Reply::status(503)]);
-    assert_eq!(migrate(&fleet).await["applied"], serde_json::json!([1]));
+    assert_eq!(migrate(&fleet).await["applied"], serde_json::json!([1, 2]));
     assert_eq!(
         migrate(&fleet).await["applied"],
         serde_json::json!([]),
