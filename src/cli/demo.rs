@@ -4,7 +4,9 @@
 //! publishes one event of each of the five seed types, and prints each arrival as it happens.
 //! The receiver refuses `log.failed` twice (503), so the retry tiers show; every signature is
 //! checked with the endpoint's secret. Then a table from the attempt log, clean-up of the
-//! namespace (queues, exchanges, Redis keys), and exit 0 when everything was delivered.
+//! namespace (queues, exchanges, Redis keys), and exit 0 when everything was delivered. With
+//! `HOOKFLEET_DATABASE_URL`, the demo also records a message history (in a schema of its own,
+//! dropped at the end), reads its table from there and searches it as the API does.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
@@ -64,9 +66,18 @@ pub async fn run(common: &Common, args: DemoArgs) -> anyhow::Result<ExitCode> {
     let topology = config.topology();
     println!("hookfleet demo in namespace {namespace} (removed at the end)");
     topology.declare(&broker.channel().await?).await?;
+    let history = match &common.database_url {
+        Some(url) => Some(migrate(url.expose(), &namespace).await?),
+        None => None,
+    };
 
     let outcome = demo(common, &namespace, config, &args, broker.clone()).await;
 
+    if let Some(client) = history
+        && let Err(error) = hookfleet_history::schema::drop_schema(&client, &namespace).await
+    {
+        eprintln!("warning: could not drop the demo's history schema: {error:#}");
+    }
     // Clean up whatever happened.
     if let Err(error) = topology.delete(&broker).await {
         eprintln!("warning: could not delete the demo's queues and exchanges: {error:#}");
@@ -176,6 +187,9 @@ async fn demo(
 
     println!();
     summary(&admin, &endpoint.id).await?;
+    if common.database_url.is_some() {
+        searched(&admin).await?;
+    }
     if !complete {
         anyhow::bail!(
             "only {} of {} events were delivered within {:?}",
@@ -223,8 +237,40 @@ fn worker_config(common: &Common, namespace: &Namespace) -> anyhow::Result<Worke
         stall_timeout: worker.stall_timeout,
         attempt_log_len: delivery.attempt_log_len as usize,
         keyring: common.keyring(),
-        history: None,
+        history: (common.database_url.as_ref()).map(|url| {
+            hookfleet_history::HistoryConfig::reader(url.expose().to_owned(), namespace.clone())
+        }),
     })
+}
+
+/// The demo's history tables, made in its namespace's own schema.
+async fn migrate(url: &str, namespace: &Namespace) -> anyhow::Result<tokio_postgres::Client> {
+    let mut client = hookfleet_history::connect(url)
+        .await
+        .context("PostgreSQL does not answer at HOOKFLEET_DATABASE_URL")?;
+    hookfleet_history::schema::migrate(&mut client, namespace).await?;
+    println!("message history in PostgreSQL, schema \"{namespace}\" (dropped at the end)");
+    Ok(client)
+}
+
+/// The history searched as the API does: what every event came to.
+async fn searched(admin: &hookfleet_admin::Admin) -> anyhow::Result<()> {
+    let search = hookfleet_admin::history::EventSearch::default();
+    let page = admin.list_events(&Scope::Operator, search).await?;
+    let delivered = (page.data.iter())
+        .filter(|e| e.status == hookfleet_history::view::Status::Delivered)
+        .count();
+    println!(
+        "\nmessage history: {} events recorded, {delivered} delivered at every endpoint (GET /v1/events)",
+        page.data.len()
+    );
+    if delivered != SEED_TYPES.len() {
+        anyhow::bail!(
+            "the history shows {delivered} of {} events delivered",
+            SEED_TYPES.len()
+        );
+    }
+    Ok(())
 }
 
 /// Each event's attempts, from the attempt log.
