@@ -49,6 +49,7 @@ async fn every_v1_route_needs_a_valid_token() {
         "/metrics",
         "/",
         "/console/app.js",
+        "/console/history.js",
         "/console/style.css",
     ] {
         let answer = api.call(Method::GET, path, None, None).await;

@@ -9,51 +9,14 @@
 //   DEAD_ENDPOINT     the id of the endpoint whose delivery is in the dead-letter queue
 //   SCREENSHOTS       where the screenshots go
 //   CHROMIUM          the browser (default /usr/bin/chromium)
+// This fleet keeps no message history (tests/console/history.mjs drives one that does).
 // Every step waits on what the page shows (Playwright's auto-waiting), never on a timer.
 // Any console error or uncaught exception in the page fails the run.
-import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
 import assert from 'node:assert/strict';
+import { env, openBrowser, step } from './browser.mjs';
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
 const base = env('CONSOLE_URL');
-const shots = env('SCREENSHOTS');
-mkdirSync(shots, { recursive: true });
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu'],
-});
-const problems = [];
-const step = (name) => console.log(`- ${name}`);
-
-async function newPage(viewport = { width: 1280, height: 860 }) {
-  const context = await browser.newContext({ viewport });
-  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
-  const page = await context.newPage();
-  page.setDefaultTimeout(15_000);
-  page.on('console', (m) => {
-    // Chromium reports every 4xx answer as a console error; the ones the steps provoke on
-    // purpose (a wrong token, validation, another tenant's endpoint) are not the page's.
-    const expected = /^Failed to load resource: the server responded with a status of (401|404|422)/;
-    if (m.type() === 'error' && !expected.test(m.text())) problems.push(`console: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  // Dialogs are accepted, unless a step answers the next one itself.
-  page.on('dialog', (d) => (page.answerDialog ? page.answerDialog(d) : d.accept()));
-  return page;
-}
-
-/** Saves a screenshot, after checking that no missing value shows as "null" or "undefined". */
-async function shot(page, name) {
-  const text = await page.locator('body').innerText();
-  assert.ok(!/\b(null|undefined|NaN)\b/.test(text), `${name}: a missing value shows:\n${text}`);
-  await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
-}
+const { browser, problems, newPage, shot, nextDialog } = await openBrowser({ base, shots: env('SCREENSHOTS') });
 
 try {
   // ---------------------------------------------------------------- tenant mode
@@ -67,13 +30,7 @@ try {
   await shot(page, '1-endpoints-empty');
 
   step('a link with another account\'s token asks first, and "no" keeps this account');
-  const asked = new Promise((resolve) => {
-    page.answerDialog = (d) => {
-      page.answerDialog = null;
-      resolve(d.message());
-      return d.dismiss();
-    };
-  });
+  const asked = nextDialog(page, false);
   await page.goto(`${base}/#token=${env('GLOBEX_TOKEN')}`);
   const question = await asked;
   assert.ok(question.includes('globex') && question.includes('acme'), question);
@@ -174,6 +131,11 @@ try {
   await page.getByText('Not found: this endpoint does not exist, or it is not yours.').waitFor();
   await page.goto(`${base}/#/dead-letters`);
   await page.getByText('Not found').first().waitFor();
+
+  step('without a message history, the Events page says so');
+  await page.getByRole('link', { name: 'Events', exact: true }).click();
+  await page.getByText('No event history here.').waitFor();
+  await shot(page, '11-no-history');
 
   step('phone width');
   const phone = await newPage({ width: 390, height: 844 });

@@ -11,7 +11,10 @@ mod recording;
 
 use std::time::Duration;
 
-use crate::util::{Fleet, WAIT};
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::util::{Api, Fleet, WAIT};
 
 pub const BLOCKED: &str = "log.blocked";
 
@@ -34,6 +37,29 @@ pub async fn wait_for_rows(db: &tokio_postgres::Client, query: &str, want: i64) 
         assert!(
             tokio::time::Instant::now() < deadline,
             "{query}: {got} rows, waited for {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls `path` as the operator until `done` holds for its answer, within the test's wait.
+pub async fn wait_for_answer(
+    api: &Api,
+    path: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let answer = api.operator(Method::GET, path, None).await;
+        assert_eq!(answer.status, 200, "{path}: {:?}", answer.body);
+        if done(&answer.body) {
+            return answer.body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: last answer {:?}",
+            answer.body
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

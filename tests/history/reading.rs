@@ -4,36 +4,13 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{BLOCKED, drop_schema, history_fleet};
-use crate::util::{Api, Receiver, Reply, WAIT, wait_for_result, wait_until};
+use super::{BLOCKED, drop_schema, history_fleet, wait_for_answer};
+use crate::util::{Receiver, Reply, WAIT, wait_for_result, wait_until};
 
 const FAILED: &str = "log.failed";
 
 fn id_of(value: &Value) -> String {
     value["id"].as_str().unwrap().to_owned()
-}
-
-/// Polls `path` as the operator until `done` holds for its answer, within the test's wait.
-async fn wait_for_answer(
-    api: &Api,
-    path: &str,
-    what: &str,
-    done: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let answer = api.operator(Method::GET, path, None).await;
-        assert_eq!(answer.status, 200, "{path}: {:?}", answer.body);
-        if done(&answer.body) {
-            return answer.body;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: last answer {:?}",
-            answer.body
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
 }
 
 fn ids(page: &Value) -> Vec<String> {

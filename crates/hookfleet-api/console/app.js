@@ -1,6 +1,9 @@
 // hookfleet's web console: "Settings → Webhooks" over the admin API's /v1 routes only
 // (docs/contract.md §5). No framework and no build step: the binary serves this file as is.
 //
+// With a message history (HOOKFLEET_DATABASE_URL), history.js adds the Events pages, and the
+// endpoint page's chart and Recover.
+//
 // Two modes. Tenant: opened as /#token=hft_… by a platform (usually in an iframe); the token
 // moves to sessionStorage and leaves the address bar at once. Operator: the operator token is
 // typed in once and kept in sessionStorage; it adds a tenant filter and the dead letters.
@@ -23,6 +26,10 @@ const state = {
   revealed: null,
   // A one-line message for the next screen: {text, kind}.
   flash: null,
+  // Whether the deployment keeps a message history: null until an answer told.
+  history: null,
+  // The Events list as last filtered, for an event's link back to it.
+  eventsHash: null,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -210,8 +217,13 @@ function loading() {
 }
 
 function renderNav() {
-  const links = [h('a', { href: '#/' }, 'Endpoints')];
-  if (isOperator()) links.push(h('a', { href: '#/dead-letters' }, 'Dead letters'));
+  const here = location.hash.replace(/^#\/?/, '').split(/[/?]/)[0];
+  const link = (href, text, current) => h('a', { href, 'aria-current': current ? 'page' : null }, text);
+  const links = [
+    link('#/', 'Endpoints', here === '' || here === 'endpoints' || here === 'new'),
+    link('#/events', 'Events', here === 'events'),
+  ];
+  if (isOperator()) links.push(link('#/dead-letters', 'Dead letters', here === 'dead-letters'));
   const who = state.tenant
     ? h('span', { class: 'who' }, 'Account: ', h('strong', {}, state.tenant))
     : h('span', { class: 'who' }, h('strong', {}, 'Operator'));
@@ -219,17 +231,24 @@ function renderNav() {
   nav.replaceChildren(...[...links, who, out].filter(Boolean));
 }
 
-function renderError(error) {
+/** Shows what went wrong; `what` is the kind of thing the screen was about. */
+function renderError(error, what = 'endpoint') {
   if (error.status === 401 && isOperator()) {
     sessionStorage.removeItem(TOKEN_KEY);
     state.token = null;
     return renderLogin('That token is not valid (any more). Sign in again.');
   }
+  if (noHistory(error)) {
+    state.history = false;
+    return show('Events', noHistoryNote());
+  }
   let text = error.message;
   if (error.status === 401) text = 'Your session has expired. Reload this page from your dashboard to continue.';
-  if (error.status === 404) text = 'Not found: this endpoint does not exist, or it is not yours.';
-  show('Something went wrong', h('p', { class: 'flash error', role: 'alert' }, text),
-    h('p', {}, h('a', { href: '#/' }, 'Back to the endpoints')));
+  if (error.status === 404) text = `Not found: this ${what} does not exist, or it is not yours.`;
+  const back = what === 'event'
+    ? h('a', { href: state.eventsHash || '#/events' }, 'Back to the events')
+    : h('a', { href: '#/' }, 'Back to the endpoints');
+  show('Something went wrong', h('p', { class: 'flash error', role: 'alert' }, text), h('p', {}, back));
 }
 
 function renderLogin(problem) {
@@ -352,6 +371,8 @@ async function renderEndpoint(id) {
   const path = `/v1/endpoints/${enc(ep.id)}`;
   const result = h('div', { id: 'test-result', class: 'result', role: 'status', 'aria-live': 'polite' });
   const attempts = h('section', { 'aria-labelledby': 'attempts-title' });
+  // The last 24 hours and Recover, when there is a message history.
+  const lastDay = h('section', { 'aria-labelledby': 'history-title', hidden: true });
 
   const testButton = h('button', {
     type: 'button',
@@ -434,8 +455,9 @@ async function renderEndpoint(id) {
     details,
     h('div', { class: 'actions' }, testButton, h('a', { class: 'button', href: `#/endpoints/${enc(ep.id)}/edit` }, 'Edit'), rotate, toggle, remove),
     result,
+    lastDay,
     attempts);
-  await loadAttempts(ep, attempts);
+  await Promise.all([loadHistory(ep, lastDay), loadAttempts(ep, attempts)]);
 }
 
 /** The secret just made, with a copy button; shown on this one screen only. */
@@ -683,21 +705,25 @@ async function renderDeadLetters() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Routing: #/, #/new, #/endpoints/<id>, #/endpoints/<id>/edit, #/dead-letters
+// Routing: #/, #/new, #/endpoints/<id>, #/endpoints/<id>/edit, #/dead-letters,
+// #/events?<filters>, #/events/<id>
 
 async function route() {
   takeToken();
   if (!state.token) return renderLogin();
   renderNav();
-  const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
+  const [where, search] = location.hash.replace(/^#\/?/, '').split('?');
+  const parts = where.split('/').filter(Boolean).map(decodeURIComponent);
   try {
     if (parts[0] === 'new') return await renderForm(null);
     if (parts[0] === 'endpoints' && parts[1] && parts[2] === 'edit') return await renderForm(parts[1]);
     if (parts[0] === 'endpoints' && parts[1]) return await renderEndpoint(parts[1]);
     if (parts[0] === 'dead-letters') return await renderDeadLetters();
+    if (parts[0] === 'events' && parts[1]) return await renderEvent(parts[1]);
+    if (parts[0] === 'events') return await renderEvents(new URLSearchParams(search || ''));
     return await renderList();
   } catch (e) {
-    return renderError(e);
+    return renderError(e, parts[0] === 'events' ? 'event' : 'endpoint');
   }
 }
 

@@ -14,6 +14,8 @@ use axum::routing::get;
 
 const INDEX: &str = include_str!("../console/index.html");
 const SCRIPT: &str = include_str!("../console/app.js");
+/// The message history's pages (loaded before `app.js`, whose helpers it uses).
+const HISTORY_SCRIPT: &str = include_str!("../console/history.js");
 const STYLE: &str = include_str!("../console/style.css");
 
 /// Scripts, styles, images and API calls from this origin only; framing by `frame_ancestors`
@@ -26,7 +28,8 @@ fn policy(frame_ancestors: &str) -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"))
 }
 
-/// `/`, `/console/app.js` and `/console/style.css`, framed only by `frame_ancestors`.
+/// `/`, `/console/app.js`, `/console/history.js` and `/console/style.css`, framed only by
+/// `frame_ancestors`.
 pub fn routes<S: Clone + Send + Sync + 'static>(frame_ancestors: &str) -> Router<S> {
     let policy = policy(frame_ancestors);
     let serve = move |content_type: &'static str, body: &'static str| {
@@ -38,6 +41,10 @@ pub fn routes<S: Clone + Send + Sync + 'static>(frame_ancestors: &str) -> Router
         .route(
             "/console/app.js",
             serve("text/javascript; charset=utf-8", SCRIPT),
+        )
+        .route(
+            "/console/history.js",
+            serve("text/javascript; charset=utf-8", HISTORY_SCRIPT),
         )
         .route(
             "/console/style.css",
