@@ -31,6 +31,7 @@ mod bare;
 mod baseline;
 mod endpoints;
 mod fleet;
+mod history;
 mod load;
 mod marks;
 mod pipeline;
@@ -243,6 +244,7 @@ async fn start(args: Args) -> anyhow::Result<ExitCode> {
         name::DEAD_LONG,
         name::BACKLOG_CLEAN,
         name::BACKLOG_DEAD,
+        name::BACKLOG_HISTORY,
         name::BARE,
         name::SKEWED,
     ];

@@ -11,6 +11,7 @@ use hookfleet_testkit::load::{self, Pace, Progress};
 use hookfleet_testkit::{Fleet, Receiver, Reply, WorkerProcess, verify_signature};
 use serde::Deserialize;
 
+use crate::history::{self, DATABASE_URL};
 use crate::load::{Events, IN_FLIGHT, Mix};
 use crate::procfs::{CpuSample, peak_rss_mib};
 use crate::report::{CpuSplit, Lag, Outcome};
@@ -46,6 +47,9 @@ pub struct Spec {
     pub cluster: bool,
     /// Percent of events of the busy type; the rest go to the catalog's other types.
     pub busy_pct: usize,
+    /// Record a message history in the local PostgreSQL (a schema of the namespace's own,
+    /// dropped at the end).
+    pub history: bool,
 }
 
 impl Spec {
@@ -67,6 +71,7 @@ impl Spec {
             prefill: false,
             cluster: false,
             busy_pct: 100,
+            history: false,
         }
     }
 }
@@ -89,8 +94,21 @@ pub async fn run(bench: &Bench, spec: &Spec) -> Outcome {
         env = (env.set("HOOKFLEET_AMQP_URL", &clusters.amqp_url))
             .set("HOOKFLEET_REDIS_URL", &clusters.redis_url);
     }
+    if spec.history {
+        env = env.set("HOOKFLEET_DATABASE_URL", DATABASE_URL);
+    }
     bench.track(&env);
     eprintln!("[{}] namespace {}", spec.name, env.namespace());
+    let history = match spec.history {
+        true => match history::prepare(env.namespace()).await {
+            Ok(history) => Some(history),
+            Err(error) => {
+                outcome.error = Some(format!("the message history: {error:#}"));
+                return outcome;
+            }
+        },
+        false => None,
+    };
     let fleet = match Fleet::new(&bench.worker_binary, &bench.log_dir, env) {
         Ok(fleet) => fleet,
         Err(error) => {
@@ -103,6 +121,14 @@ pub async fn run(bench: &Bench, spec: &Spec) -> Outcome {
         outcome.error = Some(format!("{error:#}"));
     }
     fleet.finish(workers).await;
+    if let Some(history) = history {
+        // The workers flushed what they had queued as they stopped.
+        match history.attempts().await {
+            Ok(count) => outcome.history_attempts = Some(count),
+            Err(error) => outcome.error = Some(format!("the message history: {error:#}")),
+        }
+        history.drop().await;
+    }
     outcome
 }
 
@@ -275,6 +301,14 @@ async fn drive(
             restarts += restarted.unwrap_or(0.0);
         }
         outcome.consumer_restarts = restarts;
+        if spec.history {
+            let mut dropped = 0.0;
+            for worker in workers.iter() {
+                let counted = worker.metric("hookfleet_history_dropped_total", &[]).await;
+                dropped += counted.unwrap_or(0.0);
+            }
+            outcome.history_dropped = Some(dropped);
+        }
         outcome.metric_delivered = Some(delivered);
         if delivered >= outcome.delivered as f64 || settle.elapsed() >= SETTLE {
             break;

@@ -20,6 +20,8 @@ pub mod name {
     pub const DEAD_SHORT: &str = "dead-10pct-503-10pct-short";
     pub const DEAD_LONG: &str = "dead-10pct-503-10pct-long";
     pub const BACKLOG_CLEAN: &str = "backlog-clean";
+    /// The clean backlog with a message history in the local PostgreSQL.
+    pub const BACKLOG_HISTORY: &str = "backlog-clean-history";
     pub const BACKLOG_DEAD: &str = "backlog-dead-10pct";
     pub const BARE: &str = "bare-loop";
     pub const SKEWED: &str = "skewed-90pct-1w";
@@ -98,6 +100,12 @@ pub struct Outcome {
     /// Worker metrics: `hookfleet_consumer_restarts_total` summed. Non-zero means the broker
     /// connection was lost during the run.
     pub consumer_restarts: f64,
+    /// With a message history: `hookfleet_history_dropped_total` summed, and the attempts
+    /// PostgreSQL holds once the workers stopped (they flush as they stop).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_dropped: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_attempts: Option<u64>,
     /// What happened to the services during the run (broker connection lost, Redis
     /// restarted): when set, the numbers say nothing about hookfleet.
     pub disturbed: Option<String>,
@@ -421,6 +429,26 @@ fn checks(outcomes: &[Outcome]) -> Vec<Check> {
         p99_at_most_100ms(name::SLOW, "arrival (all delivered)"),
         p99_at_most_100ms(name::DEAD_SHORT, "healthy"),
         p99_at_most_100ms(name::DEAD_LONG, "healthy"),
+        Check {
+            what: format!("{} ÷ {}", name::BACKLOG_HISTORY, name::BACKLOG_CLEAN),
+            target: "≥ 0.9",
+            measured: ratio(rate(name::BACKLOG_HISTORY), rate(name::BACKLOG_CLEAN)),
+            unit: "",
+            pass: |v| v >= 0.9,
+            over_rounds: Over::Median,
+        },
+        Check {
+            what: format!("{}: history records dropped", name::BACKLOG_HISTORY),
+            target: "0",
+            measured: find(name::BACKLOG_HISTORY).and_then(|o| {
+                // A record missing from PostgreSQL counts as dropped, counted or not.
+                let missing = (o.expected as f64 - o.history_attempts? as f64).max(0.0);
+                Some(o.history_dropped?.max(missing))
+            }),
+            unit: "",
+            pass: |v| v == 0.0,
+            over_rounds: Over::Highest,
+        },
         Check {
             what: format!(
                 "{} ÷ {} (healthy deliveries/s)",

@@ -1,7 +1,7 @@
 //! The scenarios of one run, in order: the baselines, the pipeline with one and two workers,
 //! fan-out 10, many other tenants, the paced run at half the fan-out-1 rate, then isolation:
 //! slow receivers, a dead and a 503 endpoint under a steady load (short and long), and a
-//! backlog with and without a dead endpoint.
+//! backlog with and without a dead endpoint, and with a message history.
 
 use std::time::Duration;
 
@@ -100,7 +100,7 @@ pub async fn run_all(bench: &Bench) -> Vec<Outcome> {
 }
 
 /// Real receivers are slow and some are down: one worker, default settings.
-fn isolation(s: &crate::Settings) -> [Spec; 5] {
+fn isolation(s: &crate::Settings) -> [Spec; 6] {
     let secs = s.isolation_seconds;
     let faulty = Mix {
         healthy_tenants: 1,
@@ -136,6 +136,12 @@ fn isolation(s: &crate::Settings) -> [Spec; 5] {
         Spec {
             prefill: true,
             ..Spec::simple(name::BACKLOG_CLEAN, backlog, 1, 1)
+        },
+        // The same with the message history on: recording must not slow the drain.
+        Spec {
+            prefill: true,
+            history: true,
+            ..Spec::simple(name::BACKLOG_HISTORY, backlog, 1, 1)
         },
         Spec {
             prefill: true,
