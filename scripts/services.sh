@@ -57,6 +57,14 @@ start_postgres() {
   for _ in $(seq 50); do postgres_answers && break; sleep 0.2; done
 }
 
+# The chaos scenario that takes the message history away (hookfleet-chaos).
+stop_postgres() {
+  local cluster
+  cluster=$(pg_lsclusters --no-header 2>/dev/null | awk 'NR == 1 { print $1, $2 }')
+  # shellcheck disable=SC2086 # "version name", two words
+  [ -n "$cluster" ] && pg_ctlcluster $cluster stop -m fast >&2
+}
+
 # The tests log in as postgres/postgres over TCP; a fresh Debian cluster has no password set.
 postgres_login() {
   PGPASSWORD=postgres timeout 5 psql -h 127.0.0.1 -U postgres -d postgres -Atc 'SELECT 1' >/dev/null 2>&1

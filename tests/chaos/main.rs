@@ -75,6 +75,12 @@ async fn receivers_down_slow_or_resetting_get_everything_once() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "stops PostgreSQL: scripts/test runs it alone"]
+async fn postgres_stopped_for_30s_delays_and_loses_no_delivery_and_recording_resumes() {
+    check(scenarios::postgres_stop::run(&settings()).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 #[ignore = "restarts RabbitMQ and Redis: scripts/test runs it alone"]
 async fn a_poison_event_is_parked_and_the_queue_keeps_flowing() {
     check(scenarios::poison::run(&settings()).await);

@@ -1,4 +1,4 @@
-//! Stopping and starting this machine's RabbitMQ and Redis (the Debian packages), and
+//! Stopping and starting this machine's RabbitMQ, Redis and PostgreSQL (the Debian packages), and
 //! [`Restore`], the guard that starts them again whatever happens to a scenario.
 //!
 //! Everything here is synchronous (`std::process`), so that it also works from `Drop` while a
@@ -93,15 +93,43 @@ pub fn start_rabbitmq_app() -> anyhow::Result<()> {
 
 /// `scripts/services.sh`'s `ensure_services`: whatever state the last scenario left,
 /// RabbitMQ and Redis answer afterwards (or this says why not).
+/// Whether PostgreSQL (the message history's) accepts connections.
+pub fn postgres_accepts() -> bool {
+    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], 5432).into(), Duration::from_millis(500))
+        .is_ok()
+}
+
+/// Stops this machine's PostgreSQL (`pg_ctlcluster … stop`, fast mode: sessions are cut).
+pub fn stop_postgres() -> anyhow::Result<()> {
+    script("stop_postgres", Duration::from_secs(30));
+    wait_for("PostgreSQL to stop", Duration::from_secs(30), || {
+        !postgres_accepts()
+    })
+}
+
+pub fn start_postgres() -> anyhow::Result<()> {
+    script("start_postgres", Duration::from_secs(60));
+    wait_for(
+        "PostgreSQL to accept",
+        Duration::from_secs(60),
+        postgres_accepts,
+    )
+}
+
 pub fn ensure() -> anyhow::Result<()> {
-    if redis_answers() && rabbitmq_accepts() {
+    if redis_answers() && rabbitmq_accepts() && postgres_accepts() {
         return Ok(());
     }
-    eprintln!("chaos: RabbitMQ or Redis is not up; starting it");
+    eprintln!("chaos: RabbitMQ, Redis or PostgreSQL is not up; starting it");
     if !script("ensure_services", Duration::from_secs(300)) {
         bail!("`. scripts/services.sh && ensure_services` failed: run it to see why");
     }
     wait_for("Redis to answer", Duration::from_secs(10), redis_answers)?;
+    wait_for(
+        "PostgreSQL to accept",
+        Duration::from_secs(60),
+        postgres_accepts,
+    )?;
     wait_for(
         "RabbitMQ to accept",
         Duration::from_secs(60),

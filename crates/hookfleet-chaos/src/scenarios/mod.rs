@@ -10,12 +10,14 @@
 //! - [`redis_restart`]: `redis-cli shutdown nosave` and a fresh Redis during delivery.
 //! - [`receivers`]: a receiver down for seconds, one slow, one resetting connections.
 //! - [`poison`]: an event one endpoint always refuses, and a malformed message.
+//! - [`postgres_stop`]: the message history's PostgreSQL stopped for 30 s under load.
 //! - [`cluster`]: a RabbitMQ node, a Redis master, and every RabbitMQ node in turn lost from
 //!   the clusters of `scripts/cluster`.
 
 pub mod broker_restart;
 pub mod cluster;
 pub mod poison;
+pub mod postgres_stop;
 pub mod receivers;
 pub mod redis_restart;
 pub mod worker_crash;
@@ -74,6 +76,7 @@ pub async fn run_all(settings: &Settings) -> Vec<Outcome> {
     run!("Redis restart", redis_restart::run(settings));
     run!("receivers", receivers::run(settings));
     run!("poison", poison::run(settings));
+    run!("PostgreSQL stopped", postgres_stop::run(settings));
     run!(
         "RabbitMQ leader lost",
         cluster::rabbit_leader_lost(settings)
