@@ -109,6 +109,11 @@ struct Args {
     /// (e.g. 1000000) in each layout on a private redis-server, print the table, and exit.
     #[arg(long)]
     marks: Option<u64>,
+    /// Measure only the message history's reads: generate this many attempts (e.g.
+    /// 10000000; a quarter as many events) in the local PostgreSQL, time the event list, the
+    /// event by id and an endpoint's statistics, print the table, drop it all, and exit.
+    #[arg(long)]
+    history_reads: Option<u64>,
     /// Run the chosen scenarios this many times over, one round after the other, and judge
     /// each target on the median of its rounds, the peak RSS on the highest (each round's
     /// value is listed beside it).
@@ -206,6 +211,10 @@ async fn start(args: Args) -> anyhow::Result<ExitCode> {
     }
     if let Some(n) = args.marks {
         println!("{}", marks::run(n.max(1_000)).await?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(n) = args.history_reads {
+        println!("{}", history::reads(n.max(1_000)).await?);
         return Ok(ExitCode::SUCCESS);
     }
     let settings = Settings {
