@@ -23,7 +23,7 @@ const DEFAULT_WINDOW = '7d';
 const RECOVER_WINDOWS = WINDOWS.filter((w) => ['1h', '24h', '7d'].includes(w.key));
 
 /** A status-filtered page may be short, even empty, with more after it (each page looks at
- * up to 5,000 events): this many are followed before asking the reader to load more. */
+ * up to 2,000 events): this many are followed before asking the reader to load more. */
 const EMPTY_PAGES_FOLLOWED = 5;
 /** After a resend, the event is read again every second until the attempt shows, this long. */
 const FOLLOW_SECONDS = 30;

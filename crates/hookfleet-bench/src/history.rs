@@ -46,7 +46,8 @@ impl History {
 }
 
 /// Endpoints and tenants of the generated history; each event goes to two endpoints, and
-/// each of those gets two attempts (the first failing for one event in ten).
+/// each of those gets two attempts: the first fails for one event in ten, both for one in a
+/// hundred (those events are `failed`).
 const ENDPOINTS: u64 = 1_000;
 const TENANTS: u64 = 100;
 /// Each kind of read is timed this many times.
@@ -84,8 +85,8 @@ async fn generate_and_read(history: &History, attempts: u64) -> anyhow::Result<S
                                    attempted_at, status, error_class, message, latency_ms, response)
          SELECT 'evt_' || g, 't' || (g % {TENANTS}), 'ep_' || ((g + e) % {ENDPOINTS}),
                 'log.blocked', a, 'worker', {at} + a * interval '1 second',
-                CASE WHEN a = 1 AND g % 10 = 0 THEN 503 ELSE 200 END,
-                CASE WHEN a = 1 AND g % 10 = 0 THEN 'non_success_status' END,
+                CASE WHEN (a = 1 AND g % 10 = 0) OR g % 100 = 0 THEN 503 ELSE 200 END,
+                CASE WHEN (a = 1 AND g % 10 = 0) OR g % 100 = 0 THEN 'non_success_status' END,
                 'delivered: HTTP 200', (g % 97)::int, ''
          FROM generate_series(1, {events}) g, generate_series(0, 1) e, generate_series(1, 2) a;
          ANALYZE {s}.events; ANALYZE {s}.attempts; ANALYZE {s}.payloads;"

@@ -20,7 +20,7 @@ use crate::view::{
 use crate::{Result, sql};
 
 /// Events looked at for one page filtered by status, at most.
-pub const MAX_SCANNED: usize = 5_000;
+pub const MAX_SCANNED: usize = 2_000;
 /// Events read at a time while filtering by status.
 const CHUNK: usize = 250;
 /// How long before an event's record its attempts may be stamped: workers' clocks differ a

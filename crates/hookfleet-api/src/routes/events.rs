@@ -60,7 +60,7 @@ pub struct EventsQuery {
 }
 
 /// Search the message history, newest first. A page filtered by `status` may be short (even
-/// empty) and still have a `next_cursor`: each page looks at 5,000 events at most.
+/// empty) and still have a `next_cursor`: each page looks at 2,000 events at most.
 #[utoipa::path(get, path = "/v1/events", tag = "events", params(EventsQuery),
     responses(
         (status = 200, description = "A page of events, newest first", body = EventPage),
