@@ -47,11 +47,16 @@ postgres_answers() {
   timeout 5 pg_isready -q -h 127.0.0.1 -p 5432 >/dev/null 2>&1
 }
 
-# PostgreSQL as Debian's packages install it: the first cluster pg_lsclusters lists.
+# PostgreSQL as Debian's packages install it: "version name" of the first cluster
+# pg_lsclusters lists.
+postgres_cluster() {
+  pg_lsclusters --no-header 2>/dev/null | awk 'NR == 1 { print $1, $2 }'
+}
+
 start_postgres() {
   echo "PostgreSQL does not answer; starting it." >&2
   local cluster
-  cluster=$(pg_lsclusters --no-header 2>/dev/null | awk 'NR == 1 { print $1, $2 }')
+  cluster=$(postgres_cluster)
   # shellcheck disable=SC2086 # "version name", two words
   [ -n "$cluster" ] && pg_ctlcluster $cluster start >&2 || true
   for _ in $(seq 50); do postgres_answers && break; sleep 0.2; done
@@ -60,7 +65,7 @@ start_postgres() {
 # The chaos scenario that takes the message history away (hookfleet-chaos).
 stop_postgres() {
   local cluster
-  cluster=$(pg_lsclusters --no-header 2>/dev/null | awk 'NR == 1 { print $1, $2 }')
+  cluster=$(postgres_cluster)
   # shellcheck disable=SC2086 # "version name", two words
   [ -n "$cluster" ] && pg_ctlcluster $cluster stop -m fast >&2
 }

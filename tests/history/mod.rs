@@ -18,8 +18,7 @@ use crate::util::{Api, Fleet, WAIT};
 
 pub const BLOCKED: &str = "log.blocked";
 
-/// The local PostgreSQL of `scripts/services.sh`.
-pub const DATABASE_URL: &str = "postgres://postgres:postgres@127.0.0.1:5432/postgres";
+pub use hookfleet_testkit::DATABASE_URL;
 
 pub async fn database() -> tokio_postgres::Client {
     hookfleet_history::connect(DATABASE_URL).await.unwrap()

@@ -5,7 +5,7 @@
 //! an auto-disable is never undone by a write based on what was there before.
 
 use hookfleet_core::attempt::Attempt;
-use hookfleet_core::{DisabledBy, Endpoint, EndpointId, Secret, TenantId};
+use hookfleet_core::{DisabledBy, Endpoint, EndpointId, Secret};
 use hookfleet_worker::guard;
 
 use crate::input::{self, Checks, EndpointPatch, NewEndpoint, Rotation};
@@ -111,19 +111,7 @@ impl Admin {
         reveal: bool,
         page: Page<'_>,
     ) -> Result<EndpointPage> {
-        let tenant: Option<TenantId> = match tenant {
-            Some(text) => {
-                let tenant = input::tenant(text).map_err(|m| Error::field("tenant", m))?;
-                if !scope.sees(&tenant) {
-                    return Err(Error::NotFound(format!("tenant {tenant}")));
-                }
-                Some(tenant)
-            }
-            None => match scope {
-                Scope::Tenant(own) => Some(own.clone()),
-                Scope::Operator => None,
-            },
-        };
+        let tenant = scope.tenant_filter(tenant)?;
         let after: Option<EndpointId> = match page.cursor {
             Some(text) => Some(text.parse().map_err(|_| {
                 Error::BadQuery("cursor: not a cursor this API gave out".to_owned())

@@ -88,13 +88,7 @@ impl Admin {
     /// A page of events, newest first.
     pub async fn list_events(&self, scope: &Scope, search: EventSearch<'_>) -> Result<EventPage> {
         let history = self.history()?;
-        let tenant = match (scope, search.tenant) {
-            (Scope::Tenant(own), Some(asked)) if own.as_str() != asked => {
-                return Err(Error::NotFound(format!("tenant {asked}")));
-            }
-            (Scope::Tenant(own), _) => Some(own.to_string()),
-            (Scope::Operator, asked) => asked.map(str::to_owned),
-        };
+        let tenant = scope.tenant_filter(search.tenant)?.map(|t| t.to_string());
         let status = (search.status)
             .map(|s| s.parse::<Status>())
             .transpose()
@@ -134,14 +128,14 @@ impl Admin {
     /// Sends the stored event to the endpoint once more, whatever it got before.
     pub async fn resend(&self, scope: &Scope, id: &str, request: ResendRequest) -> Result<Resent> {
         let history = self.history()?;
-        let event = (history.stored_event(id, tenant_of(scope)).await?)
+        let mut event = (history.stored_event(id, tenant_of(scope)).await?)
             .ok_or_else(|| Error::NotFound(format!("event {id}")))?;
         let endpoint = self.visible(scope, &request.endpoint_id).await?;
         if endpoint.tenant.as_str() != event.tenant {
             return Err(Error::NotFound(format!("endpoint {}", request.endpoint_id)));
         }
-        let event_type = deliverable(&endpoint, &event.event_type, "endpoint_id")?;
-        let Some(body) = event.body.clone() else {
+        let event_type = deliverable(&endpoint, &event.event_type)?;
+        let Some(body) = event.body.take() else {
             return Err(Error::Gone(format!(
                 "the payload of event {id} is no longer kept (HOOKFLEET_PAYLOAD_RETENTION)"
             )));
@@ -189,16 +183,15 @@ impl Admin {
             skipped: 0,
             next_since: found.next_since.and_then(|at| at.format(&Rfc3339).ok()),
         };
-        for event in &found.events {
-            let (Some(body), Ok(event_type)) = (
-                event.body.clone(),
-                deliverable(&endpoint, &event.event_type, "endpoint_id"),
-            ) else {
+        for mut event in found.events {
+            let (Some(body), Ok(event_type)) =
+                (event.body.take(), deliverable(&endpoint, &event.event_type))
+            else {
                 recovered.skipped += 1;
                 continue;
             };
             // One at a time, each confirmed before the next: they reach the queues in order.
-            self.send_again(event, event_type, body, &endpoint).await?;
+            self.send_again(&event, event_type, body, &endpoint).await?;
             recovered.queued += 1;
         }
         tracing::info!(message = "Endpoint recovered.", endpoint_id = %endpoint.id, queued = recovered.queued, skipped = recovered.skipped, more = recovered.next_since.is_some());
@@ -269,8 +262,10 @@ fn tenant_of(scope: &Scope) -> Option<&str> {
     }
 }
 
-/// The event's type, if the endpoint takes it now; a worker would drop it otherwise.
-fn deliverable(endpoint: &Endpoint, event_type: &str, field: &str) -> Result<EventType> {
+/// The event's type, if the endpoint takes it now; a worker would drop it otherwise. A
+/// refusal names the request's `endpoint_id`.
+fn deliverable(endpoint: &Endpoint, event_type: &str) -> Result<EventType> {
+    let field = "endpoint_id";
     let event_type: EventType = event_type.parse().map_err(|_| {
         Error::field(
             field,

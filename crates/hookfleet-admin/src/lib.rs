@@ -61,6 +61,24 @@ impl Scope {
         }
     }
 
+    /// The tenant a list is limited to: the one asked for, if this scope sees it (else
+    /// `NotFound`), or by default a tenant's own, and none for the operator.
+    pub fn tenant_filter(&self, asked: Option<&str>) -> Result<Option<TenantId>> {
+        match asked {
+            Some(text) => {
+                let tenant = input::tenant(text).map_err(|m| Error::field("tenant", m))?;
+                if !self.sees(&tenant) {
+                    return Err(Error::NotFound(format!("tenant {tenant}")));
+                }
+                Ok(Some(tenant))
+            }
+            None => Ok(match self {
+                Scope::Tenant(own) => Some(own.clone()),
+                Scope::Operator => None,
+            }),
+        }
+    }
+
     /// `Ok` for the operator; a tenant gets `NotFound`, as for anything it may not see.
     pub fn operator_only(&self, what: &str) -> Result<()> {
         match self {

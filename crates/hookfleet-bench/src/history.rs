@@ -9,8 +9,7 @@ use hookfleet_core::Namespace;
 use hookfleet_history::view::Status;
 use hookfleet_history::{EventQuery, HistoryConfig, Reader};
 
-/// The local PostgreSQL of `scripts/services.sh`.
-pub const DATABASE_URL: &str = "postgres://postgres:postgres@127.0.0.1:5432/postgres";
+pub use hookfleet_testkit::DATABASE_URL;
 
 /// A namespace's history tables, made.
 pub struct History {

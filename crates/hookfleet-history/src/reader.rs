@@ -37,10 +37,6 @@ impl Reader {
         }
     }
 
-    pub fn config(&self) -> &HistoryConfig {
-        &self.config
-    }
-
     /// The connection, made now if there is none or it broke.
     pub(crate) async fn client(&self) -> Result<Arc<Client>> {
         let mut slot = self.client.lock().await;
@@ -71,13 +67,5 @@ impl Reader {
     pub async fn record_attempt(&self, record: AttemptRecord) -> Result<()> {
         let client = self.client().await?;
         copy_all(&client, &self.schema, &[], std::slice::from_ref(&record)).await
-    }
-
-    /// Whether PostgreSQL answers, for readiness checks.
-    pub async fn ping(&self) -> bool {
-        match self.client().await {
-            Ok(client) => client.simple_query("SELECT 1").await.is_ok(),
-            Err(_) => false,
-        }
     }
 }

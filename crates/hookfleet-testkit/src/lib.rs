@@ -48,6 +48,8 @@ pub use worker::WorkerProcess;
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 /// The local Redis (docs/contract.md §4 default): the only one the harness ever targets.
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// The local PostgreSQL of `scripts/services.sh`, for the message history.
+pub const DATABASE_URL: &str = "postgres://postgres:postgres@127.0.0.1:5432/postgres";
 
 /// Polls `condition` every `every` until it holds (true) or `limit` passed (false).
 pub async fn poll_until(

@@ -8,14 +8,14 @@
 
 use std::time::Duration;
 
+use hookfleet_testkit::DATABASE_URL;
+
 use super::{CONCURRENCY, fault_while_publishing, single_endpoint};
 use crate::services::{self, Restore};
 use crate::{Outcome, Settings, fleet};
 
 /// How long PostgreSQL stays stopped (the 30 s).
 const DOWN: Duration = Duration::from_secs(30);
-/// The local PostgreSQL of `scripts/services.sh`.
-const DATABASE_URL: &str = "postgres://postgres:postgres@127.0.0.1:5432/postgres";
 
 pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Outcome>> {
     // Publishing lasts about 50 s: some before, the 30 s stop, some after.
