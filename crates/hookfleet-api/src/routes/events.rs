@@ -67,6 +67,7 @@ pub struct EventsQuery {
         (status = 400, description = "Bad query, time or cursor", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "A tenant the token does not see, or no message history here", body = ErrorBody),
+        (status = 422, description = "Invalid tenant", body = ErrorBody),
         (status = 503, description = "The history's database did not answer", body = ErrorBody),
     ))]
 pub async fn list(
