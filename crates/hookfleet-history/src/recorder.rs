@@ -26,7 +26,11 @@ use crate::{Error, HistoryConfig, Result, partitions, schema, schema_name};
 /// Records waiting at most: a few seconds of a saturated worker, a few MB.
 pub const CAPACITY: usize = 20_000;
 /// Records in one batch at most.
-const BATCH: usize = 2_000;
+const BATCH: usize = 4_000;
+/// How long a batch may fill before it is written: one transaction of thousands of rows
+/// costs PostgreSQL (and the worker, in wake-ups and round trips) far less than many of a
+/// few rows, and a record shows in the history this much later at most.
+const LINGER: Duration = Duration::from_millis(100);
 /// How long after a failed connection the next is tried; records meanwhile are dropped.
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 /// How long one batch may take before the connection is given up as stalled.
@@ -195,6 +199,17 @@ async fn write_all(config: HistoryConfig, mut rx: mpsc::Receiver<Item>, incident
     };
     let mut items = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut items, BATCH).await > 0 {
+        let flushing = items.iter().any(|item| matches!(item, Item::Flush(_)));
+        if items.len() < BATCH && !flushing {
+            // Asleep, the task is not woken by every record a delivery queues.
+            tokio::time::sleep(LINGER).await;
+            while items.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(item) => items.push(item),
+                    Err(_) => break,
+                }
+            }
+        }
         let (mut events, mut attempts, mut flushes) = (Vec::new(), Vec::new(), Vec::new());
         for item in items.drain(..) {
             match item {
