@@ -173,6 +173,13 @@ pub struct Delivery {
     #[arg(long, env = "HOOKFLEET_ALLOWED_PORTS", default_value = "any")]
     pub allowed_ports: hookfleet_core::target::AllowedPorts,
 
+    /// Deliveries in flight to one endpoint in one worker; more are deferred through a delay
+    /// queue without using an attempt, so one slow endpoint cannot take the worker. An
+    /// endpoint's `max_in_flight` may lower it (the API checks it against this).
+    #[arg(long, env = "HOOKFLEET_ENDPOINT_CONCURRENCY", default_value = "128",
+          value_parser = clap::value_parser!(u32).range(1..=65_535))]
+    pub endpoint_concurrency: u32,
+
     /// Attempts kept per endpoint in the attempt log (0 turns it off).
     #[arg(long, env = "HOOKFLEET_ATTEMPT_LOG_LEN", default_value = "1000",
           value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
@@ -192,12 +199,6 @@ pub struct Worker {
     /// Body bytes of the messages a worker handles at once (e.g. 64MiB); intake pauses above it.
     #[arg(long, env = "HOOKFLEET_MAX_INFLIGHT_BYTES", value_parser = parse_bytes, default_value = "64MiB")]
     pub max_inflight_bytes: usize,
-
-    /// Deliveries in flight to one endpoint in one worker; more are deferred through a delay
-    /// queue without using an attempt, so one slow endpoint cannot take the worker.
-    #[arg(long, env = "HOOKFLEET_ENDPOINT_CONCURRENCY", default_value = "128",
-          value_parser = clap::value_parser!(u32).range(1..=65_535))]
-    pub endpoint_concurrency: u32,
 
     /// Failures in a row (timeouts, connection errors, 5xx) that open an endpoint's circuit;
     /// its deliveries are then deferred, with no HTTP call and no attempt used.

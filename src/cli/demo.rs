@@ -123,6 +123,7 @@ async fn demo(
                 events: vec!["*".into()],
                 secret: None,
                 description: Some("hookfleet demo receiver".into()),
+                ..NewEndpoint::default()
             },
         )
         .await?;
@@ -222,7 +223,7 @@ fn worker_config(common: &Common, namespace: &Namespace) -> anyhow::Result<Worke
         event_types: catalog.event_types.0,
         max_inflight: worker.max_inflight as usize,
         max_inflight_bytes: worker.max_inflight_bytes,
-        endpoint_concurrency: worker.endpoint_concurrency as usize,
+        endpoint_concurrency: delivery.endpoint_concurrency as usize,
         circuit_threshold: worker.circuit_threshold,
         circuit_cooldown: worker.circuit_cooldown,
         disable_after: worker.disable_after,

@@ -106,8 +106,31 @@ pub struct AddArgs {
     pub secret: Option<String>,
     #[arg(long, default_value = "")]
     pub description: String,
+    /// A header sent with every delivery, as "Name: value" (repeat for more; at most 20).
+    #[arg(long = "header", value_name = "NAME: VALUE", value_parser = header)]
+    pub headers: Vec<(String, String)>,
+    /// A header named in --header whose value is sealed at rest and shown as ******** (repeat
+    /// for more).
+    #[arg(long = "sensitive-header", value_name = "NAME")]
+    pub sensitive_headers: Vec<String>,
+    /// Deliveries a second to this endpoint across the whole fleet (1-10000); more wait their
+    /// turn, without using an attempt.
+    #[arg(long, value_name = "PER_SECOND")]
+    pub rate_limit: Option<i64>,
+    /// Deliveries in flight to this endpoint at once, per worker (at most
+    /// HOOKFLEET_ENDPOINT_CONCURRENCY).
+    #[arg(long, value_name = "N")]
+    pub max_in_flight: Option<i64>,
     #[command(flatten)]
     pub options: Options,
+}
+
+/// `Name: value`, as curl takes a header.
+fn header(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("{text:?}: expected \"Name: value\""))?;
+    Ok((name.trim().to_owned(), value.trim().to_owned()))
 }
 
 /// What the operations behind every endpoints command need.
@@ -130,6 +153,10 @@ pub async fn run(common: &Common, command: EndpointsCommand) -> anyhow::Result<E
                 events: split(&args.events),
                 secret: args.secret,
                 description: Some(args.description),
+                headers: Some(args.headers.into_iter().collect()),
+                sensitive_headers: Some(args.sensitive_headers),
+                rate_limit: args.rate_limit,
+                max_in_flight: args.max_in_flight,
             };
             print_json(&shown(admin.create_endpoint(scope, new).await?, true))?;
         }

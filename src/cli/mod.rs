@@ -108,6 +108,7 @@ fn admin(
         allowed_ports: delivery.allowed_ports.clone(),
         limits,
         attempt_log_len: delivery.attempt_log_len as usize,
+        endpoint_concurrency: delivery.endpoint_concurrency,
         keyring: common.keyring(),
         history: (common.database_url.as_ref()).map(|url| {
             hookfleet_history::HistoryConfig::reader(

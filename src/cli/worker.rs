@@ -30,7 +30,7 @@ pub async fn run(common: &Common, args: WorkerArgs) -> anyhow::Result<ExitCode> 
         event_types: args.catalog.event_types.0,
         max_inflight: args.worker.max_inflight as usize,
         max_inflight_bytes: args.worker.max_inflight_bytes,
-        endpoint_concurrency: args.worker.endpoint_concurrency as usize,
+        endpoint_concurrency: args.delivery.endpoint_concurrency as usize,
         circuit_threshold: args.worker.circuit_threshold,
         circuit_cooldown: args.worker.circuit_cooldown,
         disable_after: args.worker.disable_after,

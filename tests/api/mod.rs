@@ -2,12 +2,14 @@
 //! and, where deliveries happen, a real worker and receiver.
 //!
 //! - `access`: tokens (operator, tenant, none, forged) and what each may see.
+//! - `controls`: endpoint controls: custom and sensitive headers.
 //! - `endpoints`: validation, create/read/change/remove, Test Webhook.
 //! - `deliveries`: what workers do with what the API set up: the attempt log, rotated secrets,
 //!   repeated event ids, dead letters, sealed secrets.
 //! - `hardening`: what one tenant can do to the fleet and to others.
 
 mod access;
+mod controls;
 mod deliveries;
 mod endpoints;
 mod hardening;

@@ -5,7 +5,9 @@
 //! an auto-disable is never undone by a write based on what was there before.
 
 use hookfleet_core::attempt::Attempt;
-use hookfleet_core::{DisabledBy, Endpoint, EndpointId, Secret};
+use std::collections::{BTreeMap, BTreeSet};
+
+use hookfleet_core::{CustomHeaders, DisabledBy, Endpoint, EndpointId, Secret};
 use hookfleet_worker::guard;
 
 use crate::input::{self, Checks, EndpointPatch, NewEndpoint, Rotation};
@@ -73,14 +75,50 @@ impl Admin {
             "description",
             input::description(new.description.unwrap_or_default()),
         );
+        let given = new.headers.unwrap_or_default();
+        let headers = match input::headers(given, new.sensitive_headers.unwrap_or_default()) {
+            Ok(headers) => Some(headers),
+            Err((field, why)) => {
+                checks.fail(field, why);
+                None
+            }
+        };
+        let rate_limit = (new.rate_limit)
+            .map(|n| checks.field("rate_limit", input::rate_limit(n)))
+            .map_or(Some(None), |checked| checked.map(Some));
+        let most = self.config.endpoint_concurrency;
+        let max_in_flight = (new.max_in_flight)
+            .map(|n| checks.field("max_in_flight", input::max_in_flight(n, most)))
+            .map_or(Some(None), |checked| checked.map(Some));
         // A missing value always noted its field's error, and only a missing value did.
-        let (Some(tenant), Some(url), Some(events), Some(secret), Some(description)) =
-            (tenant, url, events, secret, description)
+        let (
+            Some(tenant),
+            Some(url),
+            Some(events),
+            Some(secret),
+            Some(description),
+            Some((headers, sensitive_headers)),
+            Some(rate_limit),
+            Some(max_in_flight),
+        ) = (
+            tenant,
+            url,
+            events,
+            secret,
+            description,
+            headers,
+            rate_limit,
+            max_in_flight,
+        )
         else {
             return Err(checks.into_error());
         };
-        let endpoint = Endpoint::new(tenant, &url, events, secret, description)
+        let mut endpoint = Endpoint::new(tenant, &url, events, secret, description)
             .map_err(|e| Error::field("url", e.to_string()))?;
+        endpoint.headers = headers;
+        endpoint.sensitive_headers = sensitive_headers;
+        endpoint.rate_limit = rate_limit;
+        endpoint.max_in_flight = max_in_flight;
         let max = self.config.limits.max_endpoints;
         match self.store.insert_within(&endpoint, max).await {
             Ok(()) => {}
@@ -165,6 +203,20 @@ impl Admin {
         let description = patch
             .description
             .and_then(|text| checks.field("description", input::description(text)));
+        let headers = patched_headers(&current, patch.headers, patch.sensitive_headers)
+            .map_err(|(field, why)| checks.fail(field, why))
+            .ok()
+            .flatten();
+        // `Some(None)`: removed; `None`: unchanged (or wrong, and noted).
+        let rate_limit = patch.rate_limit.and_then(|given| match given {
+            None => Some(None),
+            Some(n) => checks.field("rate_limit", input::rate_limit(n)).map(Some),
+        });
+        let most = self.config.endpoint_concurrency;
+        let max_in_flight = patch.max_in_flight.and_then(|given| match given {
+            None => Some(None),
+            Some(n) => (checks.field("max_in_flight", input::max_in_flight(n, most))).map(Some),
+        });
         checks.finish()?;
         let by = match scope {
             Scope::Operator => DisabledBy::Operator,
@@ -181,6 +233,16 @@ impl Admin {
                 }
                 if let Some(description) = &description {
                     endpoint.description.clone_from(description);
+                }
+                if let Some((headers, sensitive)) = &headers {
+                    endpoint.headers = headers.clone().unmasked(&endpoint.headers, sensitive);
+                    endpoint.sensitive_headers = sensitive.clone();
+                }
+                if let Some(rate_limit) = rate_limit {
+                    endpoint.rate_limit = rate_limit;
+                }
+                if let Some(max_in_flight) = max_in_flight {
+                    endpoint.max_in_flight = max_in_flight;
                 }
                 if let Some(enabled) = patch.enabled {
                     set_enabled(endpoint, enabled, by)?;
@@ -388,4 +450,31 @@ mod tests {
             assert!(!super::is_stream_id(bad), "{bad}");
         }
     }
+}
+
+/// The headers a `PATCH` asks for, checked (`None`: unchanged). A new map replaces the old
+/// one; without a new list, the sensitive names still in the map stay sensitive.
+#[allow(clippy::type_complexity)]
+fn patched_headers(
+    current: &Endpoint,
+    headers: Option<Option<BTreeMap<String, String>>>,
+    sensitive: Option<Option<Vec<String>>>,
+) -> Result<Option<(CustomHeaders, BTreeSet<String>)>, (&'static str, String)> {
+    if headers.is_none() && sensitive.is_none() {
+        return Ok(None);
+    }
+    let given = match headers {
+        Some(given) => given.unwrap_or_default(),
+        None => (current.headers.iter())
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect(),
+    };
+    let names = match sensitive {
+        Some(names) => names.unwrap_or_default(),
+        None => (current.sensitive_headers.iter())
+            .filter(|n| given.keys().any(|g| g.eq_ignore_ascii_case(n)))
+            .cloned()
+            .collect(),
+    };
+    input::headers(given, names).map(Some)
 }

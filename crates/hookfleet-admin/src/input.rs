@@ -4,7 +4,10 @@
 //! Unknown fields are refused (`deny_unknown_fields`): a misspelt `evnets` must not silently
 //! leave an endpoint subscribed to nothing new.
 
-use hookfleet_core::{EventFilter, EventId, EventType, Secret, TenantId};
+use std::collections::{BTreeMap, BTreeSet};
+
+use hookfleet_core::custom_headers;
+use hookfleet_core::{CustomHeaders, EventFilter, EventId, EventType, Secret, TenantId};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -37,6 +40,25 @@ pub struct NewEndpoint {
     #[serde(default)]
     #[schema(example = "Orders service", max_length = 500)]
     pub description: Option<String>,
+    /// Headers sent with every delivery: at most 20, names case-insensitive (kept lower-case),
+    /// values visible ASCII up to 1 KiB; `webhook-*`, `content-type`, `content-length`,
+    /// `host`, `user-agent`, `connection` and `transfer-encoding` are refused.
+    #[serde(default)]
+    #[schema(example = json!({"X-Api-Key": "k-123", "X-Team": "red"}))]
+    pub headers: Option<BTreeMap<String, String>>,
+    /// Names in `headers` whose values are sealed at rest and shown as `********`.
+    #[serde(default)]
+    #[schema(example = json!(["X-Api-Key"]))]
+    pub sensitive_headers: Option<Vec<String>>,
+    /// Deliveries a second to this endpoint across the whole fleet (1–10,000); more wait.
+    #[serde(default)]
+    #[schema(example = 20, minimum = 1, maximum = 10000)]
+    pub rate_limit: Option<i64>,
+    /// Deliveries in flight to this endpoint at once, per worker (1 to the workers'
+    /// `HOOKFLEET_ENDPOINT_CONCURRENCY`).
+    #[serde(default)]
+    #[schema(example = 4, minimum = 1)]
+    pub max_in_flight: Option<i64>,
 }
 
 /// A change to an endpoint: only the fields given change.
@@ -54,6 +76,32 @@ pub struct EndpointPatch {
     pub description: Option<String>,
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// Replaces every header; `null` removes them all. A sensitive header sent back as
+    /// `********` keeps its value.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<BTreeMap<String, String>>, nullable)]
+    pub headers: Option<Option<BTreeMap<String, String>>>,
+    /// Replaces the list; `null` empties it. Names no longer in `headers` leave it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>, nullable)]
+    pub sensitive_headers: Option<Option<Vec<String>>>,
+    /// `null` removes the limit.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, nullable, minimum = 1, maximum = 10000)]
+    pub rate_limit: Option<Option<i64>>,
+    /// `null` removes the endpoint's own cap.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, nullable, minimum = 1)]
+    pub max_in_flight: Option<Option<i64>>,
+}
+
+/// A `PATCH` field that was sent, `null` or not (`Some(None)` is "remove it").
+fn present<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// A new secret for an endpoint.
@@ -160,6 +208,38 @@ pub fn description(text: String) -> Result<String, String> {
         ));
     }
     Ok(text)
+}
+
+/// Headers and their sensitive names, as one endpoint's: `Err((field, why))`.
+pub fn headers(
+    given: BTreeMap<String, String>,
+    sensitive: Vec<String>,
+) -> Result<(CustomHeaders, BTreeSet<String>), (&'static str, String)> {
+    let headers = CustomHeaders::parse(given).map_err(|why| ("headers", why))?;
+    let sensitive = custom_headers::sensitive_names(sensitive, &headers)
+        .map_err(|why| ("sensitive_headers", why))?;
+    Ok((headers, sensitive))
+}
+
+pub fn rate_limit(n: i64) -> Result<u32, String> {
+    let range = hookfleet_core::endpoint::RATE_LIMITS;
+    u32::try_from(n)
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| {
+            let (low, high) = (range.start(), range.end());
+            format!("deliveries a second, {low} to {high}, not {n}")
+        })
+}
+
+/// At most `most`, the workers' `HOOKFLEET_ENDPOINT_CONCURRENCY`.
+pub fn max_in_flight(n: i64, most: u32) -> Result<u32, String> {
+    u32::try_from(n)
+        .ok()
+        .filter(|n| (1..=most).contains(n))
+        .ok_or_else(|| {
+            format!("1 to {most} (the workers' HOOKFLEET_ENDPOINT_CONCURRENCY), not {n}")
+        })
 }
 
 pub fn tenant(text: &str) -> Result<TenantId, String> {

@@ -103,6 +103,9 @@ pub struct AdminConfig {
     pub limits: TenantLimits,
     /// Attempts kept per endpoint (`HOOKFLEET_ATTEMPT_LOG_LEN`).
     pub attempt_log_len: usize,
+    /// Each worker's cap on one endpoint's deliveries in flight
+    /// (`HOOKFLEET_ENDPOINT_CONCURRENCY`): the most an endpoint's `max_in_flight` may be.
+    pub endpoint_concurrency: u32,
     /// Seals and opens endpoint records (`HOOKFLEET_SECRET_KEY`, `…_PREVIOUS`).
     pub keyring: Keyring,
     /// The message history (`HOOKFLEET_DATABASE_URL`): with it, attempts are read from there.

@@ -1,5 +1,7 @@
 //! What callers get back.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use hookfleet_core::attempt::{Attempt, ErrorClass};
 use hookfleet_core::{DisabledBy, Endpoint};
 use serde::Serialize;
@@ -27,6 +29,19 @@ pub struct EndpointView {
     /// When a rotation's replaced secret stops signing (RFC 3339), during the rotation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_secret_until: Option<String>,
+    /// Headers sent with every delivery, by lower-case name; a sensitive one's value is
+    /// `********` (except right after create, or with the CLI's `--reveal`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// The names in `headers` whose values are sealed at rest and masked.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub sensitive_headers: BTreeSet<String>,
+    /// Deliveries a second, fleet-wide, when limited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<u32>,
+    /// Deliveries in flight at once per worker, when capped below the workers' own cap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u32>,
     /// `closed`, `open` or `half_open` (as the circuit breaker shared by all workers has it).
     pub circuit: CircuitView,
     /// The newest attempt, when there is one.
@@ -63,6 +78,16 @@ impl EndpointView {
                 let now = time::OffsetDateTime::now_utc().unix_timestamp();
                 (p.until > now).then(|| rfc3339(p.until))
             }),
+            headers: if reveal {
+                (endpoint.headers.iter())
+                    .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                    .collect()
+            } else {
+                endpoint.headers.masked(&endpoint.sensitive_headers)
+            },
+            sensitive_headers: endpoint.sensitive_headers.clone(),
+            rate_limit: endpoint.rate_limit,
+            max_in_flight: endpoint.max_in_flight,
             circuit,
             last_attempt,
         }

@@ -1,9 +1,10 @@
 //! Endpoints: where a tenant wants its events, and which ones (docs/contract.md §2).
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::fmt;
 
-use crate::{Error, EventType, Result, Secret, TenantId};
+use crate::{CustomHeaders, Error, EventType, Result, Secret, TenantId};
 
 /// An endpoint's id: `ep_` + a UUIDv7.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -122,6 +123,9 @@ impl From<EventFilter> for Vec<String> {
     }
 }
 
+/// The deliveries a second an endpoint's `rate_limit` may ask for.
+pub const RATE_LIMITS: std::ops::RangeInclusive<u32> = 1..=10_000;
+
 /// A subscription of one tenant: where to POST, which events, and the secret to sign with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoint {
@@ -141,6 +145,19 @@ pub struct Endpoint {
     /// Who turned the endpoint off, while it is off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled_by: Option<DisabledBy>,
+    /// Headers sent with every delivery (checked: [`CustomHeaders::parse`]).
+    #[serde(default, skip_serializing_if = "CustomHeaders::is_empty")]
+    pub headers: CustomHeaders,
+    /// The names in `headers` whose values are sealed at rest like secrets and shown masked.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub sensitive_headers: BTreeSet<String>,
+    /// Deliveries a second to this endpoint, across the whole fleet ([`RATE_LIMITS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<u32>,
+    /// This endpoint's own cap on deliveries in flight, per worker (at most each worker's
+    /// `HOOKFLEET_ENDPOINT_CONCURRENCY`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u32>,
     /// The record's version: every write names the version it read and stores the next one,
     /// so a write based on a stale read is refused instead of undoing another (a rotation, a
     /// removal).
@@ -208,6 +225,10 @@ impl Endpoint {
             created_at,
             previous_secret: None,
             disabled_by: None,
+            headers: CustomHeaders::default(),
+            sensitive_headers: BTreeSet::new(),
+            rate_limit: None,
+            max_in_flight: None,
             version: 0,
             parsed: ParsedUrl::default(),
         })

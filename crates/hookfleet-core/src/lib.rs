@@ -5,6 +5,7 @@
 //! - [`event`]: event ids, event types, tenants and the payload envelope (docs/contract.md §1).
 //! - [`namespace`]: the deployment's prefix and every broker name derived from it.
 //! - [`endpoint`]: endpoints and their subscriptions (docs/contract.md §2).
+//! - [`custom_headers`]: an endpoint's own headers, checked.
 //! - [`secret`]: `whsec_` signing secrets, never printed.
 //! - [`signature`]: Standard Webhooks `v1` signatures (docs/contract.md §3).
 //! - [`policy`]: what an attempt's outcome means and when to try again.
@@ -17,6 +18,7 @@
 
 pub mod attempt;
 pub mod circuit;
+pub mod custom_headers;
 pub mod delays;
 pub mod endpoint;
 pub mod event;
@@ -28,6 +30,7 @@ pub mod target;
 
 mod error;
 
+pub use custom_headers::CustomHeaders;
 pub use endpoint::{DisabledBy, Endpoint, EndpointId, EventFilter, RetiringSecret};
 pub use error::{Error, Result};
 pub use event::{Envelope, EventId, EventType, MAX_BODY_BYTES, TenantId};

@@ -16,6 +16,9 @@ const SECRET_FIELDS: [&[&str]; 2] = [&["secret"], &["previous_secret", "secret"]
 /// The URL: sealed when it carries credentials (`user:pass@`, or a query, where tokens ride).
 const URL_FIELD: &[&str] = &["url"];
 
+/// The custom headers: the values of the names in `sensitive_headers` are sealed.
+const HEADERS: &str = "headers";
+
 /// How often a write that lost a race is tried again on a fresh read before it gives up, and
 /// how much longer it waits before each next try (so that racing writers spread out).
 const WRITE_ATTEMPTS: u32 = 10;
@@ -289,12 +292,14 @@ impl EndpointStore {
         let Ok(mut value) = serde_json::from_str::<serde_json::Value>(json) else {
             return false;
         };
-        let sealable = SECRET_FIELDS.iter().chain([&URL_FIELD]);
-        sealable
-            .into_iter()
-            .all(|path| match field(&mut value, path) {
+        let sensitive = sensitive_names(&value);
+        let headers = sensitive.iter().map(|name| vec![HEADERS, name.as_str()]);
+        let fixed = SECRET_FIELDS.iter().chain([&URL_FIELD]).map(|p| p.to_vec());
+        fixed
+            .chain(headers)
+            .all(|path| match field(&mut value, &path) {
                 Some(serde_json::Value::String(stored)) => {
-                    let must_seal = *path != URL_FIELD || carries_credentials(stored);
+                    let must_seal = path != URL_FIELD || carries_credentials(stored);
                     self.keyring.is_current(stored) || (!must_seal && !sealing::is_sealed(stored))
                 }
                 _ => true,
@@ -332,6 +337,13 @@ impl EndpointStore {
             {
                 *url = self.keyring.seal(url, id).unwrap_or_default();
             }
+            for name in &endpoint.sensitive_headers {
+                if let Some(serde_json::Value::String(plain)) =
+                    field(&mut value, &[HEADERS, name.as_str()])
+                {
+                    *plain = self.keyring.seal(plain, id).unwrap_or_default();
+                }
+            }
         }
         serde_json::to_string(&value).map_err(corrupt)
     }
@@ -347,10 +359,8 @@ impl EndpointStore {
             return serde_json::from_str(json).map_err(corrupt);
         }
         let mut value: serde_json::Value = serde_json::from_str(json).map_err(corrupt)?;
-        for path in SECRET_FIELDS.iter().chain([&URL_FIELD]) {
-            if let Some(serde_json::Value::String(stored)) = field(&mut value, path)
-                && sealing::is_sealed(stored)
-            {
+        for stored in sealable_mut(&mut value) {
+            if sealing::is_sealed(stored) {
                 *stored = self
                     .keyring
                     .open(stored, id)
@@ -371,6 +381,45 @@ fn carries_credentials(url: &str) -> bool {
         // Not a URL a delivery could use; sealed all the same, in case it holds a secret.
         Err(_) => true,
     }
+}
+
+/// The names of a record's sensitive headers.
+fn sensitive_names(record: &serde_json::Value) -> Vec<String> {
+    record
+        .get("sensitive_headers")
+        .and_then(|names| serde_json::from_value(names.clone()).ok())
+        .unwrap_or_default()
+}
+
+/// Every string of a record that may be sealed: the secrets, the URL, the values of the
+/// sensitive headers (only those: any other value is the customer's text, whatever it says).
+fn sealable_mut(record: &mut serde_json::Value) -> Vec<&mut String> {
+    let sensitive = sensitive_names(record);
+    let Some(fields) = record.as_object_mut() else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for (name, value) in fields.iter_mut() {
+        let values: Vec<&mut serde_json::Value> = match name.as_str() {
+            "secret" | "url" => vec![value],
+            "previous_secret" => value.get_mut("secret").into_iter().collect(),
+            HEADERS => value
+                .as_object_mut()
+                .map(|headers| {
+                    (headers.iter_mut())
+                        .filter(|(name, _)| sensitive.contains(name))
+                        .map(|(_, value)| value)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        found.extend(values.into_iter().filter_map(|v| match v {
+            serde_json::Value::String(text) => Some(text),
+            _ => None,
+        }));
+    }
+    found
 }
 
 /// The value at `path` inside `value`, if there is one.
@@ -481,6 +530,37 @@ mod tests {
         assert_eq!((created, refused), (5, 15));
         let tenant = "acme".parse().unwrap();
         assert_eq!(store.for_tenant(&tenant).await.unwrap().len(), 5);
+        crate::purge(&store.redis, &namespace).await.unwrap();
+    }
+
+    /// A sensitive header's value is sealed in Redis and opened on read; another header's
+    /// value is stored as given, even when it looks sealed.
+    #[tokio::test]
+    async fn sensitive_header_values_are_sealed_at_rest() {
+        let (store, namespace) = store();
+        let key: sealing::SecretKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+            .parse()
+            .unwrap();
+        let store = store.with_keyring(Keyring::new(Some(key), Vec::new()));
+        let mut endpoint = endpoint();
+        let given = [("x-api-key", "hunter2"), ("x-note", "enc:v2:looks:sealed")];
+        let given = given.map(|(n, v)| (n.to_owned(), v.to_owned()));
+        endpoint.headers = hookfleet_core::CustomHeaders::parse(given.into()).unwrap();
+        endpoint.sensitive_headers = ["x-api-key".to_owned()].into();
+        store.insert(&endpoint).await.unwrap();
+        let mut conn = store.redis.clone();
+        let raw: String = conn
+            .hget(
+                store.keys.tenant_endpoints(&endpoint.tenant),
+                endpoint.id.as_str(),
+            )
+            .await
+            .unwrap();
+        assert!(!raw.contains("hunter2"), "{raw}");
+        assert!(store.is_current(&raw), "{raw}");
+        let read = store.get(&endpoint.id).await.unwrap();
+        assert_eq!(read.headers.get("x-api-key"), Some("hunter2"));
+        assert_eq!(read.headers.get("x-note"), Some("enc:v2:looks:sealed"));
         crate::purge(&store.redis, &namespace).await.unwrap();
     }
 }

@@ -54,6 +54,11 @@ impl Keys {
         format!("{}:circuit:{{{endpoint}}}", self.namespace)
     }
 
+    /// STRING: the endpoint's next free turn under its `rate_limit` (see `rate`).
+    pub fn rate(&self, endpoint: &EndpointId) -> String {
+        format!("{}:rate:{{{endpoint}}}", self.namespace)
+    }
+
     /// STREAM: the endpoint's attempt log (see `attempts`).
     pub fn attempts(&self, endpoint: &EndpointId) -> String {
         format!("{}:attempts:{{{endpoint}}}", self.namespace)
@@ -70,7 +75,7 @@ impl Keys {
     }
 
     /// SCAN patterns that together match every key of the namespace, and no other's.
-    pub fn all_patterns(&self) -> [String; 7] {
+    pub fn all_patterns(&self) -> [String; 8] {
         [
             format!("{}:tenant:*", self.namespace),
             format!("{}:attempts:*", self.namespace),
@@ -78,6 +83,7 @@ impl Keys {
             format!("{}:claim:*", self.namespace),
             format!("{}:marks:*", self.namespace),
             format!("{}:circuit:*", self.namespace),
+            format!("{}:rate:*", self.namespace),
             // One key per (endpoint, event), as earlier versions wrote marks: purged too.
             format!("{}:dedup:*", self.namespace),
         ]

@@ -10,6 +10,7 @@
 //! - [`attempts`]: each endpoint's capped attempt log.
 //! - [`sealing`]: endpoint secrets (and URLs with credentials) encrypted at rest, by key id.
 //! - [`circuit`]: each endpoint's circuit breaker state, shared by every worker.
+//! - [`rate`]: each endpoint's rate limit, shared by every worker.
 //! - [`tenants`]: the API's per-tenant state: Test Webhook budget, token revocation.
 #![forbid(unsafe_code)]
 
@@ -21,6 +22,7 @@ pub mod dedup;
 pub mod endpoints;
 pub mod fresh;
 pub mod keys;
+pub mod rate;
 pub mod sealing;
 pub mod tenants;
 
@@ -33,6 +35,7 @@ pub use dedup::{Claim, Dedup, Held};
 pub use endpoints::{EndpointStore, Resealed};
 pub use error::{Error, Result};
 pub use fresh::Fresh;
+pub use rate::{RateLimits, Turn};
 pub use sealing::{Keyring, SecretKey};
 pub use tenants::Tenants;
 

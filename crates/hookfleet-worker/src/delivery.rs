@@ -11,8 +11,9 @@ use hookfleet_core::Endpoint;
 use hookfleet_core::attempt::{Attempt, Made, Source};
 use hookfleet_core::policy::Verdict;
 use hookfleet_history::AttemptRecord;
-use hookfleet_store::{Claim, Held};
+use hookfleet_store::{Claim, Held, Turn};
 use lapin::BasicProperties;
+use std::time::Duration;
 use tokio::time::Instant;
 use tracing::debug;
 
@@ -68,7 +69,8 @@ impl Deliverer {
     }
 
     /// Isolation first: a busy or failing endpoint's delivery waits in a delay queue, not in
-    /// this worker, and uses no attempt. The slot, or `None` once deferred.
+    /// this worker, and uses no attempt; a rate-limited one waits here for its turn when it
+    /// comes within the horizon. The slot, or `None` once deferred.
     async fn admit(&self, d: &Delivery<'_>) -> Result<Option<Slot>> {
         // Only a whole message can be acked early: a bundle's events wait their turn. Only a
         // delivery that has waited `hand_off_after` listens for the ask at all: a fast
@@ -79,7 +81,8 @@ impl Deliverer {
         } else {
             Either::Right(std::future::pending())
         };
-        let Some(slot) = self.slots.take(&d.endpoint.id, hurry).await else {
+        let cap = d.endpoint.max_in_flight.map(|n| n as usize);
+        let Some(slot) = self.slots.take(&d.endpoint.id, cap, hurry).await else {
             // Its slots free up within one delivery timeout at the latest: looking again
             // sooner would only send a dead endpoint's deliveries round and round.
             let busy = DeferReason::EndpointBusy;
@@ -89,6 +92,18 @@ impl Deliverer {
         if let Admission::Defer(wait, reason) = self.breaker.admit(&d.endpoint.id).await? {
             self.defer(reason, wait, d).await?;
             return Ok(None);
+        }
+        if let Some(per_second) = d.endpoint.rate_limit {
+            let horizon = self.timeouts.rate_horizon;
+            match self.rates.take(&d.endpoint.id, per_second, horizon).await? {
+                Turn::After(wait) => tokio::time::sleep(wait).await,
+                Turn::Later => {
+                    // Back in about a second, when turns within the horizon are free again.
+                    self.defer(DeferReason::RateLimit, Duration::ZERO, d)
+                        .await?;
+                    return Ok(None);
+                }
+            }
         }
         Ok(Some(slot))
     }

@@ -17,7 +17,7 @@ use hookfleet_core::{Endpoint, EventType, Namespace};
 use hookfleet_history::{EventRecord, Recorder};
 use hookfleet_producer::Publisher;
 use hookfleet_store::{
-    AttemptLog, CircuitPolicy, Circuits, Dedup, EndpointCache, EndpointStore, Redis,
+    AttemptLog, CircuitPolicy, Circuits, Dedup, EndpointCache, EndpointStore, RateLimits, Redis,
 };
 use lapin::BasicProperties;
 use tracing::{Span, info, warn};
@@ -58,6 +58,8 @@ pub struct Deliverer {
     pub deliveries: Deliveries,
     /// Deliveries in flight per endpoint, capped.
     pub slots: EndpointSlots,
+    /// Each endpoint's `rate_limit`, fleet-wide.
+    pub rates: RateLimits,
     pub breaker: Breaker,
     /// Publishes `endpoint.disabled` when an endpoint is disabled.
     pub notices: Notices,
@@ -106,6 +108,7 @@ impl Deliverer {
                 AttemptLog::new(redis.clone(), ns, config.attempt_log_len),
                 metrics.clone(),
             ),
+            rates: RateLimits::new(redis.clone(), ns),
             dedup: Dedup::new(redis, ns, timeouts.claim_ttl, config.dedup_ttl),
             history: (config.history.clone())
                 .map(|history| Recorder::start(history, metrics.history_dropped())),

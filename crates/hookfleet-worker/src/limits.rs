@@ -121,6 +121,8 @@ struct Lines {
 #[derive(Debug)]
 struct Busy {
     semaphore: Arc<Semaphore>,
+    /// Its permits: the worker's cap, or the endpoint's own `max_in_flight` below it.
+    cap: usize,
     /// When a delivery to it last finished (or it got its first).
     last_freed: Instant,
 }
@@ -150,7 +152,6 @@ pub struct Slot {
     /// `None` only while dropping.
     permit: Option<OwnedSemaphorePermit>,
     lines: Arc<Mutex<Lines>>,
-    cap: usize,
 }
 
 impl EndpointSlots {
@@ -173,21 +174,34 @@ impl EndpointSlots {
     /// finished messages behind it their prefetch slots. Once `hurry` resolves (finished
     /// messages wait behind this one), the endpoint counts as stalled after `stall` without
     /// a freed slot whatever the rest of the worker does.
+    ///
+    /// `own` is the endpoint's `max_in_flight`, if it has one: the cap is then the lower of
+    /// the two. A changed cap holds for deliveries that start after the change.
     pub async fn take(
         &self,
         endpoint: &EndpointId,
+        own: Option<usize>,
         hurry: impl Future<Output = ()>,
     ) -> Option<Slot> {
         let (semaphore, last_freed) = {
             let mut lines = lock(&self.lines);
-            let cap = self.cap;
+            let cap = own.map_or(self.cap, |own| own.clamp(1, self.cap));
+            let fresh = || Busy {
+                semaphore: Arc::new(Semaphore::new(cap)),
+                cap,
+                last_freed: Instant::now(),
+            };
             let entry = lines
                 .endpoints
                 .entry(endpoint.clone())
-                .or_insert_with(|| Busy {
-                    semaphore: Arc::new(Semaphore::new(cap)),
-                    last_freed: Instant::now(),
-                });
+                .or_insert_with(fresh);
+            if entry.cap != cap {
+                // Slots taken under the old cap free their old permits, and are forgotten.
+                *entry = Busy {
+                    last_freed: entry.last_freed,
+                    ..fresh()
+                };
+            }
             (entry.semaphore.clone(), entry.last_freed)
         };
         let permit = match semaphore.clone().try_acquire_owned() {
@@ -196,14 +210,13 @@ impl EndpointSlots {
             Err(_) => self.wait(endpoint, semaphore, last_freed, hurry).await,
         };
         let Some(permit) = permit else {
-            forget_if_idle(&mut lock(&self.lines), endpoint, self.cap);
+            forget_if_idle(&mut lock(&self.lines), endpoint);
             return None;
         };
         Some(Slot {
             endpoint: endpoint.clone(),
             permit: Some(permit),
             lines: self.lines.clone(),
-            cap: self.cap,
         })
     }
 
@@ -266,16 +279,16 @@ impl Drop for Slot {
         if let Some(entry) = lines.endpoints.get_mut(&self.endpoint) {
             entry.last_freed = now;
         }
-        forget_if_idle(&mut lines, &self.endpoint, self.cap);
+        forget_if_idle(&mut lines, &self.endpoint);
     }
 }
 
 /// Only endpoints with work in flight (or waiting) take memory: an entry goes when the map
 /// holds its last handle and every permit is back.
-fn forget_if_idle(lines: &mut Lines, endpoint: &EndpointId, cap: usize) {
+fn forget_if_idle(lines: &mut Lines, endpoint: &EndpointId) {
     if let Some(entry) = lines.endpoints.get(endpoint)
         && Arc::strong_count(&entry.semaphore) == 1
-        && entry.semaphore.available_permits() == cap
+        && entry.semaphore.available_permits() == entry.cap
     {
         lines.endpoints.remove(endpoint);
     }
@@ -300,23 +313,54 @@ mod tests {
         let slots = EndpointSlots::new(2, Duration::from_millis(50), Duration::from_millis(20));
         let a: EndpointId = "ep_a".parse().unwrap();
         let b: EndpointId = "ep_b".parse().unwrap();
-        let first = slots.take(&a, never()).await.unwrap();
-        let _second = slots.take(&a, never()).await.unwrap();
+        let first = slots.take(&a, None, never()).await.unwrap();
+        let _second = slots.take(&a, None, never()).await.unwrap();
         let started = tokio::time::Instant::now();
-        assert!(slots.take(&a, never()).await.is_none(), "a is at its cap");
+        assert!(
+            slots.take(&a, None, never()).await.is_none(),
+            "a is at its cap"
+        );
         assert_eq!(
             started.elapsed(),
             Duration::from_millis(50),
             "after the grace"
         );
         assert!(
-            slots.take(&b, never()).await.is_some(),
+            slots.take(&b, None, never()).await.is_some(),
             "b is not held up by a"
         );
         drop(first);
         assert!(
-            slots.take(&a, never()).await.is_some(),
+            slots.take(&a, None, never()).await.is_some(),
             "a freed slot is taken"
+        );
+    }
+
+    /// `max_in_flight` lowers the cap (never raises it); a change holds for what comes next.
+    #[tokio::test(start_paused = true)]
+    async fn an_endpoints_own_cap_is_the_lower_one() {
+        let slots = EndpointSlots::new(3, Duration::from_millis(50), Duration::from_millis(20));
+        let a: EndpointId = "ep_a".parse().unwrap();
+        let first = slots.take(&a, Some(1), never()).await.unwrap();
+        assert!(
+            slots.take(&a, Some(1), never()).await.is_none(),
+            "own cap 1"
+        );
+        drop(first);
+        let many: Vec<Slot> =
+            futures_util::future::join_all((0..3).map(|_| slots.take(&a, Some(100), never())))
+                .await
+                .into_iter()
+                .map(Option::unwrap)
+                .collect();
+        assert!(
+            slots.take(&a, Some(100), never()).await.is_none(),
+            "the worker's 3"
+        );
+        drop(many);
+        assert!(
+            lock(&slots.lines).endpoints.is_empty(),
+            "forgotten when idle"
         );
     }
 
@@ -325,16 +369,16 @@ mod tests {
         let slots = EndpointSlots::new(2, Duration::from_millis(50), Duration::from_millis(20));
         let dead: EndpointId = "ep_dead".parse().unwrap();
         let _held = [
-            slots.take(&dead, never()).await,
-            slots.take(&dead, never()).await,
+            slots.take(&dead, None, never()).await,
+            slots.take(&dead, None, never()).await,
         ];
         // The first over the cap waits out the grace...
         let started = tokio::time::Instant::now();
-        assert!(slots.take(&dead, never()).await.is_none());
+        assert!(slots.take(&dead, None, never()).await.is_none());
         assert_eq!(started.elapsed(), Duration::from_millis(50));
         // ...after which nothing has been freed for the grace: no more waiting.
         let started = tokio::time::Instant::now();
-        assert!(slots.take(&dead, never()).await.is_none());
+        assert!(slots.take(&dead, None, never()).await.is_none());
         assert_eq!(
             started.elapsed(),
             Duration::ZERO,
@@ -343,10 +387,10 @@ mod tests {
 
         // An endpoint that keeps freeing slots is waited for, as before.
         let fast: EndpointId = "ep_fast".parse().unwrap();
-        let first = slots.take(&fast, never()).await.unwrap();
-        let _second = slots.take(&fast, never()).await.unwrap();
+        let first = slots.take(&fast, None, never()).await.unwrap();
+        let _second = slots.take(&fast, None, never()).await.unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let waiting = slots.take(&fast, never());
+        let waiting = slots.take(&fast, None, never());
         let free = async {
             tokio::time::sleep(Duration::from_millis(10)).await;
             drop(first);
@@ -355,8 +399,8 @@ mod tests {
         let (slot, ()) = tokio::join!(waiting, free);
         assert!(slot.is_none());
         // Having just freed one, it is waited for again.
-        let third = slots.take(&fast, never()).await.unwrap();
-        let waiting = slots.take(&fast, never());
+        let third = slots.take(&fast, None, never()).await.unwrap();
+        let waiting = slots.take(&fast, None, never());
         let free = async {
             tokio::time::sleep(Duration::from_millis(10)).await;
             drop(third);
@@ -371,11 +415,11 @@ mod tests {
         let slots = EndpointSlots::new(1, ms(500), ms(100));
         let dead: EndpointId = "ep_dead".parse().unwrap();
         let healthy: EndpointId = "ep_healthy".parse().unwrap();
-        let _hung = slots.take(&dead, never()).await.unwrap();
+        let _hung = slots.take(&dead, None, never()).await.unwrap();
         // The healthy endpoint frees a slot every 10 ms.
         let traffic = async {
             for _ in 0..30 {
-                let slot = slots.take(&healthy, never()).await;
+                let slot = slots.take(&healthy, None, never()).await;
                 tokio::time::sleep(ms(10)).await;
                 drop(slot);
             }
@@ -385,7 +429,7 @@ mod tests {
         let waiter = async {
             tokio::time::sleep(ms(30)).await;
             let started = tokio::time::Instant::now();
-            let slot = slots.take(&dead, never()).await;
+            let slot = slots.take(&dead, None, never()).await;
             (slot.is_none(), started.elapsed())
         };
         let ((deferred, waited), ()) = tokio::join!(waiter, traffic);
@@ -397,7 +441,7 @@ mod tests {
         );
         // Stalled now: the next one goes at once.
         let started = tokio::time::Instant::now();
-        assert!(slots.take(&dead, never()).await.is_none());
+        assert!(slots.take(&dead, None, never()).await.is_none());
         assert_eq!(started.elapsed(), Duration::ZERO);
     }
 
@@ -407,13 +451,13 @@ mod tests {
         let slots = EndpointSlots::new(4, ms(500), ms(100));
         let dead: EndpointId = "ep_dead".parse().unwrap();
         let healthy: EndpointId = "ep_healthy".parse().unwrap();
-        let _hung = slots.take(&dead, never()).await.unwrap();
+        let _hung = slots.take(&dead, None, never()).await.unwrap();
         assert!(!slots.stalled(&dead), "nothing freed anywhere yet");
         tokio::time::sleep(ms(99)).await;
-        drop(slots.take(&healthy, never()).await);
+        drop(slots.take(&healthy, None, never()).await);
         assert!(!slots.stalled(&dead), "99 ms is within the stall");
         tokio::time::sleep(ms(1)).await;
-        drop(slots.take(&healthy, never()).await);
+        drop(slots.take(&healthy, None, never()).await);
         assert!(slots.stalled(&dead));
         assert!(!slots.stalled(&healthy), "it just freed one");
     }
@@ -424,8 +468,8 @@ mod tests {
         let slots = EndpointSlots::new(1, ms(500), ms(100));
         let fast: EndpointId = "ep_fast".parse().unwrap();
         let other: EndpointId = "ep_other".parse().unwrap();
-        let held = slots.take(&fast, never()).await.unwrap();
-        let _other = slots.take(&other, never()).await.unwrap();
+        let held = slots.take(&fast, None, never()).await.unwrap();
+        let _other = slots.take(&other, None, never()).await.unwrap();
         // Nothing freed anywhere for 300 ms (the worker itself was held up): a delivery that
         // comes now waits for the slot, which is freed 10 ms later.
         tokio::time::sleep(ms(300)).await;
@@ -433,7 +477,7 @@ mod tests {
             tokio::time::sleep(ms(10)).await;
             drop(held);
         };
-        let (slot, ()) = tokio::join!(slots.take(&fast, never()), free);
+        let (slot, ()) = tokio::join!(slots.take(&fast, None, never()), free);
         assert!(
             slot.is_some(),
             "taken for stalled though nothing was freed anywhere"
@@ -444,10 +488,10 @@ mod tests {
     async fn a_hurried_delivery_waits_only_the_shorter_grace() {
         let slots = EndpointSlots::new(1, Duration::from_millis(500), Duration::from_millis(100));
         let dead: EndpointId = "ep_dead".parse().unwrap();
-        let _held = slots.take(&dead, never()).await.unwrap();
+        let _held = slots.take(&dead, None, never()).await.unwrap();
         let started = tokio::time::Instant::now();
         let hurry = tokio::time::sleep(Duration::from_millis(30));
-        assert!(slots.take(&dead, hurry).await.is_none());
+        assert!(slots.take(&dead, None, hurry).await.is_none());
         assert_eq!(
             started.elapsed(),
             Duration::from_millis(100),
@@ -457,9 +501,14 @@ mod tests {
         // deferred at once.
         tokio::time::sleep(Duration::from_millis(150)).await;
         let started = tokio::time::Instant::now();
-        assert!(slots.take(&dead, std::future::ready(())).await.is_none());
+        assert!(
+            slots
+                .take(&dead, None, std::future::ready(()))
+                .await
+                .is_none()
+        );
         assert_eq!(started.elapsed(), Duration::ZERO);
-        assert!(slots.take(&dead, never()).await.is_none());
+        assert!(slots.take(&dead, None, never()).await.is_none());
         assert_eq!(started.elapsed(), Duration::from_millis(250));
     }
 
@@ -467,11 +516,11 @@ mod tests {
     async fn a_hurried_delivery_keeps_waiting_while_the_endpoint_frees_slots() {
         let slots = EndpointSlots::new(1, Duration::from_millis(500), Duration::from_millis(100));
         let fast: EndpointId = "ep_fast".parse().unwrap();
-        let held = slots.take(&fast, never()).await.unwrap();
+        let held = slots.take(&fast, None, never()).await.unwrap();
         let ms = Duration::from_millis;
         // First in line: gets the slot freed at 80 ms and frees it at 160 ms.
         let first = async {
-            let slot = slots.take(&fast, never()).await;
+            let slot = slots.take(&fast, None, never()).await;
             tokio::time::sleep(ms(80)).await;
             drop(slot);
         };
@@ -480,7 +529,7 @@ mod tests {
         let second = async {
             tokio::time::sleep(ms(1)).await;
             let started = tokio::time::Instant::now();
-            let slot = slots.take(&fast, std::future::ready(())).await;
+            let slot = slots.take(&fast, None, std::future::ready(())).await;
             (slot.is_some(), started.elapsed())
         };
         let free = async {
@@ -496,8 +545,8 @@ mod tests {
     async fn idle_endpoints_take_no_memory() {
         let slots = EndpointSlots::new(2, Duration::ZERO, Duration::ZERO);
         let a: EndpointId = "ep_a".parse().unwrap();
-        let one = slots.take(&a, never()).await.unwrap();
-        let two = slots.take(&a, never()).await.unwrap();
+        let one = slots.take(&a, None, never()).await.unwrap();
+        let two = slots.take(&a, None, never()).await.unwrap();
         drop(one);
         assert_eq!(lock(&slots.lines).endpoints.len(), 1, "still in flight");
         drop(two);

@@ -44,6 +44,8 @@ pub enum DeferReason {
     CircuitOpen,
     /// The endpoint asked for a pause with `Retry-After`.
     RetryAfter,
+    /// Every turn of the endpoint's `rate_limit` within the horizon is taken.
+    RateLimit,
 }
 
 impl DeferReason {
@@ -52,6 +54,7 @@ impl DeferReason {
             DeferReason::EndpointBusy => "endpoint_busy",
             DeferReason::CircuitOpen => "circuit_open",
             DeferReason::RetryAfter => "retry_after",
+            DeferReason::RateLimit => "rate_limit",
         }
     }
 }

@@ -101,9 +101,12 @@ impl Sender {
         let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
         let secrets = endpoint.signing_secrets(timestamp);
         let signature = sign(secrets, event_id.as_str(), timestamp, &body);
-        let request = self
-            .client
-            .post(url)
+        let mut request = self.client.post(url);
+        // The endpoint's own first: checked never to name a header set below.
+        for (name, value) in endpoint.headers.iter() {
+            request = request.header(name, value);
+        }
+        let request = request
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .header("webhook-id", event_id.as_str())
             .header("webhook-timestamp", timestamp)

@@ -7,6 +7,9 @@ use std::time::Duration;
 /// before the message goes back to the queue instead.
 const PUBLISH_PATIENCE: Duration = Duration::from_secs(10);
 
+/// See [`Timeouts::rate_horizon`].
+const RATE_HORIZON: Duration = Duration::from_secs(1);
+
 /// The worker's time limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
@@ -35,6 +38,11 @@ pub struct Timeouts {
     /// ([`crate::handoff`]). Longer than most receivers take, so that a hand-off, which costs
     /// a publish, is kept for the slow and the dead.
     pub hand_off_after: Duration,
+    /// How far ahead a rate-limited delivery takes its endpoint's turn and waits for it
+    /// (`hookfleet_store::rate`); beyond it, it is deferred. Longer would keep a backlog's
+    /// endpoint busier between deferrals (they come back after 1 to 1.3 s), but a stopping
+    /// worker must still finish a waiting delivery within its drain.
+    pub rate_horizon: Duration,
     /// Longest a message may take from receipt to ack or requeue before it is abandoned.
     pub message_deadline: Duration,
     /// How long a stopping worker lets in-flight deliveries finish (the contract: exit within
@@ -56,8 +64,10 @@ impl Timeouts {
             slot_grace: Duration::from_millis(500),
             slot_stall: (delivery / 4).min(Duration::from_millis(100)),
             hand_off_after: (delivery / 4).min(Duration::from_millis(100)),
-            // Claim, POST, commit or a confirmed publish, and a breaker update, with room.
-            message_deadline: delivery * 2 + commit_patience + PUBLISH_PATIENCE,
+            rate_horizon: RATE_HORIZON,
+            // A turn, claim, POST, commit or a confirmed publish, and a breaker update, with
+            // room.
+            message_deadline: RATE_HORIZON + delivery * 2 + commit_patience + PUBLISH_PATIENCE,
             drain: delivery + Duration::from_millis(1500),
             journal_flush: Duration::from_millis(300),
         }
@@ -97,6 +107,12 @@ mod tests {
                 "{t:?}"
             );
             assert!(t.drain > t.delivery, "{t:?}");
+            // A delivery waiting for its rate-limit turn finishes within the drain.
+            assert!(t.drain >= t.rate_horizon + t.delivery, "{t:?}");
+            assert!(
+                t.message_deadline >= t.rate_horizon + t.delivery + t.commit_patience,
+                "{t:?}"
+            );
         }
     }
 }
