@@ -64,7 +64,9 @@ pub enum EndpointsCommand {
     /// for 24 h, so receivers can switch without missing a delivery.
     RotateSecret {
         id: String,
-        /// The new secret (whsec_ + base64 of 24-64 bytes); generated when not given.
+        /// The new secret (whsec_ + base64 of 24-64 bytes, or whsk_ + base64 of an Ed25519 key:
+        /// a rotation may change the scheme); one of the current scheme is generated when not
+        /// given.
         #[arg(long)]
         secret: Option<String>,
         #[command(flatten)]
@@ -101,9 +103,14 @@ pub struct AddArgs {
     /// Comma-separated event types, or * for all.
     #[arg(long)]
     pub events: String,
-    /// whsec_ + base64 of 24-64 bytes; generated when not given.
+    /// whsec_ + base64 of 24-64 bytes, or whsk_ + base64 of a 32-byte Ed25519 key; generated
+    /// when not given.
     #[arg(long)]
     pub secret: Option<String>,
+    /// How deliveries are signed: hmac-sha256 (Standard Webhooks v1, a shared secret) or
+    /// ed25519 (v1a: receivers verify with the endpoint's public_key, whpk_...).
+    #[arg(long, value_name = "SCHEME")]
+    pub signature: Option<String>,
     #[arg(long, default_value = "")]
     pub description: String,
     /// A header sent with every delivery, as "Name: value" (repeat for more; at most 20).
@@ -121,8 +128,16 @@ pub struct AddArgs {
     /// HOOKFLEET_ENDPOINT_CONCURRENCY).
     #[arg(long, value_name = "N")]
     pub max_in_flight: Option<i64>,
+    /// Only events whose data matches this JSON predicate are sent, e.g.
+    /// '{"severity": {"$in": ["high", "critical"]}}' (operators: docs/contract.md §2).
+    #[arg(long, value_name = "JSON", value_parser = json_value)]
+    pub filter: Option<serde_json::Value>,
     #[command(flatten)]
     pub options: Options,
+}
+
+fn json_value(text: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))
 }
 
 /// `Name: value`, as curl takes a header.
@@ -152,11 +167,13 @@ pub async fn run(common: &Common, command: EndpointsCommand) -> anyhow::Result<E
                 url: args.url,
                 events: split(&args.events),
                 secret: args.secret,
+                signature: args.signature,
                 description: Some(args.description),
                 headers: Some(args.headers.into_iter().collect()),
                 sensitive_headers: Some(args.sensitive_headers),
                 rate_limit: args.rate_limit,
                 max_in_flight: args.max_in_flight,
+                filter: args.filter,
             };
             print_json(&shown(admin.create_endpoint(scope, new).await?, true))?;
         }
@@ -269,7 +286,11 @@ const MASKED_SECRET: &str = "whsec_***";
 fn shown(view: EndpointView, reveal: bool) -> serde_json::Value {
     let mut value = serde_json::to_value(view).unwrap_or_default();
     if !reveal && let Some(object) = value.as_object_mut() {
-        object.insert("secret".to_owned(), MASKED_SECRET.into());
+        let masked = match object.get("signature").and_then(|s| s.as_str()) {
+            Some("ed25519") => "whsk_***",
+            _ => MASKED_SECRET,
+        };
+        object.insert("secret".to_owned(), masked.into());
     }
     value
 }

@@ -1,5 +1,5 @@
 //! Endpoint controls (docs/contract.md §2): custom and sensitive headers, the fleet-wide
-//! rate limit, the endpoint's own in-flight cap.
+//! rate limit, the endpoint's own in-flight cap, Ed25519 (`v1a`) signatures, payload filters.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -8,7 +8,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::{BLOCKED, SEALING_KEY, id_of, wrong_fields};
-use crate::util::{Fleet, Receiver, Reply, WAIT, metric_sum, wait_until};
+use crate::util::{
+    Fleet, Receiver, Reply, WAIT, ed25519_verifies, metric_sum, reference_verifies, wait_until,
+};
 
 /// Headers reach the receiver beside the signature; a sensitive one is sealed in Redis and
 /// masked when read; sent back masked it keeps its value; `null` removes them all.
@@ -95,7 +97,7 @@ async fn bad_headers_are_refused_with_their_field() {
     let path = format!("/v1/endpoints/{}", id_of(&endpoint));
     let many: serde_json::Map<String, Value> =
         (0..21).map(|i| (format!("x-h{i}"), json!("v"))).collect();
-    let bad: [(Value, &str); 13] = [
+    let bad: [(Value, &str); 18] = [
         (json!({"headers": {"Webhook-Id": "x"}}), "headers"),
         (
             json!({"headers": {"Content-Type": "text/plain"}}),
@@ -115,6 +117,11 @@ async fn bad_headers_are_refused_with_their_field() {
         (json!({"max_in_flight": 0}), "max_in_flight"),
         (json!({"max_in_flight": 129}), "max_in_flight"),
         (json!({"max_in_flight": 1.5}), "max_in_flight"),
+        (json!({"signature": "rsa"}), "signature"),
+        (json!({"signature": ["ed25519"]}), "signature"),
+        (json!({"filter": {"severity": {"$gtx": 1}}}), "filter"),
+        (json!({"filter": ["severity"]}), "filter"),
+        (json!({"filter": {"$or": []}}), "filter"),
     ];
     for (patch, field) in bad {
         let answer = api
@@ -221,6 +228,211 @@ async fn max_in_flight_caps_the_endpoints_requests_at_once() {
             "{times:?}"
         );
     }
+    assert!(worker.stop().await.unwrap().success());
+    api.process.stop().await.unwrap();
+    fleet.cleanup().await;
+}
+
+/// An Ed25519 endpoint's deliveries carry `v1a` signatures that Python's `cryptography`
+/// verifies with its `public_key`; a rotation signs with both keys for the overlap, and a
+/// switch back to HMAC keeps the Ed25519 key signing beside the new secret.
+#[tokio::test(flavor = "multi_thread")]
+async fn ed25519_signatures_verify_with_the_public_key_through_rotations() {
+    let fleet = Fleet::new().env("HOOKFLEET_ENDPOINT_CACHE_TTL", "0s");
+    let receiver = Receiver::start().await.unwrap();
+    let api = fleet.spawn_api().await;
+    let new = json!({"tenant": "acme", "url": receiver.url("/hook"), "events": [BLOCKED],
+                     "signature": "ed25519"});
+    let created = api.operator(Method::POST, "/v1/endpoints", Some(new)).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    assert_eq!(created.body["signature"], "ed25519");
+    assert!(
+        created.body["secret"]
+            .as_str()
+            .unwrap()
+            .starts_with("whsk_")
+    );
+    let first_key = created.body["public_key"].as_str().unwrap().to_owned();
+    assert!(first_key.starts_with("whpk_"), "{first_key}");
+    let path = format!("/v1/endpoints/{}", id_of(&created.body));
+    let worker = fleet.spawn_worker().await;
+    let mut sent = 0;
+    let mut deliver = async || {
+        sent += 1;
+        api.publish(json!({"type": BLOCKED, "tenant": "acme", "data": {"n": sent}}))
+            .await;
+        wait_until(WAIT, "the delivery", || receiver.count("/hook") == sent).await;
+        receiver.requests("/hook")[sent - 1].clone()
+    };
+
+    let first = deliver().await;
+    assert!(first.header("webhook-signature").starts_with("v1a,"));
+    ed25519_verifies(&first_key, &first).await.unwrap();
+
+    let rotated = (api.operator(Method::POST, &format!("{path}/rotate-secret"), None)).await;
+    assert_eq!(rotated.status, 200, "{:?}", rotated.body);
+    let second_key = rotated.body["public_key"].as_str().unwrap().to_owned();
+    assert_ne!(second_key, first_key);
+    let second = deliver().await;
+    assert_eq!(
+        second.header("webhook-signature").matches("v1a,").count(),
+        2
+    );
+    ed25519_verifies(&second_key, &second).await.unwrap();
+    ed25519_verifies(&first_key, &second).await.unwrap();
+
+    let back = json!({"signature": "hmac-sha256"});
+    let switched = api.operator(Method::PATCH, &path, Some(back)).await;
+    assert_eq!(switched.status, 200, "{:?}", switched.body);
+    assert!(
+        switched.body.get("public_key").is_none(),
+        "{:?}",
+        switched.body
+    );
+    let secret = switched.body["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    let third = deliver().await;
+    reference_verifies(&secret, &third).await.unwrap();
+    ed25519_verifies(&second_key, &third).await.unwrap();
+
+    // The check can fail: another endpoint's key does not verify.
+    let other = api
+        .operator(
+            Method::POST,
+            "/v1/endpoints",
+            Some(json!({"tenant": "acme",
+            "url": receiver.url("/other"), "events": [BLOCKED], "signature": "ed25519"})),
+        )
+        .await;
+    let stranger = other.body["public_key"].as_str().unwrap();
+    assert!(ed25519_verifies(stranger, &first).await.is_err());
+
+    assert!(worker.stop().await.unwrap().success());
+    api.process.stop().await.unwrap();
+    fleet.cleanup().await;
+}
+
+/// A secret of the wrong kind for the scheme asked for is refused, naming the secret.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_must_match_its_signature_scheme() {
+    let fleet = Fleet::new();
+    let api = fleet.spawn_api().await;
+    let new = json!({"tenant": "acme", "url": "http://127.0.0.1:9/x", "events": ["*"],
+                     "signature": "ed25519", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"});
+    let answer = api.operator(Method::POST, "/v1/endpoints", Some(new)).await;
+    assert_eq!(wrong_fields(&answer), ["secret"]);
+    let key = "whsk_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let new = json!({"tenant": "acme", "url": "http://127.0.0.1:9/x", "events": ["*"],
+                     "secret": key});
+    let answer = api.operator(Method::POST, "/v1/endpoints", Some(new)).await;
+    assert_eq!(answer.status, 201, "{:?}", answer.body);
+    assert_eq!(
+        answer.body["signature"], "ed25519",
+        "the scheme follows the secret"
+    );
+    api.process.stop().await.unwrap();
+    fleet.cleanup().await;
+}
+
+/// Only events whose `data` matches the filter reach the endpoint; the others count as
+/// `filtered`, with no attempt; `POST /v1/filters/test` answers as the worker would; a bad
+/// filter's error names the faulty operator's path; Test Webhook says when it is filtered.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payload_filter_picks_what_is_delivered() {
+    let fleet = Fleet::new();
+    let receiver = Receiver::start().await.unwrap();
+    let api = fleet.spawn_api().await;
+    let filter = json!({
+        "severity": {"$in": ["high", "critical"]},
+        "agent.team": "payments",
+        "$not": {"rule": {"$startsWith": "test-"}},
+    });
+    let new = json!({"tenant": "acme", "url": receiver.url("/filtered"), "events": [BLOCKED],
+                     "filter": filter});
+    let created = api.operator(Method::POST, "/v1/endpoints", Some(new)).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    assert_eq!(created.body["filter"], filter);
+    (api.create_endpoint("acme", &receiver.url("/all"), &[BLOCKED])).await;
+
+    let cases = [
+        (
+            json!({"severity": "critical", "agent": {"team": "payments"}, "rule": "r-1"}),
+            true,
+        ),
+        (
+            json!({"severity": "low", "agent": {"team": "payments"}, "rule": "r-1"}),
+            false,
+        ),
+        (
+            json!({"severity": "high", "agent": {"team": "search"}, "rule": "r-1"}),
+            false,
+        ),
+        (
+            json!({"severity": "high", "agent": {"team": "payments"}, "rule": "test-9"}),
+            false,
+        ),
+        (
+            json!({"severity": "high", "agent": {"team": "payments"}}),
+            true,
+        ),
+        (json!({"agent": {"team": "payments"}}), false),
+    ];
+    let mut wanted = HashSet::new();
+    for (data, matches) in &cases {
+        let trial = json!({"filter": filter, "data": data});
+        let tried = (api.operator(Method::POST, "/v1/filters/test", Some(trial))).await;
+        assert_eq!(tried.status, 200, "{:?}", tried.body);
+        assert_eq!(tried.body["matches"], *matches, "{data}");
+        let id = (api.publish(json!({"type": BLOCKED, "tenant": "acme", "data": data}))).await;
+        if *matches {
+            wanted.insert(id);
+        }
+    }
+    let worker = fleet.spawn_worker().await;
+    wait_until(WAIT, "every event at the unfiltered endpoint", || {
+        receiver.count("/all") == cases.len()
+    })
+    .await;
+    let labels = [("result", "filtered")];
+    (worker
+        .wait_for_metric("hookfleet_deliveries_total", &labels, 4.0, WAIT)
+        .await)
+        .unwrap();
+    let got: HashSet<String> = (receiver.requests("/filtered").iter())
+        .map(|a| a.header("webhook-id").to_owned())
+        .collect();
+    assert_eq!(got, wanted);
+    assert_eq!(receiver.count("/filtered"), wanted.len(), "sent twice?");
+    let attempts = format!("/v1/endpoints/{}/attempts", id_of(&created.body));
+    let log = api.operator(Method::GET, &attempts, None).await;
+    assert_eq!(
+        log.body.as_array().unwrap().len(),
+        wanted.len(),
+        "{:?}",
+        log.body
+    );
+
+    let bad = json!({"filter": {"agent": {"team": {"$gtx": 1}}}, "data": {}});
+    let refused = api
+        .operator(Method::POST, "/v1/filters/test", Some(bad))
+        .await;
+    assert_eq!(wrong_fields(&refused), ["filter"]);
+    let message = refused.body["error"]["fields"][0]["message"]
+        .as_str()
+        .unwrap();
+    assert!(message.contains("filter.agent.team.$gtx"), "{message}");
+
+    let test = format!("/v1/endpoints/{}/test", id_of(&created.body));
+    let tested = api.operator(Method::POST, &test, None).await;
+    assert_eq!(tested.status, 200, "{:?}", tested.body);
+    assert_eq!(tested.body["filtered"], true, "{:?}", tested.body);
+    assert_eq!(tested.body["delivered"], false, "{:?}", tested.body);
+    assert_eq!(
+        receiver.count("/filtered"),
+        wanted.len(),
+        "the test was sent"
+    );
+
     assert!(worker.stop().await.unwrap().success());
     api.process.stop().await.unwrap();
     fleet.cleanup().await;

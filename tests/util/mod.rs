@@ -18,7 +18,7 @@ pub use fleet::Fleet;
 pub use hookfleet_testkit::{
     Arrival, Receiver, Reply, WorkerProcess, metric_sum, random_hex, verify_signature,
 };
-pub use reference::reference_verifies;
+pub use reference::{ed25519_verifies, reference_verifies};
 
 /// The default timeout of a test's waits: generous for a loaded CI machine, short enough
 /// that a broken fleet fails fast.

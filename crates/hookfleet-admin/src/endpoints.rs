@@ -67,10 +67,19 @@ impl Admin {
         };
         let url = self.check_url(&mut checks, &new.url).await;
         let events = checks.field("events", input::events(new.events, &self.config.catalog));
-        let secret = match new.secret {
-            Some(text) => checks.field("secret", input::secret(&text)).map(Some),
+        let scheme = match new.signature.as_deref() {
+            Some(text) => checks.field("signature", input::scheme(text)).map(Some),
             None => Some(None),
         };
+        let secret = scheme.and_then(|scheme| {
+            let field = if new.secret.is_some() {
+                "secret"
+            } else {
+                "signature"
+            };
+            let made = input::secret_for(new.secret.as_deref(), scheme);
+            checks.field(field, made).map(Some)
+        });
         let description = checks.field(
             "description",
             input::description(new.description.unwrap_or_default()),
@@ -90,6 +99,9 @@ impl Admin {
         let max_in_flight = (new.max_in_flight)
             .map(|n| checks.field("max_in_flight", input::max_in_flight(n, most)))
             .map_or(Some(None), |checked| checked.map(Some));
+        let filter = (new.filter.as_ref())
+            .map(|value| checks.field("filter", input::filter(value)))
+            .map_or(Some(None), |checked| checked.map(Some));
         // A missing value always noted its field's error, and only a missing value did.
         let (
             Some(tenant),
@@ -100,6 +112,7 @@ impl Admin {
             Some((headers, sensitive_headers)),
             Some(rate_limit),
             Some(max_in_flight),
+            Some(filter),
         ) = (
             tenant,
             url,
@@ -109,6 +122,7 @@ impl Admin {
             headers,
             rate_limit,
             max_in_flight,
+            filter,
         )
         else {
             return Err(checks.into_error());
@@ -119,6 +133,7 @@ impl Admin {
         endpoint.sensitive_headers = sensitive_headers;
         endpoint.rate_limit = rate_limit;
         endpoint.max_in_flight = max_in_flight;
+        endpoint.filter = filter;
         let max = self.config.limits.max_endpoints;
         match self.store.insert_within(&endpoint, max).await {
             Ok(()) => {}
@@ -207,6 +222,11 @@ impl Admin {
             .map_err(|(field, why)| checks.fail(field, why))
             .ok()
             .flatten();
+        // A new scheme is a new secret of its kind, the old one signing beside it 24 h.
+        let new_secret = (patch.signature.as_deref())
+            .and_then(|text| checks.field("signature", input::scheme(text)))
+            .filter(|scheme| *scheme != current.secret.scheme())
+            .map(Secret::generate_for);
         // `Some(None)`: removed; `None`: unchanged (or wrong, and noted).
         let rate_limit = patch.rate_limit.and_then(|given| match given {
             None => Some(None),
@@ -216,6 +236,10 @@ impl Admin {
         let max_in_flight = patch.max_in_flight.and_then(|given| match given {
             None => Some(None),
             Some(n) => (checks.field("max_in_flight", input::max_in_flight(n, most))).map(Some),
+        });
+        let filter = patch.filter.and_then(|given| match given {
+            None => Some(None),
+            Some(value) => checks.field("filter", input::filter(&value)).map(Some),
         });
         checks.finish()?;
         let by = match scope {
@@ -238,11 +262,20 @@ impl Admin {
                     endpoint.headers = headers.clone().unmasked(&endpoint.headers, sensitive);
                     endpoint.sensitive_headers = sensitive.clone();
                 }
+                if let Some(secret) = &new_secret
+                    && secret.scheme() != endpoint.secret.scheme()
+                {
+                    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                    endpoint.rotate_secret(secret.clone(), now, ROTATION_OVERLAP);
+                }
                 if let Some(rate_limit) = rate_limit {
                     endpoint.rate_limit = rate_limit;
                 }
                 if let Some(max_in_flight) = max_in_flight {
                     endpoint.max_in_flight = max_in_flight;
+                }
+                if let Some(filter) = &filter {
+                    endpoint.filter.clone_from(filter);
                 }
                 if let Some(enabled) = patch.enabled {
                     set_enabled(endpoint, enabled, by)?;
@@ -255,7 +288,12 @@ impl Admin {
             self.store.clear_circuit(&endpoint.id).await?;
         }
         tracing::info!(message = "Endpoint updated.", endpoint_id = %endpoint.id, version = endpoint.version);
-        self.view(&endpoint, false).await
+        let mut view = self.view(&endpoint, false).await?;
+        if new_secret.is_some_and(|new| new == endpoint.secret) {
+            // A new scheme's secret, shown this once, as after a rotation.
+            view.secret = Some(endpoint.secret.expose().to_owned());
+        }
+        Ok(view)
     }
 
     /// Removes an endpoint, its attempt log and its circuit state; returns what was removed.
@@ -292,7 +330,7 @@ impl Admin {
         let current = self.visible(scope, id).await?;
         let new = match rotation.secret {
             Some(text) => input::secret(&text).map_err(|m| Error::field("secret", m))?,
-            None => Secret::generate(),
+            None => Secret::generate_for(current.secret.scheme()),
         };
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let endpoint = self
@@ -309,7 +347,7 @@ impl Admin {
             })
             .await?;
         tracing::info!(message = "Endpoint secret rotated.", endpoint_id = %endpoint.id);
-        let mut view = self.view(&endpoint, true).await?;
+        let mut view = self.view(&endpoint, false).await?;
         view.secret = Some(endpoint.secret.expose().to_owned());
         Ok(view)
     }

@@ -7,7 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use hookfleet_core::custom_headers;
-use hookfleet_core::{CustomHeaders, EventFilter, EventId, EventType, Secret, TenantId};
+use hookfleet_core::{
+    CustomHeaders, EventFilter, EventId, EventType, PayloadFilter, Scheme, Secret, TenantId,
+};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -30,13 +32,19 @@ pub struct NewEndpoint {
     /// Event types from the catalog, or `["*"]` for all.
     #[schema(example = json!(["log.blocked", "approval.approved"]), min_items = 1)]
     pub events: Vec<String>,
-    /// `whsec_` + base64 of 24–64 bytes; generated when left out.
+    /// `whsec_` + base64 of 24–64 bytes (`hmac-sha256`), or `whsk_` + base64 of a 32-byte
+    /// Ed25519 key (`ed25519`); generated when left out.
     #[serde(default)]
     #[schema(
         example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-        pattern = "^whsec_[A-Za-z0-9+/]+={0,2}$"
+        pattern = "^(whsec|whsk)_[A-Za-z0-9+/]+={0,2}$"
     )]
     pub secret: Option<String>,
+    /// How deliveries are signed: `hmac-sha256` (Standard Webhooks `v1`, the default) or
+    /// `ed25519` (`v1a`: the receiver verifies with the endpoint's `public_key`).
+    #[serde(default)]
+    #[schema(example = "hmac-sha256", pattern = "^(hmac-sha256|ed25519)$")]
+    pub signature: Option<String>,
     #[serde(default)]
     #[schema(example = "Orders service", max_length = 500)]
     pub description: Option<String>,
@@ -59,6 +67,10 @@ pub struct NewEndpoint {
     #[serde(default)]
     #[schema(example = 4, minimum = 1)]
     pub max_in_flight: Option<i64>,
+    /// Only events whose `data` matches this predicate are sent here (docs/contract.md §2).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>, example = json!({"severity": {"$in": ["high", "critical"]}, "agent.team": "payments"}))]
+    pub filter: Option<serde_json::Value>,
 }
 
 /// A change to an endpoint: only the fields given change.
@@ -76,6 +88,11 @@ pub struct EndpointPatch {
     pub description: Option<String>,
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// A different scheme makes a new secret of its kind, as a rotation does: the old one
+    /// keeps signing beside it for 24 h.
+    #[serde(default)]
+    #[schema(example = "ed25519", pattern = "^(hmac-sha256|ed25519)$")]
+    pub signature: Option<String>,
     /// Replaces every header; `null` removes them all. A sensitive header sent back as
     /// `********` keeps its value.
     #[serde(default, deserialize_with = "present")]
@@ -93,6 +110,21 @@ pub struct EndpointPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i64>, nullable, minimum = 1)]
     pub max_in_flight: Option<Option<i64>>,
+    /// `null` removes the filter: every event of the subscribed types is sent.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>, nullable)]
+    pub filter: Option<Option<serde_json::Value>>,
+}
+
+/// A filter to try on an example `data` (`POST /v1/filters/test`).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FilterTrial {
+    #[schema(value_type = Object, example = json!({"severity": {"$in": ["high", "critical"]}}))]
+    pub filter: serde_json::Value,
+    /// An event's `data`.
+    #[schema(value_type = Object, example = json!({"severity": "critical", "agent": {"team": "payments"}}))]
+    pub data: serde_json::Value,
 }
 
 /// A `PATCH` field that was sent, `null` or not (`Some(None)` is "remove it").
@@ -108,9 +140,10 @@ where
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rotation {
-    /// The new secret; generated when left out.
+    /// The new secret (`whsec_…` or `whsk_…`: a rotation may change the scheme); one of the
+    /// current scheme is generated when left out.
     #[serde(default)]
-    #[schema(pattern = "^whsec_[A-Za-z0-9+/]+={0,2}$")]
+    #[schema(pattern = "^(whsec|whsk)_[A-Za-z0-9+/]+={0,2}$")]
     pub secret: Option<String>,
 }
 
@@ -240,6 +273,41 @@ pub fn max_in_flight(n: i64, most: u32) -> Result<u32, String> {
         .ok_or_else(|| {
             format!("1 to {most} (the workers' HOOKFLEET_ENDPOINT_CONCURRENCY), not {n}")
         })
+}
+
+pub fn scheme(text: &str) -> Result<Scheme, String> {
+    text.parse()
+}
+
+/// The secret to create an endpoint with: the one given (of the scheme asked for, if one
+/// is) or a new one of the scheme asked for.
+pub fn secret_for(given: Option<&str>, scheme: Option<Scheme>) -> Result<Secret, String> {
+    match (given, scheme) {
+        (None, scheme) => Ok(Secret::generate_for(scheme.unwrap_or_default())),
+        (Some(text), scheme) => {
+            let secret = self::secret(text)?;
+            match scheme {
+                Some(scheme) if scheme != secret.scheme() => Err(format!(
+                    "a {} secret cannot sign {}: give a {} one, or none",
+                    prefix(secret.scheme()),
+                    serde_json::to_value(scheme).unwrap_or_default(),
+                    prefix(scheme)
+                )),
+                _ => Ok(secret),
+            }
+        }
+    }
+}
+
+fn prefix(scheme: Scheme) -> &'static str {
+    match scheme {
+        Scheme::HmacSha256 => "whsec_",
+        Scheme::Ed25519 => "whsk_",
+    }
+}
+
+pub fn filter(value: &serde_json::Value) -> Result<PayloadFilter, String> {
+    PayloadFilter::parse(value).map_err(|e| e.to_string())
 }
 
 pub fn tenant(text: &str) -> Result<TenantId, String> {

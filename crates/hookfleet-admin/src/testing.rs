@@ -7,10 +7,20 @@ use bytes::Bytes;
 use hookfleet_core::attempt::{Attempt, ErrorClass, Made, Source, explain};
 use hookfleet_core::{Envelope, EventId, EventType};
 
-use crate::view::TestResult;
+use crate::input::{self, FilterTrial};
+use crate::view::{FilterMatch, TestResult};
 use crate::{Admin, Result, Scope};
 
 impl Admin {
+    /// Whether `filter` matches `data`: a customer tries a filter before saving it.
+    pub fn test_filter(&self, trial: FilterTrial) -> Result<FilterMatch> {
+        let filter = input::filter(&trial.filter).map_err(|m| crate::Error::field("filter", m))?;
+        Ok(FilterMatch {
+            matches: filter.matches(&trial.data),
+        })
+    }
+
+    /// Sends one test event to the endpoint now, through its headers, signature and filter.
     pub async fn test_endpoint(&self, scope: &Scope, id: &str) -> Result<TestResult> {
         let endpoint = self.visible(scope, id).await?;
         if let (Scope::Tenant(tenant), Some(per_minute)) =
@@ -32,6 +42,23 @@ impl Admin {
             "endpoint_id": endpoint.id,
             "message": "This is a test event from hookfleet.",
         });
+        if let Some(filter) = &endpoint.filter
+            && !filter.matches(&data)
+        {
+            return Ok(TestResult {
+                delivered: false,
+                status: None,
+                latency_ms: 0,
+                error: Some(
+                    "the endpoint's filter does not match the test event's data: nothing was sent"
+                        .to_owned(),
+                ),
+                error_class: None,
+                response_body: String::new(),
+                event_id: event_id.to_string(),
+                filtered: true,
+            });
+        }
         let now = time::OffsetDateTime::now_utc();
         let body = Envelope::to_bytes(&event_id, &event_type, now, &data);
         let sent = self
@@ -75,6 +102,7 @@ impl Admin {
             error_class: class,
             response_body: sent.excerpt,
             event_id: event_id.to_string(),
+            filtered: false,
         })
     }
 }

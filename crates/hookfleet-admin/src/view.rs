@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use hookfleet_core::attempt::{Attempt, ErrorClass};
-use hookfleet_core::{DisabledBy, Endpoint};
+use hookfleet_core::{DisabledBy, Endpoint, Scheme};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -26,6 +26,11 @@ pub struct EndpointView {
     pub created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// `hmac-sha256` (`v1`) or `ed25519` (`v1a`).
+    pub signature: Scheme,
+    /// With `ed25519`: `whpk_` + base64 of the public key a receiver verifies with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
     /// When a rotation's replaced secret stops signing (RFC 3339), during the rotation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_secret_until: Option<String>,
@@ -42,6 +47,10 @@ pub struct EndpointView {
     /// Deliveries in flight at once per worker, when capped below the workers' own cap.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_in_flight: Option<u32>,
+    /// The payload filter, as written, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<serde_json::Value>,
     /// `closed`, `open` or `half_open` (as the circuit breaker shared by all workers has it).
     pub circuit: CircuitView,
     /// The newest attempt, when there is one.
@@ -74,6 +83,8 @@ impl EndpointView {
             description: endpoint.description.clone(),
             created_at: endpoint.created_at.clone(),
             secret: reveal.then(|| endpoint.secret.expose().to_owned()),
+            signature: endpoint.secret.scheme(),
+            public_key: endpoint.secret.public_key(),
             previous_secret_until: endpoint.previous_secret.as_ref().and_then(|p| {
                 let now = time::OffsetDateTime::now_utc().unix_timestamp();
                 (p.until > now).then(|| rfc3339(p.until))
@@ -88,6 +99,7 @@ impl EndpointView {
             sensitive_headers: endpoint.sensitive_headers.clone(),
             rate_limit: endpoint.rate_limit,
             max_in_flight: endpoint.max_in_flight,
+            filter: endpoint.filter.as_ref().map(|f| f.as_json().clone()),
             circuit,
             last_attempt,
         }
@@ -121,6 +133,15 @@ pub struct TestResult {
     pub response_body: String,
     /// The test event's id.
     pub event_id: String,
+    /// The endpoint's filter does not match the test event: nothing was sent.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub filtered: bool,
+}
+
+/// Whether a filter matches an example `data`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FilterMatch {
+    pub matches: bool,
 }
 
 /// A published event's id.

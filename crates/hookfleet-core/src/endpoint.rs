@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
 
-use crate::{CustomHeaders, Error, EventType, Result, Secret, TenantId};
+use crate::{CustomHeaders, Error, EventType, PayloadFilter, Result, Secret, TenantId};
 
 /// An endpoint's id: `ep_` + a UUIDv7.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -158,6 +158,9 @@ pub struct Endpoint {
     /// `HOOKFLEET_ENDPOINT_CONCURRENCY`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_in_flight: Option<u32>,
+    /// Which events' `data` this endpoint wants, beyond their type ([`PayloadFilter`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<PayloadFilter>,
     /// The record's version: every write names the version it read and stores the next one,
     /// so a write based on a stale read is refused instead of undoing another (a rotation, a
     /// removal).
@@ -229,6 +232,7 @@ impl Endpoint {
             sensitive_headers: BTreeSet::new(),
             rate_limit: None,
             max_in_flight: None,
+            filter: None,
             version: 0,
             parsed: ParsedUrl::default(),
         })

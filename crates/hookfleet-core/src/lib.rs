@@ -6,8 +6,9 @@
 //! - [`namespace`]: the deployment's prefix and every broker name derived from it.
 //! - [`endpoint`]: endpoints and their subscriptions (docs/contract.md §2).
 //! - [`custom_headers`]: an endpoint's own headers, checked.
-//! - [`secret`]: `whsec_` signing secrets, never printed.
-//! - [`signature`]: Standard Webhooks `v1` signatures (docs/contract.md §3).
+//! - [`payload_filter`]: an endpoint's filter on an event's `data`, checked once, matched often.
+//! - [`secret`]: `whsec_` and `whsk_` signing secrets, never printed.
+//! - [`signature`]: Standard Webhooks `v1` and `v1a` signatures (docs/contract.md §3).
 //! - [`policy`]: what an attempt's outcome means and when to try again.
 //! - [`delays`]: which delay tiers exist, with jitter, and which one a wait goes to.
 //! - [`circuit`]: the circuit breaker's rule over an endpoint's shared state.
@@ -23,6 +24,7 @@ pub mod delays;
 pub mod endpoint;
 pub mod event;
 pub mod namespace;
+pub mod payload_filter;
 pub mod policy;
 pub mod secret;
 pub mod signature;
@@ -35,4 +37,5 @@ pub use endpoint::{DisabledBy, Endpoint, EndpointId, EventFilter, RetiringSecret
 pub use error::{Error, Result};
 pub use event::{Envelope, EventId, EventType, MAX_BODY_BYTES, TenantId};
 pub use namespace::Namespace;
-pub use secret::Secret;
+pub use payload_filter::PayloadFilter;
+pub use secret::{Scheme, Secret};

@@ -1,13 +1,10 @@
-//! Standard Webhooks `v1` signatures:
+//! Standard Webhooks signatures:
 //! <https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md>.
 //!
-//! The signed content is `<webhook-id>.<webhook-timestamp>.<body>`, HMAC-SHA256 with the secret's
-//! key, base64 encoded and prefixed `v1,`. During a secret rotation every live secret signs and the
-//! signatures are joined by spaces, so receivers holding either secret verify.
-
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use hmac::Mac;
+//! The signed content is `<webhook-id>.<webhook-timestamp>.<body>`: HMAC-SHA256 with a
+//! `whsec_` secret's key (`v1,<base64>`), or Ed25519 with a `whsk_` key (`v1a,<base64>`).
+//! During a secret rotation every live secret signs and the signatures are joined by spaces,
+//! so receivers holding either secret (or public key) verify, whatever the two kinds are.
 
 use crate::Secret;
 
@@ -21,17 +18,10 @@ pub fn sign<'a>(
     let timestamp = timestamp.to_string();
     let mut header = String::new();
     for secret in secrets {
-        let mut mac = secret.mac();
-        mac.update(id.as_bytes());
-        mac.update(b".");
-        mac.update(timestamp.as_bytes());
-        mac.update(b".");
-        mac.update(body);
         if !header.is_empty() {
             header.push(' ');
         }
-        header.push_str("v1,");
-        STANDARD.encode_string(mac.finalize().into_bytes(), &mut header);
+        secret.sign(id, &timestamp, body, &mut header);
     }
     header
 }
@@ -51,6 +41,27 @@ mod tests {
             br#"{"test": 2432232314}"#,
         );
         assert_eq!(header, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    /// `v1a` verifies with the public key (the independent check is tests/api/controls.rs,
+    /// with Python's `cryptography`).
+    #[test]
+    fn an_ed25519_secret_signs_v1a() {
+        use base64::Engine;
+        use base64::engine::general_purpose::STANDARD;
+        use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+        let secret = Secret::generate_for(crate::secret::Scheme::Ed25519);
+        let header = sign([&secret], "evt_1", 1614265330, b"{}");
+        let signature = STANDARD
+            .decode(header.strip_prefix("v1a,").unwrap())
+            .unwrap();
+        let public = secret.public_key().unwrap();
+        let public = STANDARD
+            .decode(public.strip_prefix("whpk_").unwrap())
+            .unwrap();
+        let key = VerifyingKey::from_bytes(&public.try_into().unwrap()).unwrap();
+        let signature = Signature::from_slice(&signature).unwrap();
+        key.verify(b"evt_1.1614265330.{}", &signature).unwrap();
     }
 
     #[test]

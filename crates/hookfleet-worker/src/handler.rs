@@ -13,14 +13,14 @@ use bytes::Bytes;
 use futures_util::future::join_all;
 use hookfleet_amqp::{Broker, ConfirmedPublisher};
 use hookfleet_core::policy::RetrySchedule;
-use hookfleet_core::{Endpoint, EventType, Namespace};
+use hookfleet_core::{Endpoint, EventType, Namespace, payload_filter};
 use hookfleet_history::{EventRecord, Recorder};
 use hookfleet_producer::Publisher;
 use hookfleet_store::{
     AttemptLog, CircuitPolicy, Circuits, Dedup, EndpointCache, EndpointStore, RateLimits, Redis,
 };
 use lapin::BasicProperties;
-use tracing::{Span, info, warn};
+use tracing::{Span, debug, info, warn};
 
 use crate::breaker::Breaker;
 use crate::bundle::{self, Bundler};
@@ -210,10 +210,6 @@ impl Deliverer {
             .filter(|e| e.wants(&event.event_type))
             .filter(|e| event.target.as_ref().is_none_or(|t| *t == e.id))
             .collect();
-        if event.target.is_none() {
-            series.received();
-            self.record_event(&event, &body, &targets);
-        }
         if let Some(target) = &event.target
             && targets.is_empty()
         {
@@ -222,6 +218,11 @@ impl Deliverer {
                 endpoint_id = %target,
                 event_id = %event.id
             );
+        }
+        let targets = self.matching(&event, &body, targets);
+        if event.target.is_none() {
+            series.received();
+            self.record_event(&event, &body, &targets);
         }
         // A fan-out counts each of its deliveries against the worker's budget.
         let _deliveries = self.deliveries.take(targets.len()).await;
@@ -262,6 +263,29 @@ impl Deliverer {
 }
 
 impl Deliverer {
+    /// The targets whose payload filter the event's `data` matches (all of them when none
+    /// has a filter, and for a resend, which is a deliberate ask); the others are counted as
+    /// filtered, with no attempt. The payload is parsed only when some filter needs it.
+    fn matching<'e>(
+        &self,
+        event: &InboundEvent,
+        body: &[u8],
+        targets: Vec<&'e Endpoint>,
+    ) -> Vec<&'e Endpoint> {
+        if event.resend.is_some() || targets.iter().all(|e| e.filter.is_none()) {
+            return targets;
+        }
+        let data = payload_filter::data_of(body);
+        let (wanted, filtered): (Vec<&Endpoint>, Vec<&Endpoint>) =
+            (targets.into_iter()).partition(|e| e.filter.as_ref().is_none_or(|f| f.matches(&data)));
+        for endpoint in filtered {
+            debug!(message = "Filtered out.", endpoint_id = %endpoint.id);
+            let event_type = event.event_type.as_str();
+            self.metrics.delivery(event_type, DeliveryResult::Filtered);
+        }
+        wanted
+    }
+
     /// The event in the history, with the endpoints it is meant for, the first time a worker
     /// handles it (retries, replays and resends are addressed to one endpoint and are not new
     /// events).

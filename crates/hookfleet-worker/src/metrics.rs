@@ -21,6 +21,8 @@ pub enum DeliveryResult {
     RetryScheduled,
     DeadLettered,
     Duplicate,
+    /// The endpoint's payload filter did not match: not sent, no attempt.
+    Filtered,
 }
 
 impl DeliveryResult {
@@ -30,6 +32,7 @@ impl DeliveryResult {
             DeliveryResult::RetryScheduled => "retry_scheduled",
             DeliveryResult::DeadLettered => "dead_lettered",
             DeliveryResult::Duplicate => "duplicate",
+            DeliveryResult::Filtered => "filtered",
         }
     }
 }
