@@ -84,6 +84,30 @@ try {
   await page.getByRole('button', { name: 'Test Webhook' }).waitFor();
   assert.equal(await page.getByLabel('Secret', { exact: true }).count(), 0);
 
+  step('delivery options: headers (one sensitive), a rate limit, a filter tried before saving');
+  await page.getByRole('link', { name: 'Edit' }).click();
+  await page.getByRole('heading', { name: 'Edit endpoint' }).waitFor();
+  await page.getByLabel('Custom headers (optional)').fill('X-Team: red\nX-Api-Key: k-console-1');
+  await page.getByLabel('Sensitive headers (optional)').fill('X-Api-Key');
+  await page.getByLabel('Rate limit (optional)').fill('50');
+  await page.getByLabel('Payload filter (optional)').fill('{"message": {"$startsWith": "This is a test"');
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await page.locator('#filter-error').filter({ hasText: 'not valid JSON' }).waitFor();
+  await page.getByLabel('Payload filter (optional)').fill('{"message": {"$startsWith": "This is a test"}}');
+  await page.getByLabel('Example data to try it on').fill('{"message": "hello"}');
+  await page.getByRole('button', { name: 'Try filter' }).click();
+  await page.locator('#filter-result').getByText('No match').waitFor();
+  await page.getByLabel('Example data to try it on').fill('{"message": "This is a test event"}');
+  await page.getByRole('button', { name: 'Try filter' }).click();
+  await page.locator('#filter-result').getByText('Matches').waitFor();
+  await shot(page, '4b-delivery-options');
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await page.getByText('Changes saved.').waitFor();
+  await page.getByText('x-api-key: ********').waitFor();
+  await page.getByText('x-team: red').waitFor();
+  await page.getByText('50 a second').waitFor();
+  assert.equal(await page.getByText('k-console-1').count(), 0, 'a sensitive value is shown');
+
   step('make the receiver fail: the failure is explained with the body\'s first lines');
   await page.getByRole('link', { name: 'Edit' }).click();
   await page.getByRole('heading', { name: 'Edit endpoint' }).waitFor();
@@ -115,6 +139,15 @@ try {
   assert.notEqual(rotated, secret);
   await page.getByText('The previous secret also signs until').waitFor();
   await shot(page, '6-rotated');
+
+  step('switches to Ed25519: a new key, shown once, and the public key to verify with');
+  await page.getByRole('link', { name: 'Edit' }).click();
+  await page.getByLabel('Signature').selectOption('ed25519');
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await page.getByRole('heading', { name: 'New signing secret' }).waitFor();
+  assert.match(await page.getByLabel('Secret', { exact: true }).inputValue(), /^whsk_/);
+  await page.locator('code.key').filter({ hasText: /^whpk_/ }).waitFor();
+  await shot(page, '6b-ed25519');
 
   step('disables the endpoint');
   await page.getByRole('button', { name: 'Disable' }).click();

@@ -58,12 +58,14 @@ function when(rfc3339) {
   const at = new Date(rfc3339);
   if (Number.isNaN(at.getTime())) return rfc3339 || '';
   const seconds = Math.round((Date.now() - at.getTime()) / 1000);
-  let ago;
-  if (seconds < 60) ago = 'just now';
-  else if (seconds < 3600) ago = `${Math.round(seconds / 60)} min ago`;
-  else if (seconds < 86400) ago = `${Math.round(seconds / 3600)} h ago`;
-  else ago = `${Math.round(seconds / 86400)} d ago`;
-  return `${ago} (${at.toLocaleString()})`;
+  // A time to come (a rotation's end) reads "in …", a past one "… ago".
+  const away = Math.abs(seconds);
+  let span;
+  if (away < 60) return `${seconds < 0 ? 'in a moment' : 'just now'} (${at.toLocaleString()})`;
+  else if (away < 3600) span = `${Math.round(away / 60)} min`;
+  else if (away < 86400) span = `${Math.round(away / 3600)} h`;
+  else span = `${Math.round(away / 86400)} d`;
+  return `${seconds < 0 ? `in ${span}` : `${span} ago`} (${at.toLocaleString()})`;
 }
 
 function timeEl(rfc3339) {
@@ -447,6 +449,7 @@ async function renderEndpoint(id) {
     h('dt', {}, 'Health'), h('dd', {}, circuitText(ep.circuit)),
     h('dt', {}, 'Signing secret'), h('dd', {}, 'Shown once, when the endpoint is created or its secret rotated.',
       ep.previous_secret_until ? h('span', { class: 'block muted' }, 'The previous secret also signs until ', timeEl(ep.previous_secret_until), '.') : null),
+    controlFacts(ep),
     h('dt', {}, 'Created'), h('dd', {}, timeEl(ep.created_at)));
 
   show(ep.description || 'Endpoint',
@@ -479,9 +482,12 @@ function secretPanel(id) {
       status.textContent = 'Copied.';
     },
   }, 'Copy');
-  const why = revealed.why === 'rotated'
-    ? 'This is the new signing secret. The previous one keeps signing beside it for 24 hours, so switch your server over before then.'
-    : 'Your server verifies each webhook with this secret (Standard Webhooks). Copy it now: it will not be shown again.';
+  const rotated = revealed.why === 'rotated';
+  const why = revealed.secret.startsWith('whsk_')
+    ? `This is the endpoint's private Ed25519 key. Your server verifies with the public key shown below${rotated ? ' (the previous key keeps signing beside it for 24 hours)' : ''}; keep this one only if you need it. It will not be shown again.`
+    : rotated
+      ? 'This is the new signing secret. The previous one keeps signing beside it for 24 hours, so switch your server over before then.'
+      : 'Your server verifies each webhook with this secret (Standard Webhooks). Copy it now: it will not be shown again.';
   return h('div', { class: 'card secret-panel', role: 'region', 'aria-labelledby': 'secret-title' },
     h('h2', { id: 'secret-title' }, revealed.why === 'rotated' ? 'New signing secret' : 'Signing secret'),
     h('p', {}, why),
@@ -595,6 +601,7 @@ async function renderForm(id) {
     h('div', { class: 'check' }, everything, h('label', { for: 'event-all' }, 'All events, including types added later')),
     ...types.map((t, i) => h('div', { class: 'check' }, boxes[i], h('label', { for: `event-${t}` }, t))),
     errors.events);
+  const controls = controlFields(field, ep);
   const summary = h('div', { class: 'flash error', role: 'alert', hidden: true, tabindex: '-1' });
   const save = h('button', { type: 'submit', class: 'primary' }, ep ? 'Save changes' : 'Save configuration');
 
@@ -612,10 +619,18 @@ async function renderForm(id) {
       const chosen = everything.checked ? ['*'] : boxes.filter((b) => b.checked).map((b) => b.value);
       const body = { url: url.value.trim(), events: chosen, description: description.value };
       if (tenant) body.tenant = tenant.value.trim();
+      try {
+        Object.assign(body, controls.read());
+      } catch (fault) {
+        showFieldErrors(new ApiError(422, { error: { code: 'validation_failed', message: fault.message, fields: [fault] } }), errors, summary);
+        return;
+      }
       save.disabled = true;
       try {
         if (ep) {
-          await api('PATCH', `/v1/endpoints/${enc(ep.id)}`, body);
+          const saved = await api('PATCH', `/v1/endpoints/${enc(ep.id)}`, body);
+          // A new signature scheme comes with a new secret, shown this once.
+          if (saved.secret) state.revealed = { id: ep.id, secret: saved.secret, why: 'rotated' };
           state.flash = { text: 'Changes saved.' };
           location.hash = `#/endpoints/${enc(ep.id)}`;
         } else {
@@ -635,6 +650,7 @@ async function renderForm(id) {
   field('url', url, 'Where to send events: an https address of your server.'),
   events,
   field('description', description),
+  controls.nodes,
   h('div', { class: 'actions' }, save, h('a', { class: 'button', href: ep ? `#/endpoints/${enc(ep.id)}` : '#/' }, 'Cancel')));
   show(ep ? 'Edit endpoint' : 'Add an endpoint', form);
   (tenant || url).focus();
@@ -661,7 +677,11 @@ function showFieldErrors(error, errors, summary) {
 }
 
 function label(field) {
-  return { url: 'Endpoint URL', events: 'Events', description: 'Description', tenant: 'Tenant' }[field] || field;
+  return {
+    url: 'Endpoint URL', events: 'Events', description: 'Description', tenant: 'Tenant',
+    headers: 'Custom headers', sensitive_headers: 'Sensitive headers', rate_limit: 'Rate limit',
+    max_in_flight: 'Requests at once', filter: 'Payload filter', signature: 'Signature', secret: 'Signature',
+  }[field] || field;
 }
 
 async function renderDeadLetters() {

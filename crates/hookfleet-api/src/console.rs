@@ -16,6 +16,8 @@ const INDEX: &str = include_str!("../console/index.html");
 const SCRIPT: &str = include_str!("../console/app.js");
 /// The message history's pages (loaded before `app.js`, whose helpers it uses).
 const HISTORY_SCRIPT: &str = include_str!("../console/history.js");
+/// The endpoint controls' form fields and facts (loaded before `app.js`, whose helpers it uses).
+const CONTROLS_SCRIPT: &str = include_str!("../console/controls.js");
 const STYLE: &str = include_str!("../console/style.css");
 
 /// Scripts, styles, images and API calls from this origin only; framing by `frame_ancestors`
@@ -28,7 +30,8 @@ fn policy(frame_ancestors: &str) -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"))
 }
 
-/// `/`, `/console/app.js`, `/console/history.js` and `/console/style.css`, framed only by
+/// `/`, `/console/app.js`, `/console/history.js`, `/console/controls.js` and
+/// `/console/style.css`, framed only by
 /// `frame_ancestors`.
 pub fn routes<S: Clone + Send + Sync + 'static>(frame_ancestors: &str) -> Router<S> {
     let policy = policy(frame_ancestors);
@@ -45,6 +48,10 @@ pub fn routes<S: Clone + Send + Sync + 'static>(frame_ancestors: &str) -> Router
         .route(
             "/console/history.js",
             serve("text/javascript; charset=utf-8", HISTORY_SCRIPT),
+        )
+        .route(
+            "/console/controls.js",
+            serve("text/javascript; charset=utf-8", CONTROLS_SCRIPT),
         )
         .route(
             "/console/style.css",
