@@ -66,7 +66,11 @@ async fn the_console_does_what_a_customer_and_an_operator_need() {
     assert_eq!(receiver.count("/ok"), 1, "one test delivery");
     assert_eq!(receiver.count("/fail"), 1, "one failing test delivery");
     let failing = &receiver.requests("/fail")[0];
-    assert_eq!(failing.header("x-api-key"), "k-console-1", "the sensitive header, kept");
+    assert_eq!(
+        failing.header("x-api-key"),
+        "k-console-1",
+        "the sensitive header, kept"
+    );
     assert_eq!(failing.header("x-team"), "red");
     assert_eq!(
         receiver.count("/globex"),

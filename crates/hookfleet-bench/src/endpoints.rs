@@ -5,10 +5,11 @@
 
 use std::time::Instant;
 
-use hookfleet_core::{Endpoint, EventFilter, Secret};
+use hookfleet_core::{CustomHeaders, Endpoint, EventFilter, PayloadFilter, Secret};
 use hookfleet_store::keys::Keys;
 use hookfleet_store::{Redis, redis};
 use hookfleet_testkit::{Fleet, Receiver};
+use serde_json::json;
 
 use crate::CATALOG;
 
@@ -21,9 +22,13 @@ const CHUNK: u64 = 2_000;
 pub const DEAD_TENANT: &str = "bench-dead";
 /// The tenant whose endpoint answers 503 at once.
 pub const FAILING_TENANT: &str = "bench-503";
+/// The tenant whose endpoint has a `rate_limit` of [`LIMIT_PER_SECOND`].
+pub const LIMITED_TENANT: &str = "bench-limited";
+pub const LIMIT_PER_SECOND: u32 = 10;
 /// Their endpoints' paths on the receiver.
 pub const DEAD_PATH: &str = "/dead";
 pub const FAILING_PATH: &str = "/unavailable";
+pub const LIMITED_PATH: &str = "/limited";
 
 /// The healthy tenants' names: [`TENANT`] alone, or `bench-tenant-<t>` for several.
 pub fn healthy_tenants(count: usize) -> Vec<String> {
@@ -34,31 +39,68 @@ pub fn healthy_tenants(count: usize) -> Vec<String> {
 }
 
 /// Registers `fanout` endpoints for each of `tenants`, endpoint `k` of tenant `t` at
-/// `/ep/<t × fanout + k>` on the receiver; returns their secrets in that order.
+/// `/ep/<t × fanout + k>` on the receiver, with the per-delivery controls when `controls`;
+/// returns their secrets in that order.
 pub async fn register_bench(
     fleet: &Fleet,
     receiver: &Receiver,
     tenants: &[String],
     fanout: usize,
+    controls: bool,
 ) -> anyhow::Result<Vec<Secret>> {
     let mut secrets = Vec::with_capacity(tenants.len() * fanout);
     for (t, tenant) in tenants.iter().enumerate() {
         for k in 0..fanout {
             let url = receiver.url(&format!("/ep/{}", t * fanout + k));
-            let endpoint = fleet.add_endpoint(tenant, &url, &CATALOG).await?;
+            let endpoint = match controls {
+                false => fleet.add_endpoint(tenant, &url, &CATALOG).await?,
+                true => {
+                    add_with(fleet, tenant, &url, |endpoint| {
+                        let headers = [("x-api-key", "bench-key"), ("x-team", "bench")];
+                        let headers = headers.map(|(n, v)| (n.to_owned(), v.to_owned()));
+                        endpoint.headers =
+                            CustomHeaders::parse(headers.into()).map_err(anyhow::Error::msg)?;
+                        // Every bench event matches: the cost is the check, not fewer POSTs.
+                        let filter = json!({"seq": {"$gte": 0}, "sent_us": {"$exists": true}});
+                        endpoint.filter = Some(PayloadFilter::parse(&filter)?);
+                        Ok(())
+                    })
+                    .await?
+                }
+            };
             secrets.push(endpoint.secret);
         }
     }
     Ok(secrets)
 }
 
-/// Registers the never-answering and the 503 endpoints.
+/// Registers the never-answering, the 503 and the rate-limited endpoints.
 pub async fn register_faulty(fleet: &Fleet, receiver: &Receiver) -> anyhow::Result<()> {
     for (tenant, path) in [(DEAD_TENANT, DEAD_PATH), (FAILING_TENANT, FAILING_PATH)] {
         let url = receiver.url(path);
         fleet.add_endpoint(tenant, &url, &CATALOG).await?;
     }
+    let url = receiver.url(LIMITED_PATH);
+    add_with(fleet, LIMITED_TENANT, &url, |endpoint| {
+        endpoint.rate_limit = Some(LIMIT_PER_SECOND);
+        Ok(())
+    })
+    .await?;
     Ok(())
+}
+
+/// Writes an endpoint of `tenant` at `url` for the catalog, as `set` makes it.
+async fn add_with(
+    fleet: &Fleet,
+    tenant: &str,
+    url: &str,
+    set: impl FnOnce(&mut Endpoint) -> anyhow::Result<()>,
+) -> anyhow::Result<Endpoint> {
+    let events = EventFilter::parse_list(&CATALOG.join(","))?;
+    let mut endpoint = Endpoint::new(tenant.parse()?, url, events, None, String::new())?;
+    set(&mut endpoint)?;
+    fleet.store()?.insert(&endpoint).await?;
+    Ok(endpoint)
 }
 
 /// Registers `count` endpoints, one per tenant `other-<i>`, all subscribed to the bench's

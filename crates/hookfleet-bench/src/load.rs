@@ -77,17 +77,20 @@ impl Events {
 }
 
 /// Which tenant each event goes to: a share to a tenant whose endpoint never answers, a share
-/// to one whose endpoint answers 503, the rest round robin over the healthy tenants.
-#[derive(Debug, Clone, Copy)]
+/// to one whose endpoint answers 503, a share to one whose endpoint has a `rate_limit`, the
+/// rest round robin over the healthy tenants.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Mix {
     pub healthy_tenants: usize,
     /// Percent of events for the never-answering endpoint.
     pub dead_pct: usize,
     /// Percent of events for the 503 endpoint.
     pub failing_pct: usize,
+    /// Percent of events for the rate-limited endpoint.
+    pub limited_pct: usize,
 }
 
-/// Tenant numbers in [`Events::of_tenants`]'s list: the healthy ones, then these two.
+/// Tenant numbers in [`Events::of_tenants`]'s list: the healthy ones, then these three.
 impl Mix {
     pub fn dead(&self) -> usize {
         self.healthy_tenants
@@ -97,11 +100,17 @@ impl Mix {
         self.healthy_tenants + 1
     }
 
+    pub fn limited(&self) -> usize {
+        self.healthy_tenants + 2
+    }
+
     /// The tenant number of event `seq`.
     pub fn tenant(&self, seq: usize) -> usize {
+        let (dead, failing) = (self.dead_pct, self.dead_pct + self.failing_pct);
         match seq % 100 {
-            r if r < self.dead_pct => self.dead(),
-            r if r < self.dead_pct + self.failing_pct => self.failing(),
+            r if r < dead => self.dead(),
+            r if r < failing => self.failing(),
+            r if r < failing + self.limited_pct => self.limited(),
             _ => seq % self.healthy_tenants.max(1),
         }
     }
@@ -115,6 +124,6 @@ impl Mix {
 
     /// Whether any event goes to a faulty endpoint.
     pub fn has_faults(&self) -> bool {
-        self.dead_pct + self.failing_pct > 0
+        self.dead_pct + self.failing_pct + self.limited_pct > 0
     }
 }

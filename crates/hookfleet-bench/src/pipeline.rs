@@ -50,6 +50,9 @@ pub struct Spec {
     /// Record a message history in the local PostgreSQL (a schema of the namespace's own,
     /// dropped at the end).
     pub history: bool,
+    /// The healthy endpoints use the controls that cost something per delivery: two custom
+    /// headers and a payload filter that every event matches.
+    pub controls: bool,
 }
 
 impl Spec {
@@ -64,14 +67,14 @@ impl Spec {
             pace: None,
             mix: Mix {
                 healthy_tenants: 1,
-                dead_pct: 0,
-                failing_pct: 0,
+                ..Mix::default()
             },
             reply_after: Duration::ZERO,
             prefill: false,
             cluster: false,
             busy_pct: 100,
             history: false,
+            controls: false,
         }
     }
 }
@@ -147,7 +150,9 @@ async fn drive(
     }
     let receiver = &bench.receiver;
     let tenants = endpoints::healthy_tenants(spec.mix.healthy_tenants);
-    let secrets = endpoints::register_bench(fleet, receiver, &tenants, spec.fanout).await?;
+    let controls = spec.controls;
+    let secrets =
+        endpoints::register_bench(fleet, receiver, &tenants, spec.fanout, controls).await?;
     if spec.mix.has_faults() {
         endpoints::register_faulty(fleet, receiver).await?;
     }
@@ -166,6 +171,7 @@ async fn drive(
         .chain([
             endpoints::DEAD_TENANT.to_owned(),
             endpoints::FAILING_TENANT.to_owned(),
+            endpoints::LIMITED_TENANT.to_owned(),
         ])
         .collect();
     let events =
@@ -214,7 +220,11 @@ async fn drive(
     let mut last_change = (Instant::now(), 0);
     let totals = loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let totals = receiver.totals();
+        let mut totals = receiver.totals();
+        // The rate-limited endpoint's deliveries are not the healthy ones this counts.
+        totals.delivered -= receiver
+            .count(endpoints::LIMITED_PATH)
+            .min(totals.delivered);
         let sent = progress.confirmed();
         let publishing_done = progress.done() >= pace.count;
         if totals.delivered as u64 >= outcome.expected {

@@ -23,6 +23,8 @@ pub mod name {
     /// The clean backlog with a message history in the local PostgreSQL.
     pub const BACKLOG_HISTORY: &str = "backlog-clean-history";
     pub const BACKLOG_DEAD: &str = "backlog-dead-10pct";
+    pub const BACKLOG_CONTROLS: &str = "backlog-clean-controls";
+    pub const RATE_LIMITED: &str = "rate-limited-10ps-beside-1000ps";
     pub const BARE: &str = "bare-loop";
     pub const SKEWED: &str = "skewed-90pct-1w";
 }
@@ -429,6 +431,15 @@ fn checks(outcomes: &[Outcome]) -> Vec<Check> {
         p99_at_most_100ms(name::SLOW, "arrival (all delivered)"),
         p99_at_most_100ms(name::DEAD_SHORT, "healthy"),
         p99_at_most_100ms(name::DEAD_LONG, "healthy"),
+        p99_at_most_100ms(name::RATE_LIMITED, "healthy"),
+        Check {
+            what: format!("{} ÷ {}", name::BACKLOG_CONTROLS, name::BACKLOG_CLEAN),
+            target: "(reported)",
+            measured: ratio(rate(name::BACKLOG_CONTROLS), rate(name::BACKLOG_CLEAN)),
+            unit: "",
+            pass: |_| true,
+            over_rounds: Over::Median,
+        },
         Check {
             what: format!("{} ÷ {}", name::BACKLOG_HISTORY, name::BACKLOG_CLEAN),
             target: "≥ 0.9",

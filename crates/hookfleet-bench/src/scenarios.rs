@@ -1,7 +1,8 @@
 //! The scenarios of one run, in order: the baselines, the pipeline with one and two workers,
 //! fan-out 10, many other tenants, the paced run at half the fan-out-1 rate, then isolation:
-//! slow receivers, a dead and a 503 endpoint under a steady load (short and long), and a
-//! backlog with and without a dead endpoint, and with a message history.
+//! slow receivers, a dead and a 503 endpoint under a steady load (short and long), a
+//! rate-limited endpoint beside a healthy one, and a backlog with and without a dead endpoint,
+//! with the endpoint controls in use, and with a message history.
 
 use std::time::Duration;
 
@@ -100,12 +101,13 @@ pub async fn run_all(bench: &Bench) -> Vec<Outcome> {
 }
 
 /// Real receivers are slow and some are down: one worker, default settings.
-fn isolation(s: &crate::Settings) -> [Spec; 6] {
+fn isolation(s: &crate::Settings) -> [Spec; 8] {
     let secs = s.isolation_seconds;
     let faulty = Mix {
         healthy_tenants: 1,
         dead_pct: 10,
         failing_pct: 10,
+        limited_pct: 0,
     };
     let paced = |name, rate: f64, secs: u64| Spec {
         pace: Some(rate),
@@ -116,8 +118,7 @@ fn isolation(s: &crate::Settings) -> [Spec; 6] {
     let slow = Spec {
         mix: Mix {
             healthy_tenants: 10,
-            dead_pct: 0,
-            failing_pct: 0,
+            ..Mix::default()
         },
         reply_after: Duration::from_millis(200),
         ..paced(name::SLOW, 1_500.0, secs)
@@ -133,9 +134,25 @@ fn isolation(s: &crate::Settings) -> [Spec; 6] {
             mix: faulty,
             ..paced(name::DEAD_LONG, 500.0, secs * 6)
         },
+        // An endpoint held to 10/s, sent 50/s, beside a healthy one at 1 000/s: its turns and
+        // deferrals must not delay the healthy one.
+        Spec {
+            mix: Mix {
+                healthy_tenants: 1,
+                limited_pct: 5,
+                ..Mix::default()
+            },
+            ..paced(name::RATE_LIMITED, 1_050.0, secs)
+        },
         Spec {
             prefill: true,
             ..Spec::simple(name::BACKLOG_CLEAN, backlog, 1, 1)
+        },
+        // The same with headers and a filter on the endpoint: what they cost when used.
+        Spec {
+            prefill: true,
+            controls: true,
+            ..Spec::simple(name::BACKLOG_CONTROLS, backlog, 1, 1)
         },
         // The same with the message history on: recording must not slow the drain.
         Spec {
