@@ -5,11 +5,10 @@
 //! an auto-disable is never undone by a write based on what was there before.
 
 use hookfleet_core::attempt::Attempt;
-use std::collections::{BTreeMap, BTreeSet};
-
-use hookfleet_core::{CustomHeaders, DisabledBy, Endpoint, EndpointId, Secret};
+use hookfleet_core::{DisabledBy, Endpoint, EndpointId, Secret};
 use hookfleet_worker::guard;
 
+use crate::controls::{Controls, ControlsPatch};
 use crate::input::{self, Checks, EndpointPatch, NewEndpoint, Rotation};
 use crate::view::{CircuitView, EndpointView};
 use crate::{Admin, Error, ROTATION_OVERLAP, Result, Scope};
@@ -65,6 +64,7 @@ impl Admin {
             }
             (Scope::Operator, Some(given)) => checks.field("tenant", input::tenant(given)),
         };
+        let controls = Controls::of(&new, self.config.endpoint_concurrency, &mut checks);
         let url = self.check_url(&mut checks, &new.url).await;
         let events = checks.field("events", input::events(new.events, &self.config.catalog));
         let scheme = match new.signature.as_deref() {
@@ -84,24 +84,6 @@ impl Admin {
             "description",
             input::description(new.description.unwrap_or_default()),
         );
-        let given = new.headers.unwrap_or_default();
-        let headers = match input::headers(given, new.sensitive_headers.unwrap_or_default()) {
-            Ok(headers) => Some(headers),
-            Err((field, why)) => {
-                checks.fail(field, why);
-                None
-            }
-        };
-        let rate_limit = (new.rate_limit)
-            .map(|n| checks.field("rate_limit", input::rate_limit(n)))
-            .map_or(Some(None), |checked| checked.map(Some));
-        let most = self.config.endpoint_concurrency;
-        let max_in_flight = (new.max_in_flight)
-            .map(|n| checks.field("max_in_flight", input::max_in_flight(n, most)))
-            .map_or(Some(None), |checked| checked.map(Some));
-        let filter = (new.filter.as_ref())
-            .map(|value| checks.field("filter", input::filter(value)))
-            .map_or(Some(None), |checked| checked.map(Some));
         // A missing value always noted its field's error, and only a missing value did.
         let (
             Some(tenant),
@@ -109,31 +91,14 @@ impl Admin {
             Some(events),
             Some(secret),
             Some(description),
-            Some((headers, sensitive_headers)),
-            Some(rate_limit),
-            Some(max_in_flight),
-            Some(filter),
-        ) = (
-            tenant,
-            url,
-            events,
-            secret,
-            description,
-            headers,
-            rate_limit,
-            max_in_flight,
-            filter,
-        )
+            Some(controls),
+        ) = (tenant, url, events, secret, description, controls)
         else {
             return Err(checks.into_error());
         };
         let mut endpoint = Endpoint::new(tenant, &url, events, secret, description)
             .map_err(|e| Error::field("url", e.to_string()))?;
-        endpoint.headers = headers;
-        endpoint.sensitive_headers = sensitive_headers;
-        endpoint.rate_limit = rate_limit;
-        endpoint.max_in_flight = max_in_flight;
-        endpoint.filter = filter;
+        controls.apply(&mut endpoint);
         let max = self.config.limits.max_endpoints;
         match self.store.insert_within(&endpoint, max).await {
             Ok(()) => {}
@@ -208,6 +173,8 @@ impl Admin {
     ) -> Result<EndpointView> {
         let current = self.visible(scope, id).await?;
         let mut checks = Checks::default();
+        let most = self.config.endpoint_concurrency;
+        let controls = ControlsPatch::of(&patch, &current, most, &mut checks);
         let url = match &patch.url {
             Some(text) => self.check_url(&mut checks, text).await,
             None => None,
@@ -218,29 +185,11 @@ impl Admin {
         let description = patch
             .description
             .and_then(|text| checks.field("description", input::description(text)));
-        let headers = patched_headers(&current, patch.headers, patch.sensitive_headers)
-            .map_err(|(field, why)| checks.fail(field, why))
-            .ok()
-            .flatten();
         // A new scheme is a new secret of its kind, the old one signing beside it 24 h.
         let new_secret = (patch.signature.as_deref())
             .and_then(|text| checks.field("signature", input::scheme(text)))
             .filter(|scheme| *scheme != current.secret.scheme())
             .map(Secret::generate_for);
-        // `Some(None)`: removed; `None`: unchanged (or wrong, and noted).
-        let rate_limit = patch.rate_limit.and_then(|given| match given {
-            None => Some(None),
-            Some(n) => checks.field("rate_limit", input::rate_limit(n)).map(Some),
-        });
-        let most = self.config.endpoint_concurrency;
-        let max_in_flight = patch.max_in_flight.and_then(|given| match given {
-            None => Some(None),
-            Some(n) => (checks.field("max_in_flight", input::max_in_flight(n, most))).map(Some),
-        });
-        let filter = patch.filter.and_then(|given| match given {
-            None => Some(None),
-            Some(value) => checks.field("filter", input::filter(&value)).map(Some),
-        });
         checks.finish()?;
         let by = match scope {
             Scope::Operator => DisabledBy::Operator,
@@ -258,24 +207,12 @@ impl Admin {
                 if let Some(description) = &description {
                     endpoint.description.clone_from(description);
                 }
-                if let Some((headers, sensitive)) = &headers {
-                    endpoint.headers = headers.clone().unmasked(&endpoint.headers, sensitive);
-                    endpoint.sensitive_headers = sensitive.clone();
-                }
+                controls.apply(endpoint);
                 if let Some(secret) = &new_secret
                     && secret.scheme() != endpoint.secret.scheme()
                 {
                     let now = time::OffsetDateTime::now_utc().unix_timestamp();
                     endpoint.rotate_secret(secret.clone(), now, ROTATION_OVERLAP);
-                }
-                if let Some(rate_limit) = rate_limit {
-                    endpoint.rate_limit = rate_limit;
-                }
-                if let Some(max_in_flight) = max_in_flight {
-                    endpoint.max_in_flight = max_in_flight;
-                }
-                if let Some(filter) = &filter {
-                    endpoint.filter.clone_from(filter);
                 }
                 if let Some(enabled) = patch.enabled {
                     set_enabled(endpoint, enabled, by)?;
@@ -488,31 +425,4 @@ mod tests {
             assert!(!super::is_stream_id(bad), "{bad}");
         }
     }
-}
-
-/// The headers a `PATCH` asks for, checked (`None`: unchanged). A new map replaces the old
-/// one; without a new list, the sensitive names still in the map stay sensitive.
-#[allow(clippy::type_complexity)]
-fn patched_headers(
-    current: &Endpoint,
-    headers: Option<Option<BTreeMap<String, String>>>,
-    sensitive: Option<Option<Vec<String>>>,
-) -> Result<Option<(CustomHeaders, BTreeSet<String>)>, (&'static str, String)> {
-    if headers.is_none() && sensitive.is_none() {
-        return Ok(None);
-    }
-    let given = match headers {
-        Some(given) => given.unwrap_or_default(),
-        None => (current.headers.iter())
-            .map(|(n, v)| (n.to_owned(), v.to_owned()))
-            .collect(),
-    };
-    let names = match sensitive {
-        Some(names) => names.unwrap_or_default(),
-        None => (current.sensitive_headers.iter())
-            .filter(|n| given.keys().any(|g| g.eq_ignore_ascii_case(n)))
-            .cloned()
-            .collect(),
-    };
-    input::headers(given, names).map(Some)
 }

@@ -9,12 +9,14 @@
 //! - [`input`]: what a caller sends, checked field by field ([`FieldError`]s, all at once).
 //! - [`view`]: what a caller gets back.
 //! - [`endpoints`]: create, list, get, update, remove, rotate the secret, read attempts.
+//! - `controls`: an endpoint's headers, rate limit, in-flight cap and filter, checked.
 //! - [`testing`]: "Test Webhook": one signed `webhook.test` delivery now.
 //! - [`events`]: publishing, confirmed.
 //! - [`history`]: the message history (PostgreSQL): search, resend, recover, statistics.
 //! - [`dead_letters`]: listing and replaying (operators only).
 #![forbid(unsafe_code)]
 
+mod controls;
 pub mod dead_letters;
 pub mod endpoints;
 pub mod events;
