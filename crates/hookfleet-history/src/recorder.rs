@@ -1,8 +1,10 @@
 //! The history, written in batches off the delivery path.
 //!
-//! A delivery hands its records to [`Recorder`] and never waits: they queue here, and one
-//! task copies whatever has queued up into PostgreSQL with binary `COPY`, one transaction per
-//! batch. The queue is bounded: while PostgreSQL is down or slow, records past [`CAPACITY`]
+//! A delivery hands its records to [`Recorder`] and never waits: they queue here, and a
+//! writer on a thread of its own copies whatever has queued up into PostgreSQL with binary
+//! `COPY`, one transaction per batch. On its own thread, the writer (and its connection) never
+//! takes a turn on the thread that delivers: a worker runs one by default, and the drain is
+//! as fast as that thread. The queue is bounded: while PostgreSQL is down or slow, records past [`CAPACITY`]
 //! (and any batch that cannot be written) are dropped, counted in
 //! `hookfleet_history_dropped_total` and logged once per incident; the task reconnects by
 //! itself and recording resumes.
@@ -98,15 +100,31 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// A recorder, and its writer started as a task that ends once every clone is dropped.
-    /// `dropped` counts what could not be recorded.
+    /// A recorder, and its writer started on a thread of its own that ends once every clone
+    /// is dropped. `dropped` counts what could not be recorded.
     pub fn start(config: HistoryConfig, dropped: IntCounter) -> Self {
         let (tx, rx) = mpsc::channel(CAPACITY);
         let incident = Arc::new(Incident {
             dropping: AtomicBool::new(false),
             dropped,
         });
-        tokio::spawn(write_all(config, rx, incident.clone()));
+        let writer = write_all(config, rx, incident.clone());
+        let spawned = std::thread::Builder::new()
+            .name("history-writer".to_owned())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime.block_on(writer),
+                    Err(error) => {
+                        tracing::error!(message = "Cannot start the history writer; nothing will be recorded.", %error);
+                    }
+                }
+            });
+        if let Err(error) = spawned {
+            tracing::error!(message = "Cannot start the history writer; nothing will be recorded.", %error);
+        }
         Self { tx, incident }
     }
 
@@ -126,7 +144,7 @@ impl Recorder {
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.incident.dropped(1, "the queue of records is full");
             }
-            // The writer is gone: the worker is stopping.
+            // The writer is gone: the worker is stopping (or it never started, and said so).
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
