@@ -30,7 +30,11 @@ async fn the_same_event_id_published_twice_is_delivered_once() {
         "evt_twice",
     ];
     fleet.run_ok(&publish).await;
+    // The CLI answers a repeat without publishing it (as the API does); the same id published
+    // again past it, straight to RabbitMQ, is de-duplicated by the worker.
     fleet.run_ok(&publish).await;
+    let body = br#"{"id":"evt_twice","type":"log.blocked","data":{}}"#;
+    fleet.publish_raw(BLOCKED, "acme", "evt_twice", body).await;
     wait_for_result(&worker, "duplicate", 1.0).await;
     assert_eq!(receiver.count("/once"), 1);
 

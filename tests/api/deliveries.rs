@@ -119,8 +119,11 @@ async fn a_rotated_secret_signs_beside_the_old_one() {
     fleet.cleanup().await;
 }
 
+/// `POST /v1/events` is idempotent for 24 h: the same id and content is answered 202 again and
+/// not published again; another event under that id is 409. An id repeated past the API
+/// (straight to RabbitMQ) is still delivered once, by the workers' marks.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_repeated_event_id_is_delivered_once() {
+async fn a_repeated_event_id_is_published_and_delivered_once() {
     let fleet = Fleet::new();
     let receiver = Receiver::start().await.unwrap();
     let api = fleet.spawn_api().await;
@@ -128,12 +131,33 @@ async fn a_repeated_event_id_is_delivered_once() {
         .await;
     let worker = fleet.spawn_worker().await;
 
-    let event = json!({"type": BLOCKED, "tenant": "acme", "data": {}, "id": "evt_api_dup_1"});
+    let event = json!({"type": BLOCKED, "tenant": "acme", "data": {"n": 1}, "id": "evt_api_dup_1"});
     assert_eq!(api.publish(event.clone()).await, "evt_api_dup_1");
     wait_until(WAIT, "the delivery", || receiver.count("/once") == 1).await;
-    assert_eq!(api.publish(event).await, "evt_api_dup_1");
+    assert_eq!(api.publish(event.clone()).await, "evt_api_dup_1");
+    let mut other = event.clone();
+    other["data"] = json!({"n": 2});
+    let conflict = api.operator(Method::POST, "/v1/events", Some(other)).await;
+    assert_eq!(conflict.status, 409, "{:?}", conflict.body);
+    assert_eq!(conflict.body["error"]["code"], "conflict");
+    // Published after the repeat: once it is delivered, a published repeat would have been
+    // handled (one queue, in order).
+    let marker = json!({"type": BLOCKED, "tenant": "acme", "data": {"marker": true}});
+    api.publish(marker).await;
+    wait_until(WAIT, "the marker", || receiver.count("/once") == 2).await;
+    let duplicates = worker.metric("hookfleet_deliveries_total", &[("result", "duplicate")]);
+    assert_eq!(
+        duplicates.await.unwrap_or(0.0),
+        0.0,
+        "the repeat was published"
+    );
+
+    let body = br#"{"id":"evt_api_dup_1","type":"log.blocked","data":{"n":1}}"#;
+    fleet
+        .publish_raw(BLOCKED, "acme", "evt_api_dup_1", body)
+        .await;
     wait_for_result(&worker, "duplicate", 1.0).await;
-    assert_eq!(receiver.count("/once"), 1);
+    assert_eq!(receiver.count("/once"), 2);
     assert_eq!(
         receiver.requests("/once")[0].header("webhook-id"),
         "evt_api_dup_1"

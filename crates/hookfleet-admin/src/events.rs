@@ -1,7 +1,10 @@
-//! Publishing one event, confirmed by the broker (the producer crate does the work).
+//! Publishing one event, confirmed by the broker (the producer crate does the work), once
+//! per given event id in 24 h (`hookfleet_store::published`).
 
-use hookfleet_core::{EventType, MAX_BODY_BYTES};
+use hookfleet_core::{EventType, MAX_BODY_BYTES, TenantId};
 use hookfleet_producer::OutboundEvent;
+use hookfleet_store::Seen;
+use sha2::{Digest, Sha256};
 
 use crate::input::{self, Checks, NewEvent};
 use crate::view::Published;
@@ -35,15 +38,69 @@ impl Admin {
         let (Some(event_type), Some(tenant), Some(id)) = (event_type, tenant, id) else {
             return Err(checks.into_error());
         };
+        let given = id.is_some();
+        let fingerprint = fingerprint(&event_type, &tenant, &new.data);
         let event = OutboundEvent::new(event_type, tenant, &new.data, id);
         if event.body.len() > MAX_BODY_BYTES {
             let size = event.body.len();
             let message = format!("the payload would be {size} bytes; at most {MAX_BODY_BYTES}");
             return Err(Error::field("data", message));
         }
-        self.publisher.publish(&event).await?;
-        Ok(Published {
+        let published = Published {
             id: event.id.to_string(),
-        })
+        };
+        // A generated id is new by construction: only a given one can repeat.
+        if !given {
+            self.publisher.publish(&event).await?;
+            return Ok(published);
+        }
+        match self.publications.claim(&event.id, &fingerprint).await? {
+            Seen::New => {}
+            Seen::Accepted => {
+                tracing::info!(message = "Event id accepted before; not published again.", event_id = %event.id);
+                return Ok(published);
+            }
+            Seen::Pending => {
+                return Err(Error::Conflict(format!(
+                    "event {} is being published by another request; try again in a moment",
+                    event.id
+                )));
+            }
+            Seen::Different => {
+                return Err(Error::Conflict(format!(
+                    "event id {} was used in the last 24 h for another event (its type, tenant or data differ)",
+                    event.id
+                )));
+            }
+        }
+        if let Err(error) = self.publisher.publish(&event).await {
+            // Not published: the platform's retry must publish it.
+            if let Err(release) = self.publications.release(&event.id).await {
+                tracing::warn!(message = "Cannot release an event id after a failed publish; a retry within 30 s is refused.", event_id = %event.id, error = %release);
+            }
+            return Err(error.into());
+        }
+        if let Err(error) = self.publications.accepted(&event.id, &fingerprint).await {
+            // Published all the same; a repeat would be published again and de-duplicated
+            // at delivery.
+            tracing::warn!(message = "Cannot remember an accepted event id.", event_id = %event.id, %error);
+        }
+        Ok(published)
     }
+}
+
+/// What makes two publishes the same event: its type, tenant and data (JSON with sorted keys).
+fn fingerprint(event_type: &EventType, tenant: &TenantId, data: &serde_json::Value) -> String {
+    let mut digest = Sha256::new();
+    for part in [
+        event_type.as_str().as_bytes(),
+        b"\0",
+        tenant.as_str().as_bytes(),
+        b"\0",
+    ] {
+        digest.update(part);
+    }
+    digest.update(data.to_string().as_bytes());
+    let hash = digest.finalize();
+    hash[..16].iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -160,7 +160,8 @@ pub struct NewEvent {
     /// Any JSON; it becomes the payload's `data`.
     #[schema(example = json!({"agent": "a-17", "rule": "no-prod-writes"}))]
     pub data: serde_json::Value,
-    /// The event id; publishing the same id again delivers it once.
+    /// The event id; generated when left out. The same id with the same content within 24 h
+    /// is answered as the first time and not published again.
     #[serde(default)]
     #[schema(example = "evt_01J9Z3", pattern = "^[!-~]{1,255}$")]
     pub id: Option<String>,

@@ -35,7 +35,8 @@ use hookfleet_core::{EventType, Namespace, TenantId};
 use hookfleet_history::{HistoryConfig, Reader};
 use hookfleet_producer::Publisher;
 use hookfleet_store::{
-    AttemptLog, CircuitPolicy, Circuits, EndpointStore, Keyring, Redis, Resealed, Tenants,
+    AttemptLog, CircuitPolicy, Circuits, EndpointStore, Keyring, Publications, Redis, Resealed,
+    Tenants,
 };
 use hookfleet_worker::sender::Sender;
 
@@ -132,6 +133,8 @@ pub struct Admin {
     attempts: AttemptLog,
     circuits: Circuits,
     tenants: Tenants,
+    /// Event ids `POST /v1/events` accepted in the last 24 h.
+    publications: Publications,
     sender: Sender,
     broker: Broker,
     publisher: Publisher,
@@ -160,6 +163,7 @@ impl Admin {
         Ok(Self {
             attempts: AttemptLog::new(redis.clone(), ns, config.attempt_log_len),
             tenants: Tenants::new(redis.clone(), ns),
+            publications: Publications::new(redis.clone(), ns),
             circuits: Circuits::new(redis, ns, policy),
             publisher: Publisher::new(broker.clone(), ns.clone()),
             confirmed: ConfirmedPublisher::new(broker.clone()),

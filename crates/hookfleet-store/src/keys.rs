@@ -64,6 +64,12 @@ impl Keys {
         format!("{}:attempts:{{{endpoint}}}", self.namespace)
     }
 
+    /// STRING: an event id `POST /v1/events` accepted (or is publishing), for publish
+    /// idempotency (see `published`).
+    pub fn published(&self, id: &EventId) -> String {
+        format!("{}:published:{{{id}}}", self.namespace)
+    }
+
     /// STRING: Test Webhook calls of `tenant` in the current minute (expires with it).
     pub fn test_budget(&self, tenant: &TenantId) -> String {
         format!("{}:tenant:{{{tenant}}}:test-budget", self.namespace)
@@ -75,7 +81,7 @@ impl Keys {
     }
 
     /// SCAN patterns that together match every key of the namespace, and no other's.
-    pub fn all_patterns(&self) -> [String; 8] {
+    pub fn all_patterns(&self) -> [String; 9] {
         [
             format!("{}:tenant:*", self.namespace),
             format!("{}:attempts:*", self.namespace),
@@ -84,6 +90,7 @@ impl Keys {
             format!("{}:marks:*", self.namespace),
             format!("{}:circuit:*", self.namespace),
             format!("{}:rate:*", self.namespace),
+            format!("{}:published:*", self.namespace),
             // One key per (endpoint, event), as earlier versions wrote marks: purged too.
             format!("{}:dedup:*", self.namespace),
         ]

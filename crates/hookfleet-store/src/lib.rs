@@ -11,6 +11,7 @@
 //! - [`sealing`]: endpoint secrets (and URLs with credentials) encrypted at rest, by key id.
 //! - [`circuit`]: each endpoint's circuit breaker state, shared by every worker.
 //! - [`rate`]: each endpoint's rate limit, shared by every worker.
+//! - [`published`]: publish idempotency: event ids the API accepted in the last 24 h.
 //! - [`tenants`]: the API's per-tenant state: Test Webhook budget, token revocation.
 #![forbid(unsafe_code)]
 
@@ -22,6 +23,7 @@ pub mod dedup;
 pub mod endpoints;
 pub mod fresh;
 pub mod keys;
+pub mod published;
 pub mod rate;
 pub mod sealing;
 pub mod tenants;
@@ -35,6 +37,7 @@ pub use dedup::{Claim, Dedup, Held};
 pub use endpoints::{EndpointStore, Resealed};
 pub use error::{Error, Result};
 pub use fresh::Fresh;
+pub use published::{Publications, Seen};
 pub use rate::{RateLimits, Turn};
 pub use sealing::{Keyring, SecretKey};
 pub use tenants::Tenants;

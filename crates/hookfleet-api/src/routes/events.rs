@@ -15,8 +15,9 @@ use crate::auth::Caller;
 use crate::body::{Json, Query};
 use crate::error::{ApiResult, ErrorBody};
 
-/// Publish an event (operator token). Answers once RabbitMQ confirmed it; a repeated `id` is
-/// accepted and still delivered once per endpoint.
+/// Publish an event (operator token). Answers once RabbitMQ confirmed it. An `id` accepted in
+/// the last 24 h is answered 202 again without publishing; 409 when that id was another event
+/// or is being published right now.
 #[utoipa::path(post, path = "/v1/events", tag = "events",
     request_body = NewEvent,
     responses(
@@ -24,6 +25,7 @@ use crate::error::{ApiResult, ErrorBody};
         (status = 400, description = "Not JSON", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "Not for tenant tokens", body = ErrorBody),
+        (status = 409, description = "The id was another event in the last 24 h, or is being published", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not sent as JSON", body = ErrorBody),
         (status = 422, description = "Invalid fields, each listed", body = ErrorBody),
