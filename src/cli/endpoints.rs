@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use hookfleet_admin::input::{NewEndpoint, Rotation};
+use hookfleet_admin::input::{NewEndpoint, Rotation, TestRequest};
 use hookfleet_admin::view::EndpointView;
 use hookfleet_admin::{Admin, Page, Scope, TenantLimits};
 use hookfleet_amqp::Broker;
@@ -57,6 +57,10 @@ pub enum EndpointsCommand {
     /// was not delivered.
     Test {
         id: String,
+        /// Send this subscribed type's example (set with PUT /v1/event-types/TYPE) instead of a
+        /// webhook.test event.
+        #[arg(long)]
+        event_type: Option<String>,
         #[command(flatten)]
         options: Options,
     },
@@ -212,9 +216,14 @@ pub async fn run(common: &Common, command: EndpointsCommand) -> anyhow::Result<E
             let admin = connect(common, &options).await?;
             print_json(&shown(admin.set_enabled(scope, &id, false).await?, false))?
         }
-        EndpointsCommand::Test { id, options } => {
+        EndpointsCommand::Test {
+            id,
+            event_type,
+            options,
+        } => {
             let admin = connect(common, &options).await?;
-            let report = admin.test_endpoint(scope, &id).await?;
+            let request = TestRequest { event_type };
+            let report = admin.test_endpoint(scope, &id, request).await?;
             print_json(&report)?;
             if !report.delivered {
                 return Ok(ExitCode::FAILURE);

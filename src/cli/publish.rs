@@ -55,6 +55,10 @@ pub async fn run(common: &Common, args: PublishArgs) -> anyhow::Result<ExitCode>
     };
     let published = admin.publish(&Scope::Operator, event).await;
     admin.broker().close().await;
-    println!("{}", published?.id);
+    let published = published?;
+    if published.deprecated_since.is_some() {
+        eprintln!("warning: this event type is deprecated (GET /v1/event-types says what to use)");
+    }
+    println!("{}", published.id);
     Ok(ExitCode::SUCCESS)
 }

@@ -28,6 +28,8 @@ async fn every_v1_route_needs_a_valid_token() {
         (Method::POST, "/v1/dead-letters/replay".to_owned()),
         (Method::POST, "/v1/tenants/acme/tokens".to_owned()),
         (Method::GET, "/v1/event-types".to_owned()),
+        (Method::PUT, "/v1/event-types/log.blocked".to_owned()),
+        (Method::POST, "/v1/filters/test".to_owned()),
     ];
     for (method, path) in routes {
         for token in [None, Some("wrong-token-0123456789"), Some("hft_forged.sig")] {
@@ -50,6 +52,7 @@ async fn every_v1_route_needs_a_valid_token() {
         "/",
         "/console/app.js",
         "/console/history.js",
+        "/console/controls.js",
         "/console/style.css",
     ] {
         let answer = api.call(Method::GET, path, None, None).await;

@@ -2,6 +2,7 @@
 //! and, where deliveries happen, a real worker and receiver.
 //!
 //! - `access`: tokens (operator, tenant, none, forged) and what each may see.
+//! - `catalog`: event types' schemas, examples and deprecation; publishing checked.
 //! - `controls`: endpoint controls: custom and sensitive headers.
 //! - `endpoints`: validation, create/read/change/remove, Test Webhook.
 //! - `deliveries`: what workers do with what the API set up: the attempt log, rotated secrets,
@@ -9,6 +10,7 @@
 //! - `hardening`: what one tenant can do to the fleet and to others.
 
 mod access;
+mod catalog;
 mod controls;
 mod deliveries;
 mod endpoints;

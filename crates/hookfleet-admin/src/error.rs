@@ -9,6 +9,10 @@ pub struct FieldError {
     /// The field's name as sent, e.g. `url` or `events`.
     pub field: String,
     pub message: String,
+    /// Where in the field's JSON value the fault is (RFC 6901), for a value checked against
+    /// a JSON Schema: e.g. `/agent/team` in `data`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
 }
 
 impl FieldError {
@@ -16,6 +20,15 @@ impl FieldError {
         Self {
             field: field.to_owned(),
             message: message.into(),
+            pointer: None,
+        }
+    }
+
+    /// A fault at `pointer` inside the field's value.
+    pub fn at(field: &str, pointer: String, message: impl Into<String>) -> Self {
+        Self {
+            pointer: Some(pointer),
+            ..Self::new(field, message)
         }
     }
 }

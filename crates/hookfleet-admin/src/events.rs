@@ -38,6 +38,7 @@ impl Admin {
         let (Some(event_type), Some(tenant), Some(id)) = (event_type, tenant, id) else {
             return Err(checks.into_error());
         };
+        let deprecated_since = self.check_data(&event_type, &new.data).await?;
         let given = id.is_some();
         let fingerprint = fingerprint(&event_type, &tenant, &new.data);
         let event = OutboundEvent::new(event_type, tenant, &new.data, id);
@@ -48,6 +49,7 @@ impl Admin {
         }
         let published = Published {
             id: event.id.to_string(),
+            deprecated_since,
         };
         // A generated id is new by construction: only a given one can repeat.
         if !given {

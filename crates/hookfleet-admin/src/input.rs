@@ -136,6 +136,17 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
+/// What Test Webhook sends.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestRequest {
+    /// Send this subscribed type's example (`PUT /v1/event-types/{type}`) instead of a
+    /// `webhook.test` event.
+    #[serde(default)]
+    #[schema(example = "log.blocked")]
+    pub event_type: Option<String>,
+}
+
 /// A new secret for an endpoint.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

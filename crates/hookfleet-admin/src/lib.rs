@@ -11,11 +11,13 @@
 //! - [`endpoints`]: create, list, get, update, remove, rotate the secret, read attempts.
 //! - `controls`: an endpoint's headers, rate limit, in-flight cap and filter, checked.
 //! - [`testing`]: "Test Webhook": one signed `webhook.test` delivery now.
-//! - [`events`]: publishing, confirmed.
+//! - [`events`]: publishing, confirmed, checked against the type's schema, once per id.
+//! - [`catalog`]: each event type's description, JSON Schema and example.
 //! - [`history`]: the message history (PostgreSQL): search, resend, recover, statistics.
 //! - [`dead_letters`]: listing and replaying (operators only).
 #![forbid(unsafe_code)]
 
+pub mod catalog;
 mod controls;
 pub mod dead_letters;
 pub mod endpoints;
@@ -35,8 +37,8 @@ use hookfleet_core::{EventType, Namespace, TenantId};
 use hookfleet_history::{HistoryConfig, Reader};
 use hookfleet_producer::Publisher;
 use hookfleet_store::{
-    AttemptLog, CircuitPolicy, Circuits, EndpointStore, Keyring, Publications, Redis, Resealed,
-    Tenants,
+    AttemptLog, CircuitPolicy, Circuits, EndpointStore, EventTypes, Keyring, Publications, Redis,
+    Resealed, Tenants,
 };
 use hookfleet_worker::sender::Sender;
 
@@ -135,6 +137,9 @@ pub struct Admin {
     tenants: Tenants,
     /// Event ids `POST /v1/events` accepted in the last 24 h.
     publications: Publications,
+    /// Each event type's description, schema and example, and the schemas compiled.
+    event_types: EventTypes,
+    schemas: catalog::Schemas,
     sender: Sender,
     broker: Broker,
     publisher: Publisher,
@@ -164,6 +169,8 @@ impl Admin {
             attempts: AttemptLog::new(redis.clone(), ns, config.attempt_log_len),
             tenants: Tenants::new(redis.clone(), ns),
             publications: Publications::new(redis.clone(), ns),
+            event_types: EventTypes::new(redis.clone(), ns),
+            schemas: catalog::Schemas::default(),
             circuits: Circuits::new(redis, ns, policy),
             publisher: Publisher::new(broker.clone(), ns.clone()),
             confirmed: ConfirmedPublisher::new(broker.clone()),

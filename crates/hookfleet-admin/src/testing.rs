@@ -5,9 +5,9 @@
 
 use bytes::Bytes;
 use hookfleet_core::attempt::{Attempt, ErrorClass, Made, Source, explain};
-use hookfleet_core::{Envelope, EventId, EventType};
+use hookfleet_core::{Endpoint, Envelope, EventId, EventType};
 
-use crate::input::{self, FilterTrial};
+use crate::input::{self, FilterTrial, TestRequest};
 use crate::view::{FilterMatch, TestResult};
 use crate::{Admin, Result, Scope};
 
@@ -21,7 +21,12 @@ impl Admin {
     }
 
     /// Sends one test event to the endpoint now, through its headers, signature and filter.
-    pub async fn test_endpoint(&self, scope: &Scope, id: &str) -> Result<TestResult> {
+    pub async fn test_endpoint(
+        &self,
+        scope: &Scope,
+        id: &str,
+        request: TestRequest,
+    ) -> Result<TestResult> {
         let endpoint = self.visible(scope, id).await?;
         if let (Scope::Tenant(tenant), Some(per_minute)) =
             (scope, self.config.limits.tests_per_minute)
@@ -35,13 +40,19 @@ impl Admin {
             });
         }
         let event_id = EventId::generate();
-        let event_type: EventType = EventType::TEST
-            .parse()
-            .map_err(|e: hookfleet_core::Error| crate::Error::Unavailable(e.to_string()))?;
-        let data = serde_json::json!({
-            "endpoint_id": endpoint.id,
-            "message": "This is a test event from hookfleet.",
-        });
+        let (event_type, data) = match request.event_type.as_deref() {
+            Some(name) => self.example_for(&endpoint, name).await?,
+            None => {
+                let data = serde_json::json!({
+                    "endpoint_id": endpoint.id,
+                    "message": "This is a test event from hookfleet.",
+                });
+                let test = EventType::TEST
+                    .parse()
+                    .map_err(|e: hookfleet_core::Error| crate::Error::Unavailable(e.to_string()))?;
+                (test, data)
+            }
+        };
         if let Some(filter) = &endpoint.filter
             && !filter.matches(&data)
         {
@@ -104,5 +115,27 @@ impl Admin {
             event_id: event_id.to_string(),
             filtered: false,
         })
+    }
+
+    /// A subscribed type of the catalog and its example, for Test Webhook.
+    async fn example_for(
+        &self,
+        endpoint: &Endpoint,
+        name: &str,
+    ) -> Result<(EventType, serde_json::Value)> {
+        let event_type = self.catalogued(name).map_err(|_| {
+            crate::Error::field("event_type", format!("{name} is not in the catalog"))
+        })?;
+        if !endpoint.events.matches(&event_type) {
+            let message = format!("the endpoint is not subscribed to {event_type}");
+            return Err(crate::Error::field("event_type", message));
+        }
+        let example = self.example_of(&event_type).await?.ok_or_else(|| {
+            let message = format!(
+                "{event_type} has no example yet (PUT /v1/event-types/{event_type} gives it one)"
+            );
+            crate::Error::field("event_type", message)
+        })?;
+        Ok((event_type, example))
     }
 }

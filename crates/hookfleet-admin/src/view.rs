@@ -148,4 +148,7 @@ pub struct FilterMatch {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Published {
     pub id: String,
+    /// When its type was deprecated (unix seconds), if it is: the API's `Deprecation` header.
+    #[serde(skip)]
+    pub deprecated_since: Option<i64>,
 }

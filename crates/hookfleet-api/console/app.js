@@ -135,11 +135,19 @@ async function api(method, path, body) {
 
 async function catalog() {
   if (!state.catalog) {
-    const types = await api('GET', '/v1/event-types');
     // Test deliveries are sent on request, whatever an endpoint subscribes to.
-    state.catalog = types.filter((t) => t !== 'webhook.test');
+    const types = (await api('GET', '/v1/event-types')).filter((t) => t.type !== 'webhook.test');
+    state.catalog = types.map((t) => t.type);
+    state.typeInfo = Object.fromEntries(types.map((t) => [t.type, t]));
   }
   return state.catalog;
+}
+
+/** What the operator says of a type, for the subscribe form: its description, deprecation. */
+function typeNote(type) {
+  const info = (state.typeInfo || {})[type];
+  if (!info || (!info.description && !info.deprecated)) return null;
+  return h('span', { class: 'muted block' }, info.deprecated ? `Deprecated. ${info.description}` : info.description);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -599,7 +607,7 @@ async function renderForm(id) {
   const events = h('fieldset', { id: 'events', 'aria-describedby': 'events-error' },
     h('legend', {}, 'Events to send'),
     h('div', { class: 'check' }, everything, h('label', { for: 'event-all' }, 'All events, including types added later')),
-    ...types.map((t, i) => h('div', { class: 'check' }, boxes[i], h('label', { for: `event-${t}` }, t))),
+    ...types.map((t, i) => h('div', { class: 'check' }, boxes[i], h('label', { for: `event-${t}` }, t, typeNote(t)))),
     errors.events);
   const controls = controlFields(field, ep);
   const summary = h('div', { class: 'flash error', role: 'alert', hidden: true, tabindex: '-1' });

@@ -22,6 +22,12 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    #[error("the description of event type {name} is corrupt: {source}")]
+    CorruptType {
+        name: String,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

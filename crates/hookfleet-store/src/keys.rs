@@ -64,6 +64,11 @@ impl Keys {
         format!("{}:attempts:{{{endpoint}}}", self.namespace)
     }
 
+    /// HASH event type → its description, schema and example (see `catalog`).
+    pub fn event_types(&self) -> String {
+        format!("{}:event-types", self.namespace)
+    }
+
     /// STRING: an event id `POST /v1/events` accepted (or is publishing), for publish
     /// idempotency (see `published`).
     pub fn published(&self, id: &EventId) -> String {
@@ -81,7 +86,7 @@ impl Keys {
     }
 
     /// SCAN patterns that together match every key of the namespace, and no other's.
-    pub fn all_patterns(&self) -> [String; 9] {
+    pub fn all_patterns(&self) -> [String; 10] {
         [
             format!("{}:tenant:*", self.namespace),
             format!("{}:attempts:*", self.namespace),
@@ -91,6 +96,7 @@ impl Keys {
             format!("{}:circuit:*", self.namespace),
             format!("{}:rate:*", self.namespace),
             format!("{}:published:*", self.namespace),
+            format!("{}:event-types", self.namespace),
             // One key per (endpoint, event), as earlier versions wrote marks: purged too.
             format!("{}:dedup:*", self.namespace),
         ]

@@ -5,6 +5,7 @@
 //! - [`keys`]: every Redis key, namespaced and hash-tagged for Redis Cluster.
 //! - [`endpoints`]: endpoint records and their per-tenant index.
 //! - [`fresh`]: values kept for a short TTL and refreshed single-flight.
+//! - [`catalog`]: the operator's description, schema and example of each event type.
 //! - [`cache`]: a short-lived per-tenant cache of endpoints for the delivery path.
 //! - [`dedup`]: claim-then-commit marks per (endpoint, event id).
 //! - [`attempts`]: each endpoint's capped attempt log.
@@ -17,6 +18,7 @@
 
 pub mod attempts;
 pub mod cache;
+pub mod catalog;
 pub mod circuit;
 pub mod connection;
 pub mod dedup;
@@ -32,6 +34,7 @@ mod error;
 
 pub use attempts::AttemptLog;
 pub use cache::EndpointCache;
+pub use catalog::{EventTypes, TypeInfo};
 pub use circuit::{CircuitPolicy, Circuits, ProbeGrant, Recorded};
 pub use dedup::{Claim, Dedup, Held};
 pub use endpoints::{EndpointStore, Resealed};

@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use hookfleet_admin::endpoints::{DEFAULT_ENDPOINTS_PAGE, MAX_ENDPOINTS_PAGE};
 use hookfleet_admin::history::{RecoverRequest, Recovered};
-use hookfleet_admin::input::{EndpointPatch, NewEndpoint, Rotation};
+use hookfleet_admin::input::{EndpointPatch, NewEndpoint, Rotation, TestRequest};
 use hookfleet_admin::view::{EndpointView, TestResult};
 use hookfleet_admin::{EndpointPage, Page};
 use hookfleet_core::attempt::Attempt;
@@ -139,21 +139,30 @@ pub async fn remove(
     Ok(axum::Json(state.admin.remove_endpoint(&scope, &id).await?))
 }
 
-/// "Test Webhook": one signed `webhook.test` delivery now, recorded in the attempt log.
+/// "Test Webhook": one signed `webhook.test` delivery now (or, with `event_type`, that
+/// subscribed type's example), recorded in the attempt log.
 #[utoipa::path(post, path = "/v1/endpoints/{id}/test", tag = "endpoints",
     params(("id" = String, Path, description = "The endpoint id")),
+    request_body(content = TestRequest, description = "Optional: a type whose example to send"),
     responses(
         (status = 200, description = "What the delivery came to (delivered or not)", body = TestResult),
+        (status = 400, description = "Not JSON", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "No such endpoint the token sees", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not sent as JSON", body = ErrorBody),
+        (status = 422, description = "An event type that is not subscribed, or has no example", body = ErrorBody),
         (status = 429, description = "The tenant's tests of this minute are spent (HOOKFLEET_TEST_RATE); see Retry-After", body = ErrorBody),
     ))]
 pub async fn test(
     State(state): State<AppState>,
     Caller(scope): Caller,
     Path(id): Path<String>,
+    OptionalJson(request): OptionalJson<TestRequest>,
 ) -> Answer<TestResult> {
-    Ok(axum::Json(state.admin.test_endpoint(&scope, &id).await?))
+    Ok(axum::Json(
+        state.admin.test_endpoint(&scope, &id, request).await?,
+    ))
 }
 
 /// A new signing secret (given, or generated); the old one keeps signing beside it for 24 h.

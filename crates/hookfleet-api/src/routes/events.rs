@@ -2,7 +2,7 @@
 //! an event and its attempts, resend it.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use hookfleet_admin::history::{EventSearch, ResendRequest, Resent};
 use hookfleet_admin::input::NewEvent;
 use hookfleet_admin::view::Published;
@@ -15,13 +15,15 @@ use crate::auth::Caller;
 use crate::body::{Json, Query};
 use crate::error::{ApiResult, ErrorBody};
 
-/// Publish an event (operator token). Answers once RabbitMQ confirmed it. An `id` accepted in
+/// Publish an event (operator token); its `data` must meet its type's schema (422 with each
+/// fault's `pointer`). Answers once RabbitMQ confirmed it. An `id` accepted in
 /// the last 24 h is answered 202 again without publishing; 409 when that id was another event
 /// or is being published right now.
 #[utoipa::path(post, path = "/v1/events", tag = "events",
     request_body = NewEvent,
     responses(
-        (status = 202, description = "Published; delivery follows", body = Published),
+        (status = 202, description = "Published; delivery follows", body = Published,
+            headers(("deprecation" = String, description = "When the type is deprecated: `@<unix seconds>` since when (RFC 9745)"))),
         (status = 400, description = "Not JSON", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "Not for tenant tokens", body = ErrorBody),
@@ -35,9 +37,16 @@ pub async fn publish(
     State(state): State<AppState>,
     Caller(scope): Caller,
     Json(event): Json<NewEvent>,
-) -> ApiResult<(StatusCode, axum::Json<Published>)> {
+) -> ApiResult<(StatusCode, HeaderMap, axum::Json<Published>)> {
     let published = state.admin.publish(&scope, event).await?;
-    Ok((StatusCode::ACCEPTED, axum::Json(published)))
+    let mut headers = HeaderMap::new();
+    if let Some(since) = published.deprecated_since {
+        // RFC 9745: the moment the type was deprecated, as a structured date.
+        if let Ok(value) = HeaderValue::from_str(&format!("@{since}")) {
+            headers.insert("deprecation", value);
+        }
+    }
+    Ok((StatusCode::ACCEPTED, headers, axum::Json(published)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

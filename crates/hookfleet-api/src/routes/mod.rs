@@ -20,6 +20,7 @@ pub fn v1() -> OpenApiRouter<AppState> {
         .routes(routes!(events::attempts))
         .routes(routes!(events::resend))
         .routes(routes!(catalog::list))
+        .routes(routes!(catalog::put))
         .routes(routes!(catalog::test_filter))
         .routes(routes!(endpoints::create, endpoints::list))
         .routes(routes!(

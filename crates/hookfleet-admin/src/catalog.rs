@@ -1,0 +1,231 @@
+//! The event catalogue: what each type of `HOOKFLEET_EVENT_TYPES` carries (a JSON Schema
+//! 2020-12 for its `data`), an example Test Webhook sends, and whether it is deprecated.
+//!
+//! Publishing checks `data` against the type's schema, compiled once per schema text and kept
+//! per process: the publish path reads the type's description (one Redis read) and compares
+//! texts; it compiles again only when the operator changed the schema.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use hookfleet_core::EventType;
+use hookfleet_store::TypeInfo;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{Admin, Error, FieldError, Result, Scope};
+
+/// Most faults one refused event lists.
+const MAX_FAULTS: usize = 20;
+
+/// What the operator says of one event type (`PUT` replaces all of it).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutEventType {
+    #[serde(default)]
+    #[schema(
+        example = "An agent's action was blocked by a policy.",
+        max_length = 2000
+    )]
+    pub description: Option<String>,
+    /// A JSON Schema (2020-12) that every event's `data` must meet; no remote `$ref`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>, example = json!({"type": "object", "required": ["agent", "rule"], "properties": {"agent": {"type": "string"}, "rule": {"type": "string"}}}))]
+    pub schema: Option<serde_json::Value>,
+    /// An example `data`, which must meet the schema; Test Webhook sends it.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>, example = json!({"agent": "a-17", "rule": "no-prod-writes"}))]
+    pub example: Option<serde_json::Value>,
+    /// Still accepted, with a `Deprecation` header on each publish.
+    #[serde(default)]
+    pub deprecated: Option<bool>,
+}
+
+/// One event type as listed.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventTypeView {
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub description: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub schema: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub example: Option<serde_json::Value>,
+    pub deprecated: bool,
+}
+
+impl EventTypeView {
+    fn new(event_type: &str, info: TypeInfo) -> Self {
+        Self {
+            event_type: event_type.to_owned(),
+            description: info.description,
+            schema: info.schema,
+            example: info.example,
+            deprecated: info.deprecated_at.is_some(),
+        }
+    }
+}
+
+/// Each type's compiled schema, with the text it was compiled from.
+#[derive(Debug, Default)]
+pub(crate) struct Schemas(Mutex<HashMap<String, (String, Arc<jsonschema::Validator>)>>);
+
+impl Schemas {
+    /// The validator of `schema` for `event_type`, compiled unless it already was.
+    fn validator(
+        &self,
+        event_type: &str,
+        schema: &serde_json::Value,
+    ) -> std::result::Result<Arc<jsonschema::Validator>, String> {
+        let text = schema.to_string();
+        let mut compiled = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((was, validator)) = compiled.get(event_type)
+            && *was == text
+        {
+            return Ok(validator.clone());
+        }
+        let validator = Arc::new(compile(schema)?);
+        compiled.insert(event_type.to_owned(), (text, validator.clone()));
+        Ok(validator)
+    }
+}
+
+fn compile(schema: &serde_json::Value) -> std::result::Result<jsonschema::Validator, String> {
+    jsonschema::draft202012::new(schema).map_err(|e| e.to_string())
+}
+
+/// The faults of `value` under `validator`, as errors of `field` with their JSON pointers.
+fn faults(
+    field: &str,
+    validator: &jsonschema::Validator,
+    value: &serde_json::Value,
+) -> Vec<FieldError> {
+    validator
+        .iter_errors(value)
+        .take(MAX_FAULTS)
+        .map(|e| FieldError::at(field, e.instance_path().to_string(), e.to_string()))
+        .collect()
+}
+
+impl Admin {
+    /// Every type of the catalog, with what the operator said of it (any token).
+    pub async fn event_types(&self) -> Result<Vec<EventTypeView>> {
+        let mut stored = self.event_types.all().await?;
+        Ok((self.config.catalog.iter())
+            .map(|t| EventTypeView::new(t.as_str(), stored.remove(t.as_str()).unwrap_or_default()))
+            .collect())
+    }
+
+    /// Describes a type of the catalog (operators only); its schema and example are checked.
+    pub async fn put_event_type(
+        &self,
+        scope: &Scope,
+        name: &str,
+        put: PutEventType,
+    ) -> Result<EventTypeView> {
+        scope.operator_only("route")?;
+        let event_type = self.catalogued(name)?;
+        let description = put.description.unwrap_or_default();
+        if description.chars().count() > 2000 {
+            return Err(Error::field("description", "at most 2000 characters"));
+        }
+        if let Some(schema) = &put.schema {
+            let validator = compile(schema).map_err(|e| Error::field("schema", e))?;
+            if let Some(example) = &put.example {
+                let faults = faults("example", &validator, example);
+                if !faults.is_empty() {
+                    return Err(Error::Invalid(faults));
+                }
+            }
+        }
+        let before = self.event_types.get(&event_type).await?.unwrap_or_default();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let info = TypeInfo {
+            description,
+            schema: put.schema,
+            example: put.example,
+            deprecated_at: match put.deprecated {
+                Some(true) => Some(before.deprecated_at.unwrap_or(now)),
+                _ => None,
+            },
+        };
+        self.event_types.put(&event_type, &info).await?;
+        tracing::info!(message = "Event type described.", %event_type, schema = info.schema.is_some(), deprecated = info.deprecated_at.is_some());
+        Ok(EventTypeView::new(event_type.as_str(), info))
+    }
+
+    /// Checks `data` against the type's schema: `Ok` with when the type was deprecated (if
+    /// it is), or every fault with its pointer.
+    pub(crate) async fn check_data(
+        &self,
+        event_type: &EventType,
+        data: &serde_json::Value,
+    ) -> Result<Option<i64>> {
+        let Some(info) = self.event_types.get(event_type).await? else {
+            return Ok(None);
+        };
+        if let Some(schema) = &info.schema {
+            let validator = (self.schemas.validator(event_type.as_str(), schema))
+                .map_err(|e| Error::Unavailable(format!("the schema of {event_type}: {e}")))?;
+            let faults = faults("data", &validator, data);
+            if !faults.is_empty() {
+                return Err(Error::Invalid(faults));
+            }
+        }
+        Ok(info.deprecated_at)
+    }
+
+    /// The example of a type, for Test Webhook.
+    pub(crate) async fn example_of(
+        &self,
+        event_type: &EventType,
+    ) -> Result<Option<serde_json::Value>> {
+        Ok(self
+            .event_types
+            .get(event_type)
+            .await?
+            .and_then(|info| info.example))
+    }
+
+    /// `name` if it is a type of the catalog, else not found.
+    pub(crate) fn catalogued(&self, name: &str) -> Result<EventType> {
+        (name.parse::<EventType>().ok())
+            .filter(|t| self.config.catalog.contains(t))
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "event type {name} (the catalog is HOOKFLEET_EVENT_TYPES)"
+                ))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn faults_carry_json_pointers() {
+        let schema = json!({"type": "object", "required": ["agent"],
+            "properties": {"agent": {"type": "object", "properties": {"team": {"type": "string"}}},
+                           "severity": {"enum": ["low", "high"]}}});
+        let validator = compile(&schema).unwrap();
+        let data = json!({"agent": {"team": 7}, "severity": "medium"});
+        let mut pointers: Vec<String> = faults("data", &validator, &data)
+            .into_iter()
+            .map(|f| f.pointer.unwrap())
+            .collect();
+        pointers.sort();
+        assert_eq!(pointers, ["/agent/team", "/severity"]);
+        assert!(faults("data", &validator, &json!({"agent": {}})).is_empty());
+    }
+
+    #[test]
+    fn a_bad_schema_or_a_remote_ref_is_refused() {
+        assert!(compile(&json!({"type": "no-such-type"})).is_err());
+        assert!(compile(&json!({"$ref": "https://example.com/schema.json"})).is_err());
+    }
+}
