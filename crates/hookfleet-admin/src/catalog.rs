@@ -1,9 +1,9 @@
 //! The event catalogue: what each type of `HOOKFLEET_EVENT_TYPES` carries (a JSON Schema
 //! 2020-12 for its `data`), an example Test Webhook sends, and whether it is deprecated.
 //!
-//! Publishing checks `data` against the type's schema, compiled once per schema text and kept
-//! per process: the publish path reads the type's description (one Redis read) and compares
-//! texts; it compiles again only when the operator changed the schema.
+//! Publishing checks `data` against the type's schema, compiled once per stored description
+//! and kept per process: the publish path reads the type's description (one Redis read) and
+//! compares texts; it parses and compiles again only when the operator changed it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -68,27 +68,35 @@ impl EventTypeView {
     }
 }
 
-/// Each type's compiled schema, with the text it was compiled from.
+/// A type's description as read, and its schema compiled.
+#[derive(Debug)]
+struct Known {
+    info: TypeInfo,
+    validator: Option<jsonschema::Validator>,
+}
+
+/// What was read and compiled of each type, with the stored text it came from: a publish
+/// compares that text with what Redis holds, and parses and compiles only when it changed.
 #[derive(Debug, Default)]
-pub(crate) struct Schemas(Mutex<HashMap<String, (String, Arc<jsonschema::Validator>)>>);
+pub(crate) struct Schemas(Mutex<HashMap<String, (String, Arc<Known>)>>);
 
 impl Schemas {
-    /// The validator of `schema` for `event_type`, compiled unless it already was.
-    fn validator(
-        &self,
-        event_type: &str,
-        schema: &serde_json::Value,
-    ) -> std::result::Result<Arc<jsonschema::Validator>, String> {
-        let text = schema.to_string();
-        let mut compiled = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((was, validator)) = compiled.get(event_type)
-            && *was == text
+    /// What `stored` (the type's description as Redis holds it) says, compiled once.
+    fn known(&self, event_type: &str, stored: String) -> Result<Arc<Known>> {
+        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((was, known)) = cache.get(event_type)
+            && *was == stored
         {
-            return Ok(validator.clone());
+            return Ok(known.clone());
         }
-        let validator = Arc::new(compile(schema)?);
-        compiled.insert(event_type.to_owned(), (text, validator.clone()));
-        Ok(validator)
+        let info = hookfleet_store::catalog::parse(event_type, &stored)?;
+        let validator = (info.schema.as_ref())
+            .map(compile)
+            .transpose()
+            .map_err(|e| Error::Unavailable(format!("the schema of {event_type}: {e}")))?;
+        let known = Arc::new(Known { info, validator });
+        cache.insert(event_type.to_owned(), (stored, known.clone()));
+        Ok(known)
     }
 }
 
@@ -163,18 +171,17 @@ impl Admin {
         event_type: &EventType,
         data: &serde_json::Value,
     ) -> Result<Option<i64>> {
-        let Some(info) = self.event_types.get(event_type).await? else {
+        let Some(stored) = self.event_types.get_raw(event_type).await? else {
             return Ok(None);
         };
-        if let Some(schema) = &info.schema {
-            let validator = (self.schemas.validator(event_type.as_str(), schema))
-                .map_err(|e| Error::Unavailable(format!("the schema of {event_type}: {e}")))?;
-            let faults = faults("data", &validator, data);
-            if !faults.is_empty() {
-                return Err(Error::Invalid(faults));
-            }
+        let known = self.schemas.known(event_type.as_str(), stored)?;
+        // `is_valid` stops at the first fault and builds no error: the common case is cheap.
+        if let Some(validator) = &known.validator
+            && !validator.is_valid(data)
+        {
+            return Err(Error::Invalid(faults("data", validator, data)));
         }
-        Ok(info.deprecated_at)
+        Ok(known.info.deprecated_at)
     }
 
     /// The example of a type, for Test Webhook.

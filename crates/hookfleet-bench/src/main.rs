@@ -21,12 +21,14 @@
 //! - [`load`]: the bench's events.
 //! - [`endpoints`]: the bench tenant's endpoints and the other tenants'.
 //! - [`marks`]: `--marks N`, what a de-duplication mark costs in Redis memory.
+//! - [`api_publish`]: `--api-publish N`, what a JSON Schema costs `POST /v1/events`.
 //! - [`fleet`]: the workers' binary and settings, and Redis's identity.
 //! - [`procfs`]: CPU and memory from `/proc`.
 //! - [`scenarios`]: the scenarios of a run, in order.
 //! - [`report`]: the tables and JSON.
 #![forbid(unsafe_code)]
 
+mod api_publish;
 mod bare;
 mod baseline;
 mod endpoints;
@@ -114,6 +116,11 @@ struct Args {
     /// event by id and an endpoint's statistics, print the table, drop it all, and exit.
     #[arg(long)]
     history_reads: Option<u64>,
+    /// Measure only what a JSON Schema on the event type costs `POST /v1/events`: publish
+    /// this many events a round through one `hookfleet api`, without and with a schema, and
+    /// print the table.
+    #[arg(long)]
+    api_publish: Option<u64>,
     /// Run the chosen scenarios this many times over, one round after the other, and judge
     /// each target on the median of its rounds, the peak RSS on the highest (each round's
     /// value is listed beside it).
@@ -211,6 +218,15 @@ async fn start(args: Args) -> anyhow::Result<ExitCode> {
     }
     if let Some(n) = args.marks {
         println!("{}", marks::run(n.max(1_000)).await?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(n) = args.api_publish {
+        let binary = match &args.worker {
+            Some(path) => path.clone(),
+            None => fleet::worker_binary()?,
+        };
+        let log_dir = std::env::temp_dir().join(format!("hookfleet-bench-{}", std::process::id()));
+        println!("{}", api_publish::run(&binary, &log_dir, n.max(100)).await?);
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(n) = args.history_reads {

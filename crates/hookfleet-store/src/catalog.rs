@@ -54,12 +54,17 @@ impl EventTypes {
 
     /// One type's description, if the operator wrote one.
     pub async fn get(&self, event_type: &EventType) -> Result<Option<TypeInfo>> {
-        let mut conn = self.redis.clone();
-        let json: Option<String> = conn
-            .hget(self.keys.event_types(), event_type.as_str())
-            .await?;
-        json.map(|json| parse(event_type.as_str(), &json))
+        (self.get_raw(event_type).await?)
+            .map(|json| parse(event_type.as_str(), &json))
             .transpose()
+    }
+
+    /// One type's description as stored (JSON), for a caller that keeps what it parsed of it.
+    pub async fn get_raw(&self, event_type: &EventType) -> Result<Option<String>> {
+        let mut conn = self.redis.clone();
+        Ok(conn
+            .hget(self.keys.event_types(), event_type.as_str())
+            .await?)
     }
 
     /// Every type's description the operator wrote, by type.
@@ -72,7 +77,8 @@ impl EventTypes {
     }
 }
 
-fn parse(name: &str, json: &str) -> Result<TypeInfo> {
+/// A stored description, read.
+pub fn parse(name: &str, json: &str) -> Result<TypeInfo> {
     serde_json::from_str(json).map_err(|source| Error::CorruptType {
         name: name.to_owned(),
         source,
