@@ -285,20 +285,15 @@ fn split(list: &str) -> Vec<String> {
         .collect()
 }
 
-/// What a secret looks like when it is not revealed.
-const MASKED_SECRET: &str = "whsec_***";
-
 /// An endpoint as printed: the secret masked unless `reveal`, so that listing endpoints on a
 /// shared terminal or into a log does not hand out every signing key. `add` and
 /// `rotate-secret` print it in full once (the operator needs it to configure the receiver),
 /// and `get --reveal` again.
 fn shown(view: EndpointView, reveal: bool) -> serde_json::Value {
+    // What a secret looks like when it is not revealed: `whsec_***` or `whsk_***`.
+    let masked = format!("{}***", view.signature.secret_prefix());
     let mut value = serde_json::to_value(view).unwrap_or_default();
     if !reveal && let Some(object) = value.as_object_mut() {
-        let masked = match object.get("signature").and_then(|s| s.as_str()) {
-            Some("ed25519") => "whsk_***",
-            _ => MASKED_SECRET,
-        };
         object.insert("secret".to_owned(), masked.into());
     }
     value

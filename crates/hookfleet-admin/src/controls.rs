@@ -29,15 +29,11 @@ impl Controls {
         let headers = input::headers(given, sensitive)
             .map_err(|(field, why)| checks.fail(field, why))
             .ok();
-        let rate_limit = (new.rate_limit)
-            .map(|n| checks.field("rate_limit", input::rate_limit(n)))
-            .map_or(Some(None), |checked| checked.map(Some));
-        let max_in_flight = (new.max_in_flight)
-            .map(|n| checks.field("max_in_flight", input::max_in_flight(n, most_in_flight)))
-            .map_or(Some(None), |checked| checked.map(Some));
-        let filter = (new.filter.as_ref())
-            .map(|value| checks.field("filter", input::filter(value)))
-            .map_or(Some(None), |checked| checked.map(Some));
+        let rate_limit = checked(checks, "rate_limit", new.rate_limit, input::rate_limit);
+        let max_in_flight = checked(checks, "max_in_flight", new.max_in_flight, |n| {
+            input::max_in_flight(n, most_in_flight)
+        });
+        let filter = checked(checks, "filter", new.filter.as_ref(), input::filter);
         Some(Self {
             headers: headers?,
             rate_limit: rate_limit?,
@@ -81,20 +77,16 @@ impl ControlsPatch {
         .map_err(|(field, why)| checks.fail(field, why))
         .ok()
         .flatten();
-        let rate_limit = patch.rate_limit.and_then(|given| match given {
-            None => Some(None),
-            Some(n) => checks.field("rate_limit", input::rate_limit(n)).map(Some),
+        // Sent (`Some`), a control is checked as at create; `null` (`Some(None)`) removes it.
+        let rate_limit = (patch.rate_limit)
+            .and_then(|given| checked(checks, "rate_limit", given, input::rate_limit));
+        let max_in_flight = patch.max_in_flight.and_then(|given| {
+            checked(checks, "max_in_flight", given, |n| {
+                input::max_in_flight(n, most_in_flight)
+            })
         });
-        let max_in_flight = patch.max_in_flight.and_then(|given| match given {
-            None => Some(None),
-            Some(n) => {
-                (checks.field("max_in_flight", input::max_in_flight(n, most_in_flight))).map(Some)
-            }
-        });
-        let filter = patch.filter.as_ref().and_then(|given| match given {
-            None => Some(None),
-            Some(value) => checks.field("filter", input::filter(value)).map(Some),
-        });
+        let filter = (patch.filter.as_ref())
+            .and_then(|given| checked(checks, "filter", given.as_ref(), input::filter));
         Self {
             headers,
             rate_limit,
@@ -123,6 +115,20 @@ impl ControlsPatch {
         if let Some(filter) = &self.filter {
             endpoint.filter.clone_from(filter);
         }
+    }
+}
+
+/// An optional control, checked: `Some(None)` when not given, `Some(Some(_))` when right,
+/// `None` when wrong (and noted in `checks` against `field`).
+fn checked<T, U>(
+    checks: &mut Checks,
+    field: &str,
+    given: Option<T>,
+    check: impl FnOnce(T) -> Result<U, String>,
+) -> Option<Option<U>> {
+    match given {
+        None => Some(None),
+        Some(value) => checks.field(field, check(value)).map(Some),
     }
 }
 

@@ -39,8 +39,10 @@ impl Admin {
             return Err(checks.into_error());
         };
         let deprecated_since = self.check_data(&event_type, &new.data).await?;
-        let given = id.is_some();
-        let fingerprint = fingerprint(&event_type, &tenant, &new.data);
+        // A generated id is new by construction: only a given one can repeat.
+        let fingerprint = id
+            .is_some()
+            .then(|| fingerprint(&event_type, &tenant, &new.data));
         let event = OutboundEvent::new(event_type, tenant, &new.data, id);
         if event.body.len() > MAX_BODY_BYTES {
             let size = event.body.len();
@@ -51,11 +53,10 @@ impl Admin {
             id: event.id.to_string(),
             deprecated_since,
         };
-        // A generated id is new by construction: only a given one can repeat.
-        if !given {
+        let Some(fingerprint) = fingerprint else {
             self.publisher.publish(&event).await?;
             return Ok(published);
-        }
+        };
         match self.publications.claim(&event.id, &fingerprint).await? {
             Seen::New => {}
             Seen::Accepted => {

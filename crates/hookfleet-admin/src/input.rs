@@ -301,20 +301,13 @@ pub fn secret_for(given: Option<&str>, scheme: Option<Scheme>) -> Result<Secret,
             match scheme {
                 Some(scheme) if scheme != secret.scheme() => Err(format!(
                     "a {} secret cannot sign {}: give a {} one, or none",
-                    prefix(secret.scheme()),
-                    serde_json::to_value(scheme).unwrap_or_default(),
-                    prefix(scheme)
+                    secret.scheme().secret_prefix(),
+                    scheme.as_str(),
+                    scheme.secret_prefix()
                 )),
                 _ => Ok(secret),
             }
         }
-    }
-}
-
-fn prefix(scheme: Scheme) -> &'static str {
-    match scheme {
-        Scheme::HmacSha256 => "whsec_",
-        Scheme::Ed25519 => "whsk_",
     }
 }
 

@@ -66,6 +66,9 @@ pub enum CircuitView {
     HalfOpen,
 }
 
+/// No header masked: what `reveal` shows.
+static NONE_HIDDEN: BTreeSet<String> = BTreeSet::new();
+
 impl EndpointView {
     pub(crate) fn new(
         endpoint: &Endpoint,
@@ -89,13 +92,10 @@ impl EndpointView {
                 let now = time::OffsetDateTime::now_utc().unix_timestamp();
                 (p.until > now).then(|| rfc3339(p.until))
             }),
-            headers: if reveal {
-                (endpoint.headers.iter())
-                    .map(|(n, v)| (n.to_owned(), v.to_owned()))
-                    .collect()
-            } else {
-                endpoint.headers.masked(&endpoint.sensitive_headers)
-            },
+            headers: endpoint.headers.masked(match reveal {
+                true => &NONE_HIDDEN,
+                false => &endpoint.sensitive_headers,
+            }),
             sensitive_headers: endpoint.sensitive_headers.clone(),
             rate_limit: endpoint.rate_limit,
             max_in_flight: endpoint.max_in_flight,

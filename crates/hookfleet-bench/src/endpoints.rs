@@ -52,22 +52,13 @@ pub async fn register_bench(
     for (t, tenant) in tenants.iter().enumerate() {
         for k in 0..fanout {
             let url = receiver.url(&format!("/ep/{}", t * fanout + k));
-            let endpoint = match controls {
-                false => fleet.add_endpoint(tenant, &url, &CATALOG).await?,
-                true => {
-                    add_with(fleet, tenant, &url, |endpoint| {
-                        let headers = [("x-api-key", "bench-key"), ("x-team", "bench")];
-                        let headers = headers.map(|(n, v)| (n.to_owned(), v.to_owned()));
-                        endpoint.headers =
-                            CustomHeaders::parse(headers.into()).map_err(anyhow::Error::msg)?;
-                        // Every bench event matches: the cost is the check, not fewer POSTs.
-                        let filter = json!({"seq": {"$gte": 0}, "sent_us": {"$exists": true}});
-                        endpoint.filter = Some(PayloadFilter::parse(&filter)?);
-                        Ok(())
-                    })
-                    .await?
-                }
-            };
+            let endpoint = fleet
+                .add_endpoint_with(tenant, &url, &CATALOG, |endpoint| {
+                    if controls {
+                        add_controls(endpoint);
+                    }
+                })
+                .await?;
             secrets.push(endpoint.secret);
         }
     }
@@ -81,26 +72,21 @@ pub async fn register_faulty(fleet: &Fleet, receiver: &Receiver) -> anyhow::Resu
         fleet.add_endpoint(tenant, &url, &CATALOG).await?;
     }
     let url = receiver.url(LIMITED_PATH);
-    add_with(fleet, LIMITED_TENANT, &url, |endpoint| {
-        endpoint.rate_limit = Some(LIMIT_PER_SECOND);
-        Ok(())
-    })
-    .await?;
+    let limited = |endpoint: &mut Endpoint| endpoint.rate_limit = Some(LIMIT_PER_SECOND);
+    fleet
+        .add_endpoint_with(LIMITED_TENANT, &url, &CATALOG, limited)
+        .await?;
     Ok(())
 }
 
-/// Writes an endpoint of `tenant` at `url` for the catalog, as `set` makes it.
-async fn add_with(
-    fleet: &Fleet,
-    tenant: &str,
-    url: &str,
-    set: impl FnOnce(&mut Endpoint) -> anyhow::Result<()>,
-) -> anyhow::Result<Endpoint> {
-    let events = EventFilter::parse_list(&CATALOG.join(","))?;
-    let mut endpoint = Endpoint::new(tenant.parse()?, url, events, None, String::new())?;
-    set(&mut endpoint)?;
-    fleet.store()?.insert(&endpoint).await?;
-    Ok(endpoint)
+/// Gives `endpoint` the controls that cost something per delivery: two custom headers and a
+/// payload filter that every bench event matches (the cost is the check, not fewer POSTs).
+fn add_controls(endpoint: &mut Endpoint) {
+    let headers = [("x-api-key", "bench-key"), ("x-team", "bench")];
+    let headers = headers.map(|(n, v)| (n.to_owned(), v.to_owned()));
+    endpoint.headers = CustomHeaders::parse(headers.into()).expect("valid bench headers");
+    let filter = json!({"seq": {"$gte": 0}, "sent_us": {"$exists": true}});
+    endpoint.filter = Some(PayloadFilter::parse(&filter).expect("a valid bench filter"));
 }
 
 /// Registers `count` endpoints, one per tenant `other-<i>`, all subscribed to the bench's

@@ -29,14 +29,31 @@ pub enum Scheme {
     Ed25519,
 }
 
+impl Scheme {
+    /// Its name, as the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::HmacSha256 => "hmac-sha256",
+            Scheme::Ed25519 => "ed25519",
+        }
+    }
+
+    /// What its secrets start with: `whsec_` or `whsk_`.
+    pub fn secret_prefix(self) -> &'static str {
+        match self {
+            Scheme::HmacSha256 => HMAC_PREFIX,
+            Scheme::Ed25519 => ED25519_PREFIX,
+        }
+    }
+}
+
 impl std::str::FromStr for Scheme {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "hmac-sha256" => Ok(Scheme::HmacSha256),
-            "ed25519" => Ok(Scheme::Ed25519),
-            other => Err(format!("hmac-sha256 or ed25519, not {other:?}")),
-        }
+        [Scheme::HmacSha256, Scheme::Ed25519]
+            .into_iter()
+            .find(|scheme| scheme.as_str() == s)
+            .ok_or_else(|| format!("hmac-sha256 or ed25519, not {s:?}"))
     }
 }
 
@@ -194,10 +211,7 @@ impl From<Secret> for String {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.scheme() {
-            Scheme::HmacSha256 => f.write_str("Secret(whsec_***)"),
-            Scheme::Ed25519 => f.write_str("Secret(whsk_***)"),
-        }
+        write!(f, "Secret({}***)", self.scheme().secret_prefix())
     }
 }
 

@@ -1,13 +1,13 @@
 //! The history, written in batches off the delivery path.
 //!
 //! A delivery hands its records to [`Recorder`] and never waits: they queue here, and a
-//! writer on a thread of its own copies whatever has queued up into PostgreSQL with binary
-//! `COPY`, one transaction per batch. On its own thread, the writer (and its connection) never
-//! takes a turn on the thread that delivers: a worker runs one by default, and the drain is
-//! as fast as that thread. The queue is bounded: while PostgreSQL is down or slow, records past [`CAPACITY`]
-//! (and any batch that cannot be written) are dropped, counted in
-//! `hookfleet_history_dropped_total` and logged once per incident; the task reconnects by
-//! itself and recording resumes.
+//! writer on a thread of its own lets a batch fill for 100 ms (`LINGER`) and copies it into
+//! PostgreSQL with binary `COPY`, one transaction per batch. On its own thread, the writer
+//! (and its connection) never takes a turn on the thread that delivers: a worker runs one by
+//! default, and the drain is as fast as that thread. The queue is bounded: while PostgreSQL
+//! is down or slow, records past [`CAPACITY`] (and any batch that cannot be written) are
+//! dropped, counted in `hookfleet_history_dropped_total` and logged once per incident; the
+//! writer reconnects by itself and recording resumes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -219,7 +219,7 @@ async fn write_all(config: HistoryConfig, mut rx: mpsc::Receiver<Item>, incident
     while rx.recv_many(&mut items, BATCH).await > 0 {
         let flushing = items.iter().any(|item| matches!(item, Item::Flush(_)));
         if items.len() < BATCH && !flushing {
-            // Asleep, the task is not woken by every record a delivery queues.
+            // Asleep, the writer is not woken by every record a delivery queues.
             tokio::time::sleep(LINGER).await;
             while items.len() < BATCH {
                 match rx.try_recv() {

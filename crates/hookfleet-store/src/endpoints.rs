@@ -10,15 +10,6 @@ use crate::keys::Keys;
 use crate::sealing::{self, Keyring};
 use crate::{Error, Result};
 
-/// Where each secret sits in a record's JSON: always sealed when there is a key.
-const SECRET_FIELDS: [&[&str]; 2] = [&["secret"], &["previous_secret", "secret"]];
-
-/// The URL: sealed when it carries credentials (`user:pass@`, or a query, where tokens ride).
-const URL_FIELD: &[&str] = &["url"];
-
-/// The custom headers: the values of the names in `sensitive_headers` are sealed.
-const HEADERS: &str = "headers";
-
 /// How often a write that lost a race is tried again on a fresh read before it gives up, and
 /// how much longer it waits before each next try (so that racing writers spread out).
 const WRITE_ATTEMPTS: u32 = 10;
@@ -292,18 +283,10 @@ impl EndpointStore {
         let Ok(mut value) = serde_json::from_str::<serde_json::Value>(json) else {
             return false;
         };
-        let sensitive = sensitive_names(&value);
-        let headers = sensitive.iter().map(|name| vec![HEADERS, name.as_str()]);
-        let fixed = SECRET_FIELDS.iter().chain([&URL_FIELD]).map(|p| p.to_vec());
-        fixed
-            .chain(headers)
-            .all(|path| match field(&mut value, &path) {
-                Some(serde_json::Value::String(stored)) => {
-                    let must_seal = path != URL_FIELD || carries_credentials(stored);
-                    self.keyring.is_current(stored) || (!must_seal && !sealing::is_sealed(stored))
-                }
-                _ => true,
-            })
+        sealable_mut(&mut value).into_iter().all(|(kind, stored)| {
+            self.keyring.is_current(stored)
+                || (!kind.must_seal(stored) && !sealing::is_sealed(stored))
+        })
     }
 
     /// The tenants that have endpoints, sorted.
@@ -327,20 +310,8 @@ impl EndpointStore {
         let mut value = serde_json::to_value(endpoint).map_err(corrupt)?;
         if self.keyring.current().is_some() {
             let id = endpoint.id.as_str();
-            for path in SECRET_FIELDS {
-                if let Some(serde_json::Value::String(secret)) = field(&mut value, path) {
-                    *secret = self.keyring.seal(secret, id).unwrap_or_default();
-                }
-            }
-            if let Some(serde_json::Value::String(url)) = field(&mut value, URL_FIELD)
-                && carries_credentials(url)
-            {
-                *url = self.keyring.seal(url, id).unwrap_or_default();
-            }
-            for name in &endpoint.sensitive_headers {
-                if let Some(serde_json::Value::String(plain)) =
-                    field(&mut value, &[HEADERS, name.as_str()])
-                {
+            for (kind, plain) in sealable_mut(&mut value) {
+                if kind.must_seal(plain) {
                     *plain = self.keyring.seal(plain, id).unwrap_or_default();
                 }
             }
@@ -359,7 +330,7 @@ impl EndpointStore {
             return serde_json::from_str(json).map_err(corrupt);
         }
         let mut value: serde_json::Value = serde_json::from_str(json).map_err(corrupt)?;
-        for stored in sealable_mut(&mut value) {
+        for (_, stored) in sealable_mut(&mut value) {
             if sealing::is_sealed(stored) {
                 *stored = self
                     .keyring
@@ -391,40 +362,56 @@ fn sensitive_names(record: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Every string of a record that may be sealed: the secrets, the URL, the values of the
-/// sensitive headers (only those: any other value is the customer's text, whatever it says).
-fn sealable_mut(record: &mut serde_json::Value) -> Vec<&mut String> {
+/// What a sealable string of a record is, which decides whether it is sealed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sealable {
+    /// The secret, or the secret a rotation replaced: always sealed when there is a key.
+    Secret,
+    /// Sealed when it carries credentials (`user:pass@`, or a query, where tokens ride).
+    Url,
+    /// A value of a name in `sensitive_headers`: always sealed when there is a key.
+    SensitiveHeader,
+}
+
+impl Sealable {
+    fn must_seal(self, plain: &str) -> bool {
+        self != Sealable::Url || carries_credentials(plain)
+    }
+}
+
+/// Every string of a record that may be sealed, and what it is: the secrets, the URL, the
+/// values of the sensitive headers (only those: any other value is the customer's text,
+/// whatever it says).
+fn sealable_mut(record: &mut serde_json::Value) -> Vec<(Sealable, &mut String)> {
     let sensitive = sensitive_names(record);
     let Some(fields) = record.as_object_mut() else {
         return Vec::new();
     };
     let mut found = Vec::new();
     for (name, value) in fields.iter_mut() {
-        let values: Vec<&mut serde_json::Value> = match name.as_str() {
-            "secret" | "url" => vec![value],
-            "previous_secret" => value.get_mut("secret").into_iter().collect(),
-            HEADERS => value
-                .as_object_mut()
-                .map(|headers| {
-                    (headers.iter_mut())
-                        .filter(|(name, _)| sensitive.contains(name))
-                        .map(|(_, value)| value)
-                        .collect()
-                })
-                .unwrap_or_default(),
-            _ => Vec::new(),
+        let (kind, values): (_, Vec<&mut serde_json::Value>) = match name.as_str() {
+            "secret" => (Sealable::Secret, vec![value]),
+            "url" => (Sealable::Url, vec![value]),
+            "previous_secret" => (
+                Sealable::Secret,
+                value.get_mut("secret").into_iter().collect(),
+            ),
+            "headers" => (
+                Sealable::SensitiveHeader,
+                (value.as_object_mut().into_iter())
+                    .flat_map(|headers| headers.iter_mut())
+                    .filter(|(name, _)| sensitive.contains(name))
+                    .map(|(_, value)| value)
+                    .collect(),
+            ),
+            _ => continue,
         };
         found.extend(values.into_iter().filter_map(|v| match v {
-            serde_json::Value::String(text) => Some(text),
+            serde_json::Value::String(text) => Some((kind, text)),
             _ => None,
         }));
     }
     found
-}
-
-/// The value at `path` inside `value`, if there is one.
-fn field<'a>(value: &'a mut serde_json::Value, path: &[&str]) -> Option<&'a mut serde_json::Value> {
-    path.iter().try_fold(value, |v, name| v.get_mut(*name))
 }
 
 #[cfg(test)]

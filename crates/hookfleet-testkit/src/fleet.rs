@@ -145,8 +145,20 @@ impl Fleet {
 
     /// Writes an endpoint of `tenant` for `events` at `url` straight into Redis.
     pub async fn add_endpoint(&self, tenant: &str, url: &str, events: &[&str]) -> Result<Endpoint> {
+        self.add_endpoint_with(tenant, url, events, |_| {}).await
+    }
+
+    /// [`Fleet::add_endpoint`], with the endpoint as `set` leaves it (its controls, say).
+    pub async fn add_endpoint_with(
+        &self,
+        tenant: &str,
+        url: &str,
+        events: &[&str],
+        set: impl FnOnce(&mut Endpoint),
+    ) -> Result<Endpoint> {
         let events = EventFilter::parse_list(&events.join(","))?;
-        let endpoint = Endpoint::new(tenant.parse()?, url, events, None, String::new())?;
+        let mut endpoint = Endpoint::new(tenant.parse()?, url, events, None, String::new())?;
+        set(&mut endpoint);
         self.store()?.insert(&endpoint).await?;
         Ok(endpoint)
     }

@@ -96,6 +96,7 @@ impl Deliverer {
         if let Some(per_second) = d.endpoint.rate_limit {
             let horizon = self.timeouts.rate_horizon;
             match self.rates.take(&d.endpoint.id, per_second, horizon).await? {
+                Turn::After(wait) if wait.is_zero() => {}
                 Turn::After(wait) => tokio::time::sleep(wait).await,
                 Turn::Later => {
                     // Back in about a second, when turns within the horizon are free again.
