@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, ValueEnum};
 use hookfleet_amqp::{QueueType, Topology};
-use hookfleet_core::EventType;
 use hookfleet_core::Namespace;
 use hookfleet_core::policy::RetrySchedule;
 use hookfleet_core::target::redact_url;
+use hookfleet_core::{EventType, Operational};
 
 /// Where the broker and Redis are, and which deployment this is.
 #[derive(Debug, Clone, Args)]
@@ -50,6 +50,13 @@ pub struct Common {
         default_value = "hookfleet"
     )]
     pub namespace: Namespace,
+
+    /// The tenant hookfleet's own events are published under (endpoint.created/updated/
+    /// deleted/disabled/enabled, message.attempt.exhausted/failing/recovered): subscribe an
+    /// endpoint of this tenant to receive them. No tenant token can be minted for it.
+    #[arg(long, global = true, env = "HOOKFLEET_OPERATOR_TENANT",
+          default_value = hookfleet_core::operational::DEFAULT_OPERATOR_TENANT)]
+    pub operator_tenant: hookfleet_core::TenantId,
 
     /// Seals endpoint secrets (and URLs with credentials) at rest in Redis: base64 of 32 bytes
     /// (`openssl rand -base64 32`). Every worker and API process needs the same key. Without
@@ -119,7 +126,8 @@ pub enum LogFormat {
 #[derive(Debug, Args)]
 pub struct Catalog {
     /// Comma-separated event types: each gets an exchange and a work queue. A worker consumes
-    /// exactly these, so a worker can be given a subset.
+    /// exactly these, so a worker can be given a subset, and hookfleet's operational types
+    /// (endpoint.*, message.attempt.*), which are always there and cannot be listed here.
     #[arg(long, env = "HOOKFLEET_EVENT_TYPES", value_parser = parse_event_types,
           default_value_t = EventTypes::default())]
     pub event_types: EventTypes,
@@ -505,6 +513,11 @@ fn parse_event_types(s: &str) -> Result<EventTypes, String> {
         .filter(|t| !t.is_empty())
         .map(|t| t.parse::<EventType>().map_err(|e| e.to_string()))
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(t) = types.iter().find(|t| Operational::of(t.as_str()).is_some()) {
+        return Err(format!(
+            "{t} is one of hookfleet's operational event types, which are always there: leave it out"
+        ));
+    }
     types.sort();
     types.dedup();
     if types.is_empty() {
@@ -662,6 +675,8 @@ mod tests {
         assert_eq!(parse_event_types("b.x,a").unwrap().0.len(), 2);
         assert!(parse_event_types("Bad").is_err());
         assert!(parse_event_types(" , ").is_err());
+        let reserved = parse_event_types("log.blocked,endpoint.disabled").unwrap_err();
+        assert!(reserved.contains("operational"), "{reserved}");
         assert_eq!(parse_bytes("64MiB"), Ok(64 << 20));
         assert_eq!(parse_bytes("262144"), Ok(262_144));
         assert!(parse_bytes("1KiB").is_err(), "below one largest body");

@@ -32,6 +32,7 @@ fn config(env: &WorkerEnv) -> WorkerConfig {
         namespace: env.namespace().parse().unwrap(),
         queue_type: hookfleet_amqp::QueueType::Quorum,
         event_types: vec![BLOCKED.parse().unwrap()],
+        operator_tenant: "_operator".parse().unwrap(),
         max_inflight: 16,
         max_inflight_bytes: 1 << 20,
         endpoint_concurrency: 16,

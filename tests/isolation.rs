@@ -1,10 +1,9 @@
 //! Isolation between endpoints (docs/contract.md §3): the per-endpoint in-flight cap, the
 //! circuit breaker shared by every worker, `Retry-After` pauses and auto-disable with its
-//! `endpoint.disabled` notice. Every case also checks that nothing is lost or sent twice.
+//! `endpoint.disabled` notice at an operator endpoint. Every case also checks that nothing is lost or sent twice.
 
 use std::time::{Duration, Instant};
 
-use lapin::options::BasicGetOptions;
 use serde_json::Value;
 
 use hookfleet_testkit::WorkerProcess;
@@ -238,13 +237,23 @@ async fn an_endpoint_failing_for_the_window_is_disabled_with_a_notice() {
     receiver.set_default("/broken", Reply::status(500));
     let endpoint = add(&fleet, &receiver, "/broken").await;
     let endpoint_id = endpoint["id"].as_str().unwrap().to_owned();
+    // The platform hears of it at an endpoint of the operator tenant.
+    let ops = receiver.url("/ops");
+    fleet
+        .add_endpoint("_operator", &ops, &["endpoint.disabled"])
+        .await;
     let worker = fleet.spawn_worker().await;
     fleet.publish(BLOCKED, "acme", r#"{"n":0}"#).await;
 
-    let notice = wait_for_notice(fleet.namespace()).await;
+    wait_until(LONG_WAIT, "the endpoint.disabled notice", || {
+        receiver.count("/ops") == 1
+    })
+    .await;
+    let notice: Value = serde_json::from_slice(&receiver.requests("/ops")[0].body).unwrap();
     assert_eq!(notice["type"], "endpoint.disabled");
     assert_eq!(notice["data"]["endpoint_id"], endpoint_id.as_str());
     assert_eq!(notice["data"]["tenant"], "acme");
+    assert_eq!(notice["data"]["by"], "breaker");
     assert!(
         notice["data"]["reason"]
             .as_str()
@@ -267,31 +276,6 @@ async fn an_endpoint_failing_for_the_window_is_disabled_with_a_notice() {
     assert_eq!(letters.len(), 1, "{letters:?}");
     worker.stop().await.unwrap();
     fleet.cleanup().await;
-}
-
-/// The first message in `N.notices`, as JSON.
-async fn wait_for_notice(namespace: &str) -> Value {
-    let connection = lapin::Connection::connect(
-        "amqp://guest:guest@127.0.0.1:5672/%2f",
-        lapin::ConnectionProperties::default(),
-    )
-    .await
-    .unwrap();
-    let channel = connection.create_channel().await.unwrap();
-    let queue = format!("{namespace}.notices");
-    let deadline = Instant::now() + LONG_WAIT;
-    loop {
-        let got = channel
-            .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true })
-            .await
-            .unwrap();
-        if let Some(message) = got {
-            let _ = connection.close(200, "done".into()).await;
-            return serde_json::from_slice(&message.delivery.data).unwrap();
-        }
-        assert!(Instant::now() < deadline, "no endpoint.disabled notice");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// With the default catalog (six queues) one busy event type may use the worker's whole

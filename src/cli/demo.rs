@@ -221,6 +221,7 @@ fn worker_config(common: &Common, namespace: &Namespace) -> anyhow::Result<Worke
         namespace: namespace.clone(),
         queue_type: catalog.queue_type,
         event_types: catalog.event_types.0,
+        operator_tenant: common.operator_tenant.clone(),
         max_inflight: worker.max_inflight as usize,
         max_inflight_bytes: worker.max_inflight_bytes,
         endpoint_concurrency: delivery.endpoint_concurrency as usize,

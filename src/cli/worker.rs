@@ -28,6 +28,7 @@ pub async fn run(common: &Common, args: WorkerArgs) -> anyhow::Result<ExitCode> 
         namespace: common.namespace.clone(),
         queue_type: args.catalog.queue_type,
         event_types: args.catalog.event_types.0,
+        operator_tenant: common.operator_tenant.clone(),
         max_inflight: args.worker.max_inflight as usize,
         max_inflight_bytes: args.worker.max_inflight_bytes,
         endpoint_concurrency: args.delivery.endpoint_concurrency as usize,

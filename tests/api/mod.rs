@@ -8,6 +8,8 @@
 //! - `deliveries`: what workers do with what the API set up: the attempt log, rotated secrets,
 //!   repeated event ids, dead letters, sealed secrets.
 //! - `hardening`: what one tenant can do to the fleet and to others.
+//! - `operational`: hookfleet's own events at an operator endpoint; the operator tenant kept
+//!   from tenants.
 
 mod access;
 mod catalog;
@@ -15,6 +17,7 @@ mod controls;
 mod deliveries;
 mod endpoints;
 mod hardening;
+mod operational;
 
 use serde_json::Value;
 

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use hookfleet_core::EventType;
+use hookfleet_core::{EventType, Operational, TenantId};
 use hookfleet_store::TypeInfo;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -54,6 +54,9 @@ pub struct EventTypeView {
     #[schema(value_type = Option<Object>)]
     pub example: Option<serde_json::Value>,
     pub deprecated: bool,
+    /// One of hookfleet's own types, for endpoints of the operator tenant only (operator
+    /// tokens see them).
+    pub operational: bool,
 }
 
 impl EventTypeView {
@@ -64,6 +67,7 @@ impl EventTypeView {
             schema: info.schema,
             example: info.example,
             deprecated: info.deprecated_at.is_some(),
+            operational: Operational::of(event_type).is_some(),
         }
     }
 }
@@ -100,6 +104,16 @@ impl Schemas {
     }
 }
 
+/// What hookfleet says of one of its operational types.
+fn built_in(kind: Operational) -> TypeInfo {
+    TypeInfo {
+        description: kind.description().to_owned(),
+        schema: Some(kind.schema()),
+        example: Some(kind.example()),
+        deprecated_at: None,
+    }
+}
+
 fn compile(schema: &serde_json::Value) -> std::result::Result<jsonschema::Validator, String> {
     jsonschema::draft202012::new(schema).map_err(|e| e.to_string())
 }
@@ -118,12 +132,31 @@ fn faults(
 }
 
 impl Admin {
-    /// Every type of the catalog, with what the operator said of it (any token).
-    pub async fn event_types(&self) -> Result<Vec<EventTypeView>> {
+    /// Every type of the catalog, with what the operator said of it (any token); for the
+    /// operator, then the operational types with their built-in descriptions.
+    pub async fn event_types(&self, scope: &Scope) -> Result<Vec<EventTypeView>> {
         let mut stored = self.event_types.all().await?;
-        Ok((self.config.catalog.iter())
+        let mut views: Vec<EventTypeView> = (self.config.catalog.iter())
             .map(|t| EventTypeView::new(t.as_str(), stored.remove(t.as_str()).unwrap_or_default()))
-            .collect())
+            .collect();
+        if *scope == Scope::Operator {
+            views.extend(
+                Operational::ALL.map(|kind| EventTypeView::new(kind.name(), built_in(kind))),
+            );
+        }
+        Ok(views)
+    }
+
+    /// The types an endpoint of `tenant` may subscribe to: the catalog, or for the operator
+    /// tenant the operational types (and Test Webhook's).
+    pub(crate) fn catalog_of(&self, tenant: &TenantId) -> Vec<EventType> {
+        if *tenant != self.config.operator_tenant {
+            return self.config.catalog.clone();
+        }
+        let test = EventType::TEST.parse().expect("the test type is valid");
+        (Operational::ALL.map(Operational::event_type).into_iter())
+            .chain([test])
+            .collect()
     }
 
     /// Describes a type of the catalog (operators only); its schema and example are checked.
@@ -189,6 +222,9 @@ impl Admin {
         &self,
         event_type: &EventType,
     ) -> Result<Option<serde_json::Value>> {
+        if let Some(kind) = Operational::of(event_type.as_str()) {
+            return Ok(Some(kind.example()));
+        }
         Ok(self
             .event_types
             .get(event_type)
@@ -198,6 +234,11 @@ impl Admin {
 
     /// `name` if it is a type of the catalog, else not found.
     pub(crate) fn catalogued(&self, name: &str) -> Result<EventType> {
+        if Operational::of(name).is_some() {
+            return Err(Error::NotFound(format!(
+                "event type {name} in the catalog: it is one of hookfleet's operational types, described by hookfleet itself"
+            )));
+        }
         (name.parse::<EventType>().ok())
             .filter(|t| self.config.catalog.contains(t))
             .ok_or_else(|| {
@@ -228,6 +269,16 @@ mod tests {
         pointers.sort();
         assert_eq!(pointers, ["/agent/team", "/severity"]);
         assert!(faults("data", &validator, &json!({"agent": {}})).is_empty());
+    }
+
+    #[test]
+    fn operational_schemas_compile_and_their_examples_meet_them() {
+        for kind in Operational::ALL {
+            let validator = compile(&kind.schema()).unwrap();
+            let faults = faults("example", &validator, &kind.example());
+            assert!(faults.is_empty(), "{}: {faults:?}", kind.name());
+            assert!(!validator.is_valid(&json!({})), "{}", kind.name());
+        }
     }
 
     #[test]

@@ -66,7 +66,10 @@ impl Admin {
         };
         let controls = Controls::of(&new, self.config.endpoint_concurrency, &mut checks);
         let url = self.check_url(&mut checks, &new.url).await;
-        let events = checks.field("events", input::events(new.events, &self.config.catalog));
+        // The operator tenant's endpoints subscribe to the operational types.
+        let catalog =
+            (tenant.as_ref()).map_or_else(|| self.config.catalog.clone(), |t| self.catalog_of(t));
+        let events = checks.field("events", input::events(new.events, &catalog));
         let scheme = match new.signature.as_deref() {
             Some(text) => checks.field("signature", input::scheme(text)).map(Some),
             None => Some(None),
@@ -111,6 +114,7 @@ impl Admin {
             Err(other) => return Err(other.into()),
         }
         tracing::info!(message = "Endpoint created.", endpoint_id = %endpoint.id, tenant = %endpoint.tenant);
+        self.tell_created(&endpoint).await;
         Ok(EndpointView::new(
             &endpoint,
             true,
@@ -179,9 +183,10 @@ impl Admin {
             Some(text) => self.check_url(&mut checks, text).await,
             None => None,
         };
+        let catalog = self.catalog_of(&current.tenant);
         let events = patch
             .events
-            .and_then(|list| checks.field("events", input::events(list, &self.config.catalog)));
+            .and_then(|list| checks.field("events", input::events(list, &catalog)));
         let description = patch
             .description
             .and_then(|text| checks.field("description", input::description(text)));
@@ -225,6 +230,7 @@ impl Admin {
             self.store.clear_circuit(&endpoint.id).await?;
         }
         tracing::info!(message = "Endpoint updated.", endpoint_id = %endpoint.id, version = endpoint.version);
+        self.tell_changed(scope, &current, &endpoint).await;
         let mut view = self.view(&endpoint, false).await?;
         if new_secret.is_some_and(|new| new == endpoint.secret) {
             // A new scheme's secret, shown this once, as after a rotation.
@@ -239,6 +245,7 @@ impl Admin {
         let view = self.view(&endpoint, false).await?;
         self.store.remove(&endpoint.id).await?;
         tracing::info!(message = "Endpoint removed.", endpoint_id = %endpoint.id);
+        self.tell_deleted(&endpoint).await;
         Ok(view)
     }
 
@@ -284,6 +291,7 @@ impl Admin {
             })
             .await?;
         tracing::info!(message = "Endpoint secret rotated.", endpoint_id = %endpoint.id);
+        self.tell_changed(scope, &current, &endpoint).await;
         let mut view = self.view(&endpoint, false).await?;
         view.secret = Some(endpoint.secret.expose().to_owned());
         Ok(view)

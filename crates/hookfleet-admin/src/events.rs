@@ -1,7 +1,7 @@
 //! Publishing one event, confirmed by the broker (the producer crate does the work), once
 //! per given event id in 24 h (`hookfleet_store::published`).
 
-use hookfleet_core::{EventType, MAX_BODY_BYTES, TenantId};
+use hookfleet_core::{EventType, MAX_BODY_BYTES, Operational, TenantId};
 use hookfleet_producer::OutboundEvent;
 use hookfleet_store::Seen;
 use sha2::{Digest, Sha256};
@@ -24,12 +24,25 @@ impl Admin {
                 .and_then(|t| {
                     if self.config.catalog.contains(&t) {
                         Ok(t)
+                    } else if Operational::of(t.as_str()).is_some() {
+                        Err(format!(
+                            "{t} is an operational event type: only hookfleet publishes it"
+                        ))
                     } else {
                         Err(format!("{t} is not in the catalog (HOOKFLEET_EVENT_TYPES)"))
                     }
                 }),
         );
-        let tenant = checks.field("tenant", input::tenant(&new.tenant));
+        let tenant = checks.field(
+            "tenant",
+            input::tenant(&new.tenant).and_then(|t| {
+                if t == self.config.operator_tenant {
+                    Err(format!("{t} is the operator tenant (HOOKFLEET_OPERATOR_TENANT): only hookfleet publishes to it"))
+                } else {
+                    Ok(t)
+                }
+            }),
+        );
         let id = match new.id.as_deref() {
             Some(text) => checks.field("id", input::event_id(text)).map(Some),
             None => Some(None),

@@ -9,6 +9,7 @@
 //! - [`input`]: what a caller sends, checked field by field ([`FieldError`]s, all at once).
 //! - [`view`]: what a caller gets back.
 //! - [`endpoints`]: create, list, get, update, remove, rotate the secret, read attempts.
+//! - `changes`: each endpoint change told as an operational event (`endpoint.*`).
 //! - `controls`: an endpoint's headers, rate limit, in-flight cap and filter, checked.
 //! - [`testing`]: "Test Webhook": one signed `webhook.test` delivery now.
 //! - [`events`]: publishing, confirmed, checked against the type's schema, once per id.
@@ -18,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod catalog;
+mod changes;
 mod controls;
 pub mod dead_letters;
 pub mod endpoints;
@@ -40,6 +42,7 @@ use hookfleet_store::{
     AttemptLog, CircuitPolicy, Circuits, EndpointStore, EventTypes, Keyring, Publications, Redis,
     Resealed, Tenants,
 };
+use hookfleet_worker::notice::Notices;
 use hookfleet_worker::sender::Sender;
 
 pub use endpoints::{EndpointPage, Page};
@@ -99,6 +102,9 @@ pub struct AdminConfig {
     pub namespace: Namespace,
     /// The event types endpoints may subscribe to and events may be published as.
     pub catalog: Vec<EventType>,
+    /// The tenant of hookfleet's operational events (`HOOKFLEET_OPERATOR_TENANT`): its
+    /// endpoints subscribe to those types only, and nobody publishes to it but hookfleet.
+    pub operator_tenant: TenantId,
     pub delivery_timeout: Duration,
     pub user_agent: String,
     pub allow_private_targets: bool,
@@ -143,9 +149,15 @@ pub struct Admin {
     sender: Sender,
     broker: Broker,
     publisher: Publisher,
+    /// Endpoint changes, told as operational events.
+    notices: Notices,
     confirmed: ConfirmedPublisher,
     history: Option<Reader>,
 }
+
+/// How long telling an endpoint change keeps trying through broker trouble before it is
+/// logged as lost (the change itself is made by then).
+const NOTICE_PATIENCE: Duration = Duration::from_secs(10);
 
 impl Admin {
     pub fn new(config: AdminConfig, redis: Redis, broker: Broker) -> Result<Self> {
@@ -173,6 +185,10 @@ impl Admin {
             schemas: catalog::Schemas::default(),
             circuits: Circuits::new(redis, ns, policy),
             publisher: Publisher::new(broker.clone(), ns.clone()),
+            notices: Notices::new(
+                Publisher::new(broker.clone(), ns.clone()).give_up_after(NOTICE_PATIENCE),
+                config.operator_tenant.clone(),
+            ),
             confirmed: ConfirmedPublisher::new(broker.clone()),
             history: config.history.clone().map(Reader::new),
             broker,
@@ -184,8 +200,11 @@ impl Admin {
 
     /// Counts what [`Admin::publish`] publishes (`hookfleet_published_total`).
     pub fn count_published(mut self, counter: hookfleet_producer::PublishedCounter) -> Self {
-        let namespace = self.config.namespace.clone();
-        self.publisher = Publisher::new(self.broker.clone(), namespace).with_counter(counter);
+        let new = || Publisher::new(self.broker.clone(), self.config.namespace.clone());
+        self.publisher = new().with_counter(counter.clone());
+        let publisher = new().give_up_after(NOTICE_PATIENCE).with_counter(counter);
+        let operator = self.config.operator_tenant.clone();
+        self.notices = Notices::new(publisher, operator);
         self
     }
 

@@ -123,9 +123,11 @@ impl Admin {
         endpoint: &Endpoint,
         name: &str,
     ) -> Result<(EventType, serde_json::Value)> {
-        let event_type = self.catalogued(name).map_err(|_| {
-            crate::Error::field("event_type", format!("{name} is not in the catalog"))
-        })?;
+        let event_type = (name.parse::<EventType>().ok())
+            .filter(|t| self.catalog_of(&endpoint.tenant).contains(t))
+            .ok_or_else(|| {
+                crate::Error::field("event_type", format!("{name} is not in the catalog"))
+            })?;
         if !endpoint.events.matches(&event_type) {
             let message = format!("the endpoint is not subscribed to {event_type}");
             return Err(crate::Error::field("event_type", message));

@@ -4,11 +4,12 @@
 //! Flow: `N.events.<type>` fans out to `N.work.<type>`. A failed attempt is published to the
 //! tier exchange `N.delay.<ms>ms` with the event type as routing key; its queue holds the message
 //! for the tier's TTL and then dead-letters it to `N.retry`, which routes by that key back to
-//! `N.work.<type>`. What cannot be delivered ends in `N.dead`.
+//! `N.work.<type>`. What cannot be delivered ends in `N.dead`. The operational types
+//! ([`Operational`]) get their exchange and work queue like the catalog's.
 
 use std::time::Duration;
 
-use hookfleet_core::{EventType, Namespace};
+use hookfleet_core::{EventType, Namespace, Operational};
 use lapin::options::{
     ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
     QueueDeleteOptions,
@@ -53,7 +54,8 @@ impl std::str::FromStr for QueueType {
 pub struct Topology {
     pub namespace: Namespace,
     pub queue_type: QueueType,
-    /// The event types to declare an exchange and a work queue for.
+    /// The event types to declare an exchange and a work queue for: the catalog's and
+    /// hookfleet's operational ones ([`Operational`]), sorted.
     pub event_types: Vec<EventType>,
     /// The retry schedule's delays; each, and each deferral wait, gets its delay tiers
     /// (`hookfleet_core::delays`).
@@ -62,13 +64,18 @@ pub struct Topology {
 
 impl Topology {
     /// The topology of one deployment: its namespace, queue type, event catalog and retry
-    /// schedule, as the settings give them.
+    /// schedule, as the settings give them. The operational types are always added: every
+    /// worker delivers them, and they are few.
     pub fn new(
         namespace: Namespace,
         queue_type: QueueType,
-        event_types: Vec<EventType>,
+        catalog: Vec<EventType>,
         retry_delays: Vec<Duration>,
     ) -> Self {
+        let mut event_types = catalog;
+        event_types.extend(Operational::ALL.map(Operational::event_type));
+        event_types.sort();
+        event_types.dedup();
         Self {
             namespace,
             queue_type,
@@ -104,16 +111,6 @@ impl Topology {
             bind(channel, &queue, &retry, event_type.as_str()).await?;
         }
 
-        // Operator events: published to their own exchange, kept in `N.notices` for the
-        // platform; no worker consumes them.
-        let notices_exchange = ns.events_exchange(&EventType::endpoint_disabled());
-        declare_exchange(channel, &notices_exchange, ExchangeKind::Fanout).await?;
-        let notices = ns.notices();
-        // Read by the platform's consumer, which may requeue: the same limit as `N.dead`.
-        self.declare_queue(channel, &notices, self.dead_queue_args())
-            .await?;
-        bind(channel, &notices, &notices_exchange, "").await?;
-
         for delay in self.tiers() {
             let tier = ns.delay_tier(delay);
             declare_exchange(channel, &tier, ExchangeKind::Fanout).await?;
@@ -136,11 +133,7 @@ impl Topology {
             .chain([ns.dead(), ns.notices()]);
         let exchanges = (self.event_types.iter().map(|t| ns.events_exchange(t)))
             .chain(tiers.iter().cloned())
-            .chain([
-                ns.retry_exchange(),
-                ns.dead(),
-                ns.events_exchange(&EventType::endpoint_disabled()),
-            ]);
+            .chain([ns.retry_exchange(), ns.dead()]);
         let mut channel = broker.channel().await?;
         for queue in queues {
             let options = QueueDeleteOptions::default();

@@ -135,8 +135,9 @@ async function api(method, path, body) {
 
 async function catalog() {
   if (!state.catalog) {
-    // Test deliveries are sent on request, whatever an endpoint subscribes to.
-    const types = (await api('GET', '/v1/event-types')).filter((t) => t.type !== 'webhook.test');
+    // Test deliveries are sent on request, whatever an endpoint subscribes to; hookfleet's
+    // operational types are for the operator tenant's endpoints (set up with the API or CLI).
+    const types = (await api('GET', '/v1/event-types')).filter((t) => t.type !== 'webhook.test' && !t.operational);
     state.catalog = types.map((t) => t.type);
     state.typeInfo = Object.fromEntries(types.map((t) => [t.type, t]));
   }

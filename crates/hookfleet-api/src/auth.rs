@@ -128,6 +128,14 @@ impl FromRequestParts<AppState> for Caller {
             .map(|v| v.to_str().unwrap_or(""));
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let (scope, issued_ms) = state.auth.scope(header, now)?;
+        if let Scope::Tenant(tenant) = &scope
+            && *tenant == state.admin.config().operator_tenant
+        {
+            // Never minted (the mint refuses it); one signed with a leaked key gets nothing.
+            return Err(ApiError::unauthorized(
+                "a tenant token cannot name the operator tenant",
+            ));
+        }
         if let (Scope::Tenant(tenant), Some(issued_ms)) = (&scope, issued_ms) {
             state
                 .auth

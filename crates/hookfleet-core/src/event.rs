@@ -60,15 +60,6 @@ impl EventType {
     /// The type of the event sent by "test endpoint".
     pub const TEST: &'static str = "webhook.test";
 
-    /// hookfleet's own operator event, published when an endpoint is disabled; never delivered
-    /// to endpoints (docs/contract.md §3).
-    pub const ENDPOINT_DISABLED: &'static str = "endpoint.disabled";
-
-    /// The `endpoint.disabled` type (valid by construction).
-    pub fn endpoint_disabled() -> Self {
-        Self(Self::ENDPOINT_DISABLED.to_owned())
-    }
-
     pub fn as_str(&self) -> &str {
         &self.0
     }

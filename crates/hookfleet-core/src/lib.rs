@@ -4,6 +4,7 @@
 //! - [`attempt`]: the attempt log's record and the classes of failure, in plain words.
 //! - [`event`]: event ids, event types, tenants and the payload envelope (docs/contract.md §1).
 //! - [`namespace`]: the deployment's prefix and every broker name derived from it.
+//! - [`operational`]: hookfleet's own events (`endpoint.*`, `message.attempt.*`), with schemas.
 //! - [`endpoint`]: endpoints and their subscriptions (docs/contract.md §2).
 //! - [`custom_headers`]: an endpoint's own headers, checked.
 //! - [`payload_filter`]: an endpoint's filter on an event's `data`, checked once, matched often.
@@ -24,6 +25,7 @@ pub mod delays;
 pub mod endpoint;
 pub mod event;
 pub mod namespace;
+pub mod operational;
 pub mod payload_filter;
 pub mod policy;
 pub mod secret;
@@ -37,5 +39,6 @@ pub use endpoint::{DisabledBy, Endpoint, EndpointId, EventFilter, RetiringSecret
 pub use error::{Error, Result};
 pub use event::{Envelope, EventId, EventType, MAX_BODY_BYTES, TenantId};
 pub use namespace::Namespace;
+pub use operational::Operational;
 pub use payload_filter::PayloadFilter;
 pub use secret::{Scheme, Secret};

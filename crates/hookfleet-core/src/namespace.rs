@@ -9,7 +9,7 @@
 //! | `N.retry`                | direct exchange              | delay tiers expire into it; key = type |
 //! | `N.delay.<ms>ms`         | fanout exchange + TTL queue  | one retry tier                       |
 //! | `N.dead`                 | fanout exchange + queue      | dead letters                         |
-//! | `N.notices`              | queue                        | operator events (`endpoint.disabled`) |
+//! | `N.notices`              | queue                        | retired (operational webhooks replace it); deleted with the namespace |
 
 use std::time::Duration;
 
@@ -43,7 +43,8 @@ impl Namespace {
         format!("{}.delay.{}ms", self.0, delay.as_millis())
     }
 
-    /// The queue where hookfleet's operator events (`endpoint.disabled`) wait for the platform.
+    /// The queue where `endpoint.disabled` waited for the platform before operational webhooks
+    /// (docs/contract.md §3 says how to move off it); no longer declared, only deleted.
     pub fn notices(&self) -> String {
         format!("{}.notices", self.0)
     }

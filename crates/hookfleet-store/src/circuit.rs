@@ -4,9 +4,11 @@
 //! [`hookfleet_core::circuit`].
 //!
 //! Fields: `failures` (in a row), `open_until` and `probe_until` (unix ms), `failing_since`
-//! (unix ms of the first failure after a success, for auto-disable) and `disabled` (set once,
-//! so that one worker alone disables the endpoint and publishes the notice). A success deletes
-//! the hash. It expires by itself after the auto-disable window plus a day without failures.
+//! (unix ms of the first failure after a success, for auto-disable), `disabled` (set once,
+//! so that one worker alone disables the endpoint and publishes the notice) and
+//! `failing_told` (set once per streak, by the worker that publishes
+//! `message.attempt.failing`; the success that ends the streak then tells it recovered). A
+//! success deletes the hash. It expires by itself after the auto-disable window plus a day without failures.
 
 use std::time::Duration;
 
@@ -38,6 +40,27 @@ pub struct Recorded {
     pub opened: bool,
     /// The endpoint has failed for `disable_after`: this caller (and no other) disables it.
     pub disable: bool,
+    /// The streak reached the threshold just now: this caller (and no other) tells the
+    /// platform the endpoint is failing.
+    pub failing: Option<Streak>,
+}
+
+/// A run of failures in a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Streak {
+    /// Unix ms of its first failure: with the endpoint, it names the streak.
+    pub since_ms: i64,
+    pub failures: u32,
+}
+
+/// What recording a success did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Closed {
+    /// The circuit was open.
+    pub was_open: bool,
+    /// The streak this success ended had been told as failing: this caller (and no other)
+    /// tells the platform the endpoint recovered.
+    pub recovered: Option<Streak>,
 }
 
 /// The answer to "may I probe?".
@@ -68,9 +91,13 @@ local since = tonumber(redis.call('HGET', k, 'failing_since'))
 if now - since >= tonumber(ARGV[4]) then
   disable = redis.call('HSETNX', k, 'disabled', 1)
 end
+local failing = 0
+if failures >= tonumber(ARGV[2]) then
+  failing = redis.call('HSETNX', k, 'failing_told', 1)
+end
 redis.call('PEXPIRE', k, ARGV[5])
 local probe = tonumber(redis.call('HGET', k, 'probe_until') or '0')
-return {failures, open_until, probe, opened, disable}
+return {failures, open_until, probe, opened, disable, failing, since}
 ";
 
 const PROBE: &str = r"
@@ -96,9 +123,13 @@ return 1
 ";
 
 const SUCCESS: &str = r"
-local was_open = redis.call('HEXISTS', KEYS[1], 'open_until')
-redis.call('DEL', KEYS[1])
-return was_open
+local k = KEYS[1]
+local was_open = redis.call('HEXISTS', k, 'open_until')
+local told = redis.call('HEXISTS', k, 'failing_told')
+local since = tonumber(redis.call('HGET', k, 'failing_since') or '0')
+local failures = tonumber(redis.call('HGET', k, 'failures') or '0')
+redis.call('DEL', k)
+return {was_open, told, since, failures}
 ";
 
 /// The breaker state of every endpoint of one namespace.
@@ -141,7 +172,8 @@ impl Circuits {
     /// Counts a failure at `now_ms`; opens the circuit at the threshold.
     pub async fn failure(&self, endpoint: &EndpointId, now_ms: i64) -> Result<Recorded> {
         let mut conn = self.redis.clone();
-        let (failures, open_until, probe_until, opened, disable): (u32, i64, i64, u8, u8) =
+        type Answer = (u32, i64, i64, u8, u8, u8, i64);
+        let (failures, open_until, probe_until, opened, disable, failing, since): Answer =
             Script::new(FAILURE)
                 .key(self.keys.circuit(endpoint))
                 .arg(now_ms)
@@ -159,17 +191,24 @@ impl Circuits {
             },
             opened: opened == 1,
             disable: disable == 1,
+            failing: (failing == 1).then_some(Streak {
+                since_ms: since,
+                failures,
+            }),
         })
     }
 
-    /// Records a success; returns whether the circuit was open (it is closed now).
-    pub async fn success(&self, endpoint: &EndpointId) -> Result<bool> {
+    /// Records a success: the circuit is closed now.
+    pub async fn success(&self, endpoint: &EndpointId) -> Result<Closed> {
         let mut conn = self.redis.clone();
-        let was_open: u8 = Script::new(SUCCESS)
+        let (was_open, told, since_ms, failures): (u8, u8, i64, u32) = Script::new(SUCCESS)
             .key(self.keys.circuit(endpoint))
             .invoke_async(&mut conn)
             .await?;
-        Ok(was_open == 1)
+        Ok(Closed {
+            was_open: was_open == 1,
+            recovered: (told == 1).then_some(Streak { since_ms, failures }),
+        })
     }
 
     /// Asks to be the one probe of a half-open circuit.
@@ -257,13 +296,36 @@ mod tests {
         let r = c.failure(&ep, t + 11_000).await.unwrap();
         assert!(r.opened && r.state.open_until_ms == t + 21_000);
         assert_eq!(c.probe(&ep, t + 21_000).await.unwrap(), ProbeGrant::Granted);
-        assert!(
-            c.success(&ep).await.unwrap(),
-            "the probe's success closes it"
-        );
+        let closed = c.success(&ep).await.unwrap();
+        assert!(closed.was_open, "the probe's success closes it");
         assert_eq!(c.state(&ep).await.unwrap(), CircuitState::default());
-        assert!(!c.success(&ep).await.unwrap());
+        assert_eq!(c.success(&ep).await.unwrap(), Closed::default());
         assert_eq!(c.probe(&ep, t).await.unwrap(), ProbeGrant::Closed);
+        crate::purge(&c.redis, &ns).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_streak_is_told_failing_once_and_recovered_once() {
+        let (c, ns) = circuits(3, Duration::from_secs(3600));
+        let ep: EndpointId = "ep_d".parse().unwrap();
+        let t = 5_000;
+        assert_eq!(c.failure(&ep, t).await.unwrap().failing, None);
+        assert_eq!(c.failure(&ep, t + 1).await.unwrap().failing, None);
+        let streak = Streak {
+            since_ms: t,
+            failures: 3,
+        };
+        assert_eq!(c.failure(&ep, t + 2).await.unwrap().failing, Some(streak));
+        assert_eq!(c.failure(&ep, t + 3).await.unwrap().failing, None, "once");
+        let streak = Streak {
+            failures: 4,
+            ..streak
+        };
+        assert_eq!(c.success(&ep).await.unwrap().recovered, Some(streak));
+        assert_eq!(c.success(&ep).await.unwrap().recovered, None, "once");
+        // A short streak is never told, so neither is its end.
+        c.failure(&ep, t + 10).await.unwrap();
+        assert_eq!(c.success(&ep).await.unwrap().recovered, None);
         crate::purge(&c.redis, &ns).await.unwrap();
     }
 

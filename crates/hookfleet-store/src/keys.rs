@@ -54,6 +54,12 @@ impl Keys {
         format!("{}:circuit:{{{endpoint}}}", self.namespace)
     }
 
+    /// HASH: when the endpoint may next be told of an exhausted event, and how many were held
+    /// back meanwhile (see `notice_gate`).
+    pub fn exhausted_notices(&self, endpoint: &EndpointId) -> String {
+        format!("{}:notice:{{{endpoint}}}:exhausted", self.namespace)
+    }
+
     /// STRING: the endpoint's next free turn under its `rate_limit` (see `rate`).
     pub fn rate(&self, endpoint: &EndpointId) -> String {
         format!("{}:rate:{{{endpoint}}}", self.namespace)
@@ -86,7 +92,7 @@ impl Keys {
     }
 
     /// SCAN patterns that together match every key of the namespace, and no other's.
-    pub fn all_patterns(&self) -> [String; 10] {
+    pub fn all_patterns(&self) -> [String; 11] {
         [
             format!("{}:tenant:*", self.namespace),
             format!("{}:attempts:*", self.namespace),
@@ -95,6 +101,7 @@ impl Keys {
             format!("{}:marks:*", self.namespace),
             format!("{}:circuit:*", self.namespace),
             format!("{}:rate:*", self.namespace),
+            format!("{}:notice:*", self.namespace),
             format!("{}:published:*", self.namespace),
             format!("{}:event-types", self.namespace),
             // One key per (endpoint, event), as earlier versions wrote marks: purged too.

@@ -12,6 +12,7 @@
 //! - [`sealing`]: endpoint secrets (and URLs with credentials) encrypted at rest, by key id.
 //! - [`circuit`]: each endpoint's circuit breaker state, shared by every worker.
 //! - [`rate`]: each endpoint's rate limit, shared by every worker.
+//! - [`notice_gate`]: at most one `message.attempt.exhausted` per endpoint a minute.
 //! - [`published`]: publish idempotency: event ids the API accepted in the last 24 h.
 //! - [`tenants`]: the API's per-tenant state: Test Webhook budget, token revocation.
 #![forbid(unsafe_code)]
@@ -25,6 +26,7 @@ pub mod dedup;
 pub mod endpoints;
 pub mod fresh;
 pub mod keys;
+pub mod notice_gate;
 pub mod published;
 pub mod rate;
 pub mod sealing;
@@ -35,11 +37,12 @@ mod error;
 pub use attempts::AttemptLog;
 pub use cache::EndpointCache;
 pub use catalog::{EventTypes, TypeInfo};
-pub use circuit::{CircuitPolicy, Circuits, ProbeGrant, Recorded};
+pub use circuit::{CircuitPolicy, Circuits, Closed, ProbeGrant, Recorded, Streak};
 pub use dedup::{Claim, Dedup, Held};
 pub use endpoints::{EndpointStore, Resealed};
 pub use error::{Error, Result};
 pub use fresh::Fresh;
+pub use notice_gate::ExhaustedNotices;
 pub use published::{Publications, Seen};
 pub use rate::{RateLimits, Turn};
 pub use sealing::{Keyring, SecretKey};

@@ -12,7 +12,7 @@ use std::time::Duration;
 use hookfleet_core::EndpointId;
 use hookfleet_core::circuit::{CircuitState, Gate};
 use hookfleet_core::policy::AttemptOutcome;
-use hookfleet_store::{Circuits, Fresh, ProbeGrant};
+use hookfleet_store::{Circuits, Fresh, ProbeGrant, Streak};
 use tracing::{info, warn};
 
 use crate::Result;
@@ -34,11 +34,15 @@ pub enum Admission {
     Defer(Duration, DeferReason),
 }
 
-/// What the outcome of an attempt did to the circuit.
+/// What the outcome of an attempt did to the circuit, and what to tell the platform of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Aftermath {
     /// The endpoint has failed without a break for `HOOKFLEET_DISABLE_AFTER`: disable it.
     pub disable: bool,
+    /// The failures in a row reached the threshold: tell `message.attempt.failing`.
+    pub failing: Option<Streak>,
+    /// A success ended a streak told as failing: tell `message.attempt.recovered`.
+    pub recovered: Option<Streak>,
 }
 
 #[derive(Debug)]
@@ -56,6 +60,11 @@ impl Breaker {
             // A stale state is served only for as long as the cache TTL again.
             cache: Fresh::new(CACHE_TTL, CACHE_TTL * 2),
         }
+    }
+
+    /// How long an endpoint may fail without a break before it is disabled.
+    pub fn disable_after(&self) -> Duration {
+        self.circuits.policy().disable_after
     }
 
     /// Whether a delivery to `endpoint` may go ahead now.
@@ -117,20 +126,25 @@ impl Breaker {
             self.remember(endpoint, recorded.state);
             return Ok(Aftermath {
                 disable: recorded.disable,
+                failing: recorded.failing,
+                recovered: None,
             });
         }
         let success = outcome.status().is_some_and(|s| (200..300).contains(&s));
         let clean = self
             .cached(endpoint)
             .is_some_and(|s| s == CircuitState::default());
+        let mut aftermath = Aftermath::default();
         if success && !clean {
-            if self.circuits.success(endpoint).await? {
+            let closed = self.circuits.success(endpoint).await?;
+            if closed.was_open {
                 self.metrics.circuit_transition(CircuitTo::Closed);
                 info!(message = "Circuit closed: the endpoint answers again.", endpoint_id = %endpoint);
             }
+            aftermath.recovered = closed.recovered;
             self.remember(endpoint, CircuitState::default());
         }
-        Ok(Aftermath::default())
+        Ok(aftermath)
     }
 
     /// Updates the gauge of endpoints whose circuit this worker saw open in the last

@@ -4,10 +4,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use hookfleet_amqp::{QueueType, Topology};
-use hookfleet_core::EventType;
 use hookfleet_core::Namespace;
 use hookfleet_core::policy::RetrySchedule;
 use hookfleet_core::target::AllowedPorts;
+use hookfleet_core::{EventType, TenantId};
 
 #[derive(Clone)]
 pub struct WorkerConfig {
@@ -15,8 +15,11 @@ pub struct WorkerConfig {
     pub redis_url: String,
     pub namespace: Namespace,
     pub queue_type: QueueType,
-    /// The event types to declare and consume.
+    /// The event types to declare and consume (and the operational ones, always).
     pub event_types: Vec<EventType>,
+    /// The tenant hookfleet's operational events are published under
+    /// (`HOOKFLEET_OPERATOR_TENANT`).
+    pub operator_tenant: TenantId,
     /// Messages handled at once (`HOOKFLEET_MAX_INFLIGHT`).
     pub max_inflight: usize,
     /// Body bytes of the messages handled at once (`HOOKFLEET_MAX_INFLIGHT_BYTES`).
@@ -70,6 +73,7 @@ impl std::fmt::Debug for WorkerConfig {
             .field("namespace", &self.namespace)
             .field("queue_type", &self.queue_type)
             .field("event_types", &self.event_types)
+            .field("operator_tenant", &self.operator_tenant)
             .field("max_inflight", &self.max_inflight)
             .field("max_inflight_bytes", &self.max_inflight_bytes)
             .field("endpoint_concurrency", &self.endpoint_concurrency)

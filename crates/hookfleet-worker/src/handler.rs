@@ -17,7 +17,8 @@ use hookfleet_core::{Endpoint, EventType, Namespace, payload_filter};
 use hookfleet_history::{EventRecord, Recorder};
 use hookfleet_producer::Publisher;
 use hookfleet_store::{
-    AttemptLog, CircuitPolicy, Circuits, Dedup, EndpointCache, EndpointStore, RateLimits, Redis,
+    AttemptLog, CircuitPolicy, Circuits, Dedup, EndpointCache, EndpointStore, ExhaustedNotices,
+    RateLimits, Redis,
 };
 use lapin::BasicProperties;
 use tracing::{Span, debug, info, warn};
@@ -61,8 +62,10 @@ pub struct Deliverer {
     /// Each endpoint's `rate_limit`, fleet-wide.
     pub rates: RateLimits,
     pub breaker: Breaker,
-    /// Publishes `endpoint.disabled` when an endpoint is disabled.
+    /// Publishes the operational events (`endpoint.disabled`, `message.attempt.*`).
     pub notices: Notices,
+    /// The storm bound of `message.attempt.exhausted`.
+    pub exhausted: ExhaustedNotices,
     pub timeouts: Timeouts,
 }
 
@@ -88,12 +91,12 @@ impl Deliverer {
                 disable_after: config.disable_after,
             },
         );
-        let notices = Notices {
-            publisher: Publisher::new(broker.clone(), config.namespace.clone())
+        let notices = Notices::new(
+            Publisher::new(broker.clone(), config.namespace.clone())
                 .give_up_after(timeouts.publish_patience)
                 .with_counter(metrics.published()),
-            disable_after: config.disable_after,
-        };
+            config.operator_tenant.clone(),
+        );
         // Retries and dead letters must be confirmed before the original is acked; past
         // this the message goes back to the queue instead of waiting on.
         let publisher = Arc::new(
@@ -109,6 +112,7 @@ impl Deliverer {
                 metrics.clone(),
             ),
             rates: RateLimits::new(redis.clone(), ns),
+            exhausted: ExhaustedNotices::new(redis.clone(), ns),
             dedup: Dedup::new(redis, ns, timeouts.claim_ttl, config.dedup_ttl),
             history: (config.history.clone())
                 .map(|history| Recorder::start(history, metrics.history_dropped())),

@@ -18,6 +18,7 @@ use crate::delivery::Delivery;
 use crate::handler::Deliverer;
 use crate::inbound::InboundEvent;
 use crate::metrics::{DeferReason, DeliveryResult};
+use crate::notice::About;
 use crate::retry::{self, Failure};
 use crate::sender::Sent;
 
@@ -36,7 +37,11 @@ impl Deliverer {
     ) -> Result<()> {
         let event = d.event;
         self.commit(d.endpoint, event, held).await?;
-        self.record(d.endpoint, &sent.outcome).await;
+        let aftermath = self.record(d.endpoint, &sent.outcome).await;
+        if let Some(streak) = aftermath.recovered {
+            let about = about(d, event.attempts + 1, &sent.outcome);
+            (self.notices.attempt_recovered(d.endpoint, about, streak)).await;
+        }
         let lag = (event.timestamp > 0).then(|| {
             let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as f64 / 1e9;
             now - event.timestamp as f64
@@ -62,8 +67,12 @@ impl Deliverer {
         let attempts = event.attempts + 1;
         let failure = Failure::new(&endpoint.id, attempts, outcome);
         let aftermath = self.record(endpoint, outcome).await;
+        if let Some(streak) = aftermath.failing {
+            let about = about(d, attempts, outcome);
+            (self.notices.attempt_failing(endpoint, about, streak)).await;
+        }
         if aftermath.disable {
-            let window = humantime::format_duration(self.notices.disable_after);
+            let window = humantime::format_duration(self.breaker.disable_after());
             let reason = format!("failing without a break for {window}");
             self.disable(endpoint, &reason).await?;
         }
@@ -134,10 +143,41 @@ impl Deliverer {
             &reason,
         )
         .await?;
+        warn!(message = "Delivery failed for good; dead-lettered.", %reason, event_id = %d.event.id, endpoint_id = %d.endpoint.id, attempt = failure.attempts);
+        self.tell_exhausted(d, failure.attempts, outcome, &reason)
+            .await;
+        // Counted once told: the count says the whole give-up is over.
         self.metrics
             .delivery(event_type, DeliveryResult::DeadLettered);
-        warn!(message = "Delivery failed for good; dead-lettered.", %reason, event_id = %d.event.id, endpoint_id = %d.endpoint.id, attempt = failure.attempts);
         Ok(())
+    }
+
+    /// `message.attempt.exhausted`, unless the endpoint was told of one within the storm
+    /// bound's window (the count of those held back rides on the next).
+    async fn tell_exhausted(
+        &self,
+        d: &Delivery<'_>,
+        attempts: u32,
+        outcome: &AttemptOutcome,
+        reason: &str,
+    ) {
+        if d.endpoint.tenant == *self.notices.operator() {
+            return;
+        }
+        let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        match self.exhausted.pass(&d.endpoint.id, now_ms).await {
+            Ok(Some(suppressed)) => {
+                let about = about(d, attempts, outcome);
+                (self
+                    .notices
+                    .attempt_exhausted(d.endpoint, about, reason, suppressed))
+                .await;
+            }
+            Ok(None) => {}
+            Err(error) => {
+                warn!(message = "Cannot reach Redis to tell of an exhausted event; not told.", %error, event_id = %d.event.id, endpoint_id = %d.endpoint.id);
+            }
+        }
     }
 
     /// Another attempt for this (endpoint, event) is in flight right now (a redelivery racing
@@ -219,7 +259,9 @@ impl Deliverer {
     async fn disable(&self, endpoint: &Endpoint, reason: &str) -> Result<()> {
         let url = hookfleet_core::target::redact_url(&endpoint.url);
         warn!(message = "Disabling the endpoint.", %reason, %url, endpoint_id = %endpoint.id);
-        self.notices.endpoint_disabled(endpoint, reason).await?;
+        (self.notices)
+            .endpoint_disabled(endpoint, DisabledBy::Breaker, reason)
+            .await?;
         match (self.store)
             .set_enabled(&endpoint.id, false, DisabledBy::Breaker)
             .await
@@ -241,6 +283,16 @@ impl Deliverer {
                 Aftermath::default()
             }
         }
+    }
+}
+
+/// The delivery a notice is about.
+fn about<'a>(d: &Delivery<'a>, attempt: u32, outcome: &'a AttemptOutcome) -> About<'a> {
+    About {
+        event_id: &d.event.id,
+        event_type: &d.event.event_type,
+        attempt,
+        outcome,
     }
 }
 

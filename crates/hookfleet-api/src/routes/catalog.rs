@@ -15,7 +15,8 @@ use crate::body::Json;
 use crate::error::{ApiResult, ErrorBody};
 
 /// The event types endpoints may subscribe to, each with its description, schema, example
-/// and whether it is deprecated (any token).
+/// and whether it is deprecated (any token); for the operator token, then hookfleet's
+/// operational types (`endpoint.*`, `message.attempt.*`) with their built-in schemas.
 #[utoipa::path(get, path = "/v1/event-types", tag = "events",
     responses(
         (status = 200, description = "The catalog, sorted", body = Vec<EventTypeView>),
@@ -24,9 +25,9 @@ use crate::error::{ApiResult, ErrorBody};
     ))]
 pub async fn list(
     State(state): State<AppState>,
-    _caller: Caller,
+    Caller(scope): Caller,
 ) -> ApiResult<axum::Json<Vec<EventTypeView>>> {
-    Ok(axum::Json(state.admin.event_types().await?))
+    Ok(axum::Json(state.admin.event_types(&scope).await?))
 }
 
 /// Describes an event type of the catalog (operator token): a JSON Schema 2020-12 that every

@@ -60,6 +60,10 @@ pub async fn mint_token(
     }
     let tenant =
         hookfleet_admin::input::tenant(&tenant).map_err(|m| ApiError::field("tenant", m))?;
+    if tenant == state.admin.config().operator_tenant {
+        let why = "the operator tenant (HOOKFLEET_OPERATOR_TENANT) is hookfleet's own: its endpoints are the operator's to manage, with the operator token";
+        return Err(ApiError::field("tenant", why));
+    }
     let ttl = match request.ttl.as_deref() {
         None => DEFAULT_TTL,
         Some(text) => parse_ttl(text).map_err(|m| ApiError::field("ttl", m))?,
