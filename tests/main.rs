@@ -19,6 +19,7 @@
 //! - `history`: the message history in PostgreSQL: what is recorded; PostgreSQL away.
 //! - `hygiene`: secrets, credentials and passwords kept out of output; bad URLs; dead letters.
 //! - `isolation`: the per-endpoint cap, the shared circuit breaker, Retry-After, auto-disable.
+//! - `ordered`: ordered endpoints: publish order through failures and a killed worker.
 #![allow(clippy::unwrap_used)]
 
 mod api;
@@ -33,6 +34,7 @@ mod lifecycle;
 mod marks;
 mod monitoring;
 mod openapi;
+mod ordered;
 mod reference;
 mod retry;
 mod util;

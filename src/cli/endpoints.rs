@@ -15,7 +15,7 @@ use crate::settings::{Catalog, Common, Delivery};
 #[derive(Debug, Subcommand)]
 pub enum EndpointsCommand {
     /// Add an endpoint; prints it with its id and its secret in full.
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     /// List endpoints, all or one tenant's; secrets are shown as whsec_*** unless --reveal.
     List {
         #[arg(long)]
@@ -136,6 +136,11 @@ pub struct AddArgs {
     /// '{"severity": {"$in": ["high", "critical"]}}' (operators: docs/contract.md §2).
     #[arg(long, value_name = "JSON", value_parser = json_value)]
     pub filter: Option<serde_json::Value>,
+    /// Deliver this endpoint's events one at a time, in the order the broker accepted them,
+    /// across event types; a failed one holds back the rest until it is delivered or given up
+    /// (docs/ordered.md).
+    #[arg(long)]
+    pub ordered: bool,
     #[command(flatten)]
     pub options: Options,
 }
@@ -178,6 +183,7 @@ pub async fn run(common: &Common, command: EndpointsCommand) -> anyhow::Result<E
                 rate_limit: args.rate_limit,
                 max_in_flight: args.max_in_flight,
                 filter: args.filter,
+                ordered: Some(args.ordered),
             };
             print_json(&shown(admin.create_endpoint(scope, new).await?, true))?;
         }

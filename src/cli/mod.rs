@@ -102,6 +102,7 @@ fn admin(
     let config = AdminConfig {
         namespace: common.namespace.clone(),
         catalog: catalog.event_types.0.clone(),
+        topology: catalog.topology(&common.namespace),
         operator_tenant: common.operator_tenant.clone(),
         delivery_timeout: delivery.delivery_timeout,
         user_agent: delivery.user_agent.clone(),

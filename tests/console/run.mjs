@@ -200,6 +200,19 @@ try {
   await op.locator('table.list tbody tr').first().waitFor();
   assert.equal(await op.locator('table.list tbody tr').count(), 1);
 
+  step('operator: an ordered endpoint, and its backlog on its page');
+  await op.goto(`${base}/#/new`);
+  await op.getByLabel('Tenant', { exact: true }).fill('initech');
+  await op.getByLabel('Endpoint URL').fill(env('RECEIVER_OK'));
+  await op.getByLabel('log.blocked').check();
+  await op.getByLabel('Deliver in order').check();
+  await op.getByRole('button', { name: 'Save configuration' }).click();
+  await op.getByRole('heading', { name: 'Signing secret' }).waitFor();
+  await op.getByText('In publish order, one at a time. Waiting: 0.').waitFor();
+  await op.getByRole('link', { name: 'Edit' }).click();
+  assert.ok(await op.getByLabel('Deliver in order').isDisabled(), 'ordered can be changed');
+  await shot(op, '9b-ordered');
+
   step('operator: replays a dead letter');
   await op.getByRole('link', { name: 'Dead letters' }).click();
   await op.getByRole('heading', { name: 'Dead letters' }).waitFor();

@@ -10,7 +10,7 @@ use hookfleet_worker::guard;
 
 use crate::controls::{Controls, ControlsPatch};
 use crate::input::{self, Checks, EndpointPatch, NewEndpoint, Rotation};
-use crate::view::{CircuitView, EndpointView};
+use crate::view::{CircuitView, EndpointView, OrderedBacklog};
 use crate::{Admin, Error, ROTATION_OVERLAP, Result, Scope};
 
 /// Most attempts one read returns.
@@ -102,6 +102,10 @@ impl Admin {
         let mut endpoint = Endpoint::new(tenant, &url, events, secret, description)
             .map_err(|e| Error::field("url", e.to_string()))?;
         controls.apply(&mut endpoint);
+        if new.ordered == Some(true) {
+            self.route_ordered(&endpoint.tenant).await?;
+            endpoint.ordered = true;
+        }
         let max = self.config.limits.max_endpoints;
         match self.store.insert_within(&endpoint, max).await {
             Ok(()) => {}
@@ -195,6 +199,15 @@ impl Admin {
             .and_then(|text| checks.field("signature", input::scheme(text)))
             .filter(|scheme| *scheme != current.secret.scheme())
             .map(Secret::generate_for);
+        if patch
+            .ordered
+            .is_some_and(|ordered| ordered != current.ordered)
+        {
+            // Switching would let an event in flight between the two paths be sent by
+            // neither, or out of order (docs/ordered.md).
+            let why = "is fixed when the endpoint is created: create another endpoint to change it";
+            checks.fail("ordered", why);
+        }
         checks.finish()?;
         let by = match scope {
             Scope::Operator => DisabledBy::Operator,
@@ -239,11 +252,13 @@ impl Admin {
         Ok(view)
     }
 
-    /// Removes an endpoint, its attempt log and its circuit state; returns what was removed.
+    /// Removes an endpoint, its attempt log, its circuit state and what waits for it in
+    /// order; returns what was removed.
     pub async fn remove_endpoint(&self, scope: &Scope, id: &str) -> Result<EndpointView> {
         let endpoint = self.visible(scope, id).await?;
         let view = self.view(&endpoint, false).await?;
         self.store.remove(&endpoint.id).await?;
+        self.ordered.clear(&endpoint.id).await?;
         tracing::info!(message = "Endpoint removed.", endpoint_id = %endpoint.id);
         self.tell_deleted(&endpoint).await;
         Ok(view)
@@ -365,7 +380,16 @@ impl Admin {
             CircuitView::HalfOpen
         };
         let last = self.last_attempt(endpoint).await?;
-        Ok(EndpointView::new(endpoint, reveal, circuit, last))
+        let mut view = EndpointView::new(endpoint, reveal, circuit, last);
+        if endpoint.ordered {
+            let backlog = self.ordered.backlog(&endpoint.id).await?;
+            view.ordered_backlog = Some(OrderedBacklog {
+                length: backlog.length,
+                next_attempt_at: (backlog.next_attempt_ms)
+                    .map(|ms| crate::view::rfc3339(ms.div_euclid(1000))),
+            });
+        }
+        Ok(view)
     }
 
     /// The URL if it is well-formed and (unless private targets are allowed) public.

@@ -71,6 +71,9 @@ pub struct NewEndpoint {
     #[serde(default)]
     #[schema(value_type = Option<Object>, example = json!({"severity": {"$in": ["high", "critical"]}, "agent.team": "payments"}))]
     pub filter: Option<serde_json::Value>,
+    /// Deliver one at a time, in the order the broker accepted the events (default false).
+    #[serde(default)]
+    pub ordered: Option<bool>,
 }
 
 /// A change to an endpoint: only the fields given change.
@@ -114,6 +117,9 @@ pub struct EndpointPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Object>, nullable)]
     pub filter: Option<Option<serde_json::Value>>,
+    /// Fixed when the endpoint is created: a different value is refused (422).
+    #[serde(default)]
+    pub ordered: Option<bool>,
 }
 
 /// A filter to try on an example `data` (`POST /v1/filters/test`).

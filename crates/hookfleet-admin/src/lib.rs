@@ -39,8 +39,8 @@ use hookfleet_core::{EventType, Namespace, TenantId};
 use hookfleet_history::{HistoryConfig, Reader};
 use hookfleet_producer::Publisher;
 use hookfleet_store::{
-    AttemptLog, CircuitPolicy, Circuits, EndpointStore, EventTypes, Keyring, Publications, Redis,
-    Resealed, Tenants,
+    AttemptLog, CircuitPolicy, Circuits, EndpointStore, EventTypes, Keyring, OrderedQueues,
+    Publications, Redis, Resealed, Tenants,
 };
 use hookfleet_worker::notice::Notices;
 use hookfleet_worker::sender::Sender;
@@ -102,6 +102,8 @@ pub struct AdminConfig {
     pub namespace: Namespace,
     /// The event types endpoints may subscribe to and events may be published as.
     pub catalog: Vec<EventType>,
+    /// The broker topology, declared before a tenant is routed to the ordered intake.
+    pub topology: hookfleet_amqp::Topology,
     /// The tenant of hookfleet's operational events (`HOOKFLEET_OPERATOR_TENANT`): its
     /// endpoints subscribe to those types only, and nobody publishes to it but hookfleet.
     pub operator_tenant: TenantId,
@@ -151,6 +153,8 @@ pub struct Admin {
     publisher: Publisher,
     /// Endpoint changes, told as operational events.
     notices: Notices,
+    /// Ordered endpoints' queues, for their backlog.
+    ordered: OrderedQueues,
     confirmed: ConfirmedPublisher,
     history: Option<Reader>,
 }
@@ -183,6 +187,7 @@ impl Admin {
             publications: Publications::new(redis.clone(), ns),
             event_types: EventTypes::new(redis.clone(), ns),
             schemas: catalog::Schemas::default(),
+            ordered: OrderedQueues::new(redis.clone(), ns),
             circuits: Circuits::new(redis, ns, policy),
             publisher: Publisher::new(broker.clone(), ns.clone()),
             notices: Notices::new(
@@ -206,6 +211,21 @@ impl Admin {
         let operator = self.config.operator_tenant.clone();
         self.notices = Notices::new(publisher, operator);
         self
+    }
+
+    /// Lets the tenant's events into the ordered intake (`N.ordered`), before one of its
+    /// endpoints is stored as ordered.
+    async fn route_ordered(&self, tenant: &TenantId) -> Result<()> {
+        let channel = (self.broker.channel().await)
+            .map_err(|e| Error::Unavailable(format!("RabbitMQ: {e}")))?;
+        let ns = &self.config.namespace;
+        let bound = async {
+            self.config.topology.declare(&channel).await?;
+            hookfleet_amqp::topology::bind_ordered_tenant(&channel, ns, tenant).await
+        }
+        .await;
+        let _ = channel.close(200, "done".into()).await;
+        bound.map_err(|e| Error::Unavailable(format!("RabbitMQ: {e}")))
     }
 
     pub fn config(&self) -> &AdminConfig {

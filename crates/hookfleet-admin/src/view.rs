@@ -51,11 +51,26 @@ pub struct EndpointView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub filter: Option<serde_json::Value>,
+    /// Delivered one at a time, in the order the broker accepted the events.
+    pub ordered: bool,
+    /// An ordered endpoint's events waiting, and when its first is next tried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ordered_backlog: Option<OrderedBacklog>,
     /// `closed`, `open` or `half_open` (as the circuit breaker shared by all workers has it).
     pub circuit: CircuitView,
     /// The newest attempt, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_attempt: Option<Attempt>,
+}
+
+/// What waits at an ordered endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct OrderedBacklog {
+    /// Events waiting, the one being sent included.
+    pub length: u64,
+    /// When the first is next tried (RFC 3339, UTC); absent when nothing waits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -100,6 +115,8 @@ impl EndpointView {
             rate_limit: endpoint.rate_limit,
             max_in_flight: endpoint.max_in_flight,
             filter: endpoint.filter.as_ref().map(|f| f.as_json().clone()),
+            ordered: endpoint.ordered,
+            ordered_backlog: None,
             circuit,
             last_attempt,
         }

@@ -9,10 +9,10 @@
 
 use std::time::Duration;
 
-use hookfleet_core::{EventType, Namespace, Operational};
+use hookfleet_core::{EventType, Namespace, Operational, TenantId};
 use lapin::options::{
-    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
-    QueueDeleteOptions,
+    ExchangeBindOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Channel, ExchangeKind};
@@ -111,6 +111,8 @@ impl Topology {
             bind(channel, &queue, &retry, event_type.as_str()).await?;
         }
 
+        self.declare_ordered(channel, &dead).await?;
+
         for delay in self.tiers() {
             let tier = ns.delay_tier(delay);
             declare_exchange(channel, &tier, ExchangeKind::Fanout).await?;
@@ -123,6 +125,40 @@ impl Topology {
         Ok(())
     }
 
+    /// The ordered intake (docs/ordered.md): every catalog exchange feeds `N.ordered.route`,
+    /// which passes on only the events of tenants bound with [`bind_ordered_tenant`], into
+    /// `N.ordered`, one queue whose single active consumer sees them in the order the broker
+    /// accepted them, across event types.
+    async fn declare_ordered(&self, channel: &Channel, dead: &str) -> Result<()> {
+        let ns = &self.namespace;
+        let route = ns.ordered_route();
+        declare_exchange(channel, &route, ExchangeKind::Headers).await?;
+        let mut args = self.dead_letter_args(dead);
+        args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+        if self.queue_type == QueueType::Quorum {
+            let limit = AMQPValue::LongLongInt(DELIVERY_LIMIT);
+            args.insert("x-delivery-limit".into(), limit);
+        }
+        let queue = ns.ordered_queue();
+        self.declare_queue(channel, &queue, args).await?;
+        for event_type in &self.event_types {
+            if Operational::of(event_type.as_str()).is_some() {
+                continue;
+            }
+            let source = ns.events_exchange(event_type);
+            let (options, no_args) = (ExchangeBindOptions::default(), FieldTable::default());
+            (channel.exchange_bind(
+                route.as_str().into(),
+                source.as_str().into(),
+                "".into(),
+                options,
+                no_args,
+            ))
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Deletes every queue (with its messages) and exchange of this topology: for tests,
     /// benchmarks and tearing down a namespace. Names that do not exist are skipped.
     pub async fn delete(&self, broker: &Broker) -> Result<()> {
@@ -130,10 +166,10 @@ impl Topology {
         let tiers: Vec<String> = self.tiers().iter().map(|d| ns.delay_tier(*d)).collect();
         let queues = (self.event_types.iter().map(|t| ns.work_queue(t)))
             .chain(tiers.iter().cloned())
-            .chain([ns.dead(), ns.notices()]);
+            .chain([ns.dead(), ns.notices(), ns.ordered_queue()]);
         let exchanges = (self.event_types.iter().map(|t| ns.events_exchange(t)))
             .chain(tiers.iter().cloned())
-            .chain([ns.retry_exchange(), ns.dead()]);
+            .chain([ns.retry_exchange(), ns.dead(), ns.ordered_route()]);
         let mut channel = broker.channel().await?;
         for queue in queues {
             let options = QueueDeleteOptions::default();
@@ -233,6 +269,27 @@ async fn declare_exchange(channel: &Channel, name: &str, kind: ExchangeKind) -> 
         ..Default::default()
     };
     (channel.exchange_declare(name.into(), kind, durable, FieldTable::default())).await?;
+    Ok(())
+}
+
+/// Lets `tenant`'s events into `N.ordered` (idempotent): done before an endpoint of the
+/// tenant is stored as ordered, so none of its events published after that is missed.
+pub async fn bind_ordered_tenant(
+    channel: &Channel,
+    ns: &Namespace,
+    tenant: &TenantId,
+) -> Result<()> {
+    let mut args = FieldTable::default();
+    args.insert("x-match".into(), long_string("all"));
+    args.insert("tenant".into(), long_string(tenant.as_str()));
+    (channel.queue_bind(
+        ns.ordered_queue().as_str().into(),
+        ns.ordered_route().as_str().into(),
+        "".into(),
+        QueueBindOptions::default(),
+        args,
+    ))
+    .await?;
     Ok(())
 }
 

@@ -689,7 +689,7 @@ function label(field) {
   return {
     url: 'Endpoint URL', events: 'Events', description: 'Description', tenant: 'Tenant',
     headers: 'Custom headers', sensitive_headers: 'Sensitive headers', rate_limit: 'Rate limit',
-    max_in_flight: 'Requests at once', filter: 'Payload filter', signature: 'Signature', secret: 'Signature',
+    max_in_flight: 'Requests at once', filter: 'Payload filter', ordered: 'Deliver in order', signature: 'Signature', secret: 'Signature',
   }[field] || field;
 }
 

@@ -52,6 +52,8 @@ function controlFields(field, ep) {
       }
     },
   }, 'Try filter');
+  // Fixed once the endpoint exists (docs/ordered.md): shown, not changed, on an edit.
+  const ordered = h('input', { id: 'ordered', name: 'ordered', type: 'checkbox', checked: Boolean(ep && ep.ordered), disabled: Boolean(ep), 'data-label': 'Deliver in order' });
   const signature = h('select', { id: 'signature', name: 'signature', 'data-label': 'Signature' },
     h('option', { value: 'hmac-sha256', selected: !ep || ep.signature !== 'ed25519' }, 'HMAC-SHA256, a shared secret (Standard Webhooks v1)'),
     h('option', { value: 'ed25519', selected: ep && ep.signature === 'ed25519' }, 'Ed25519, a public key (Standard Webhooks v1a)'));
@@ -65,6 +67,7 @@ function controlFields(field, ep) {
     field('filter', filter, 'Only events whose data matches are sent. Operators: $eq $ne $in $nin $gt $gte $lt $lte $exists $startsWith $and $or $not.'),
     field('filter_example', example),
     h('div', { class: 'actions' }, tryIt), verdict,
+    field('ordered', ordered, ep ? 'Set when the endpoint was created.' : 'One at a time, in the order they happened; a failed one holds back the rest until it is delivered or given up. Cannot be changed later.'),
     field('signature', signature, ep ? 'Changing it makes a new secret; the old one keeps signing for 24 hours.' : 'How your server verifies each webhook.'));
 
   /** The controls as request fields; on an edit, an emptied one is removed (null). */
@@ -85,6 +88,7 @@ function controlFields(field, ep) {
     take('rate_limit', () => wholeNumber(rate) ?? cleared);
     take('max_in_flight', () => wholeNumber(inFlight) ?? cleared);
     take('filter', () => (filter.value.trim() ? JSON.parse(filter.value) : cleared));
+    if (!ep && ordered.checked) body.ordered = true;
     if (!ep || signature.value !== ep.signature) body.signature = signature.value;
     return body;
   }
@@ -103,5 +107,11 @@ function controlFacts(ep) {
   if (ep.rate_limit) facts.push(h('dt', {}, 'Rate limit'), h('dd', {}, `${ep.rate_limit} a second`));
   if (ep.max_in_flight) facts.push(h('dt', {}, 'Requests at once'), h('dd', {}, `${ep.max_in_flight} per worker`));
   if (ep.filter) facts.push(h('dt', {}, 'Payload filter'), h('dd', {}, h('pre', {}, JSON.stringify(ep.filter, null, 2))));
+  if (ep.ordered) {
+    const backlog = ep.ordered_backlog || { length: 0 };
+    const next = backlog.next_attempt_at ? `; the first is next tried at ${new Date(backlog.next_attempt_at).toLocaleString()}` : '';
+    facts.push(h('dt', {}, 'Order'), h('dd', { id: 'ordered-backlog' },
+      `In publish order, one at a time. Waiting: ${backlog.length}${next}.`));
+  }
   return facts;
 }

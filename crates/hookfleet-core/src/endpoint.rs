@@ -161,6 +161,10 @@ pub struct Endpoint {
     /// Which events' `data` this endpoint wants, beyond their type ([`PayloadFilter`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<PayloadFilter>,
+    /// Deliveries one at a time, in the order the broker accepted the events
+    /// (docs/ordered.md).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ordered: bool,
     /// The record's version: every write names the version it read and stores the next one,
     /// so a write based on a stale read is refused instead of undoing another (a rotation, a
     /// removal).
@@ -233,6 +237,7 @@ impl Endpoint {
             rate_limit: None,
             max_in_flight: None,
             filter: None,
+            ordered: false,
             version: 0,
             parsed: ParsedUrl::default(),
         })

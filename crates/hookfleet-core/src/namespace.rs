@@ -9,6 +9,8 @@
 //! | `N.retry`                | direct exchange              | delay tiers expire into it; key = type |
 //! | `N.delay.<ms>ms`         | fanout exchange + TTL queue  | one retry tier                       |
 //! | `N.dead`                 | fanout exchange + queue      | dead letters                         |
+//! | `N.ordered.route`        | headers exchange             | each `N.events.<type>` feeds it; it keeps the tenants with ordered endpoints |
+//! | `N.ordered`              | queue (single active consumer) | those tenants' events, in the order the broker took them |
 //! | `N.notices`              | queue                        | retired (operational webhooks replace it); deleted with the namespace |
 
 use std::time::Duration;
@@ -41,6 +43,18 @@ impl Namespace {
     /// that a new schedule declares new queues instead of failing on PRECONDITION_FAILED.
     pub fn delay_tier(&self, delay: Duration) -> String {
         format!("{}.delay.{}ms", self.0, delay.as_millis())
+    }
+
+    /// The queue of the events of tenants with ordered endpoints, in the order the broker
+    /// accepted them (docs/ordered.md).
+    pub fn ordered_queue(&self) -> String {
+        format!("{}.ordered", self.0)
+    }
+
+    /// The headers exchange every events exchange feeds, bound to [`Namespace::ordered_queue`]
+    /// once per tenant with ordered endpoints.
+    pub fn ordered_route(&self) -> String {
+        format!("{}.ordered.route", self.0)
     }
 
     /// The queue where `endpoint.disabled` waited for the platform before operational webhooks

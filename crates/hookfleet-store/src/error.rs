@@ -28,6 +28,8 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    #[error("an ordered endpoint's queue held an entry that cannot be read (dropped): {0}")]
+    CorruptOrdered(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -60,6 +60,22 @@ impl Keys {
         format!("{}:notice:{{{endpoint}}}:exhausted", self.namespace)
     }
 
+    /// LIST: an ordered endpoint's events waiting, oldest first (see `ordered`). Every ordered
+    /// key shares one hash tag, so one script can move an endpoint's queue and the due set.
+    pub fn ordered_queue(&self, endpoint: &EndpointId) -> String {
+        format!("{{{}:ordered}}:queue:{endpoint}", self.namespace)
+    }
+
+    /// STRING: which worker drives an ordered endpoint now (a lease that expires).
+    pub fn ordered_lease(&self, endpoint: &EndpointId) -> String {
+        format!("{{{}:ordered}}:lease:{endpoint}", self.namespace)
+    }
+
+    /// ZSET ordered endpoint → unix ms when its head is due.
+    pub fn ordered_due(&self) -> String {
+        format!("{{{}:ordered}}:due", self.namespace)
+    }
+
     /// STRING: the endpoint's next free turn under its `rate_limit` (see `rate`).
     pub fn rate(&self, endpoint: &EndpointId) -> String {
         format!("{}:rate:{{{endpoint}}}", self.namespace)
@@ -92,7 +108,7 @@ impl Keys {
     }
 
     /// SCAN patterns that together match every key of the namespace, and no other's.
-    pub fn all_patterns(&self) -> [String; 11] {
+    pub fn all_patterns(&self) -> [String; 12] {
         [
             format!("{}:tenant:*", self.namespace),
             format!("{}:attempts:*", self.namespace),
@@ -102,6 +118,7 @@ impl Keys {
             format!("{}:circuit:*", self.namespace),
             format!("{}:rate:*", self.namespace),
             format!("{}:notice:*", self.namespace),
+            format!("{{{}:ordered}}:*", self.namespace),
             format!("{}:published:*", self.namespace),
             format!("{}:event-types", self.namespace),
             // One key per (endpoint, event), as earlier versions wrote marks: purged too.

@@ -13,6 +13,7 @@
 //! - [`circuit`]: each endpoint's circuit breaker state, shared by every worker.
 //! - [`rate`]: each endpoint's rate limit, shared by every worker.
 //! - [`notice_gate`]: at most one `message.attempt.exhausted` per endpoint a minute.
+//! - [`ordered`]: ordered endpoints' queues, due times and leases.
 //! - [`published`]: publish idempotency: event ids the API accepted in the last 24 h.
 //! - [`tenants`]: the API's per-tenant state: Test Webhook budget, token revocation.
 #![forbid(unsafe_code)]
@@ -27,6 +28,7 @@ pub mod endpoints;
 pub mod fresh;
 pub mod keys;
 pub mod notice_gate;
+pub mod ordered;
 pub mod published;
 pub mod rate;
 pub mod sealing;
@@ -43,6 +45,7 @@ pub use endpoints::{EndpointStore, Resealed};
 pub use error::{Error, Result};
 pub use fresh::Fresh;
 pub use notice_gate::ExhaustedNotices;
+pub use ordered::{Backlog, OrderedQueues, Waiting};
 pub use published::{Publications, Seen};
 pub use rate::{RateLimits, Turn};
 pub use sealing::{Keyring, SecretKey};

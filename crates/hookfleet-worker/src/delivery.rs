@@ -24,6 +24,7 @@ use crate::handoff::{Settlement, Share};
 use crate::inbound::InboundEvent;
 use crate::limits::Slot;
 use crate::metrics::{DeferReason, DeliveryResult, Series};
+use crate::notice::About;
 use crate::sender::Sent;
 
 /// One endpoint's delivery of one message.
@@ -131,15 +132,31 @@ impl Deliverer {
         }
     }
 
+    fn record_attempt(&self, d: &Delivery<'_>, sent: &Sent) {
+        let about = About {
+            event_id: &d.event.id,
+            event_type: &d.event.event_type,
+            attempt: d.event.attempts + 1,
+            outcome: &sent.outcome,
+        };
+        self.log_attempt(d.endpoint, d.series, about, sent);
+    }
+
     /// The attempt in its metrics and, in the background, the history when there is one, else
     /// the endpoint's attempt log.
-    fn record_attempt(&self, d: &Delivery<'_>, sent: &Sent) {
-        d.series.attempt(&sent.outcome, sent.latency.as_secs_f64());
+    pub(crate) fn log_attempt(
+        &self,
+        endpoint: &Endpoint,
+        series: &Series,
+        about: About<'_>,
+        sent: &Sent,
+    ) {
+        series.attempt(&sent.outcome, sent.latency.as_secs_f64());
         let made = || {
             Attempt::new(Made {
-                event_id: d.event.id.as_str(),
-                event_type: d.event.event_type.as_str(),
-                attempt: d.event.attempts + 1,
+                event_id: about.event_id.as_str(),
+                event_type: about.event_type.as_str(),
+                attempt: about.attempt,
                 source: Source::Worker,
                 outcome: &sent.outcome,
                 excerpt: &sent.excerpt,
@@ -149,11 +166,11 @@ impl Deliverer {
         };
         // One source of truth: with a history, the attempt log is read from it.
         let Some(history) = &self.history else {
-            return self.journal.write(&d.endpoint.id, made);
+            return self.journal.write(&endpoint.id, made);
         };
         history.attempt(AttemptRecord {
-            tenant: d.event.tenant.to_string(),
-            endpoint_id: d.endpoint.id.to_string(),
+            tenant: endpoint.tenant.to_string(),
+            endpoint_id: endpoint.id.to_string(),
             attempt: made(),
         });
     }

@@ -212,7 +212,12 @@ impl Deliverer {
         let targets: Vec<&Endpoint> = endpoints
             .iter()
             .filter(|e| e.wants(&event.event_type))
-            .filter(|e| event.target.as_ref().is_none_or(|t| *t == e.id))
+            // Ordered endpoints get their events through `crate::ordered`; a message
+            // addressed to one (a replay, a resend) is sent at once.
+            .filter(|e| match &event.target {
+                Some(target) => *target == e.id,
+                None => !e.ordered,
+            })
             .collect();
         if let Some(target) = &event.target
             && targets.is_empty()

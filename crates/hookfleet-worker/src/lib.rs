@@ -5,7 +5,8 @@
 //! - [`consumer`]: sessions on the broker, the in-flight budget, the watchdog.
 //! - [`limits`]: what one worker holds at once, in total and per endpoint.
 //! - [`breaker`]: the shared circuit breaker, read through a local cache.
-//! - [`notice`]: the `endpoint.disabled` operator event.
+//! - [`notice`]: hookfleet's operational events (`endpoint.*`, `message.attempt.*`).
+//! - [`ordered`]: ordered endpoints: the intake from `N.ordered` and the pump.
 //! - [`timing`]: every time limit, derived from the delivery timeout.
 //! - [`acks`]: settling messages with the broker, batched where order allows.
 //! - [`handler`]: one message in: its events (a bundle unpacked), their targets, a delivery each.
@@ -38,6 +39,7 @@ pub mod journal;
 pub mod limits;
 pub mod metrics;
 pub mod notice;
+pub mod ordered;
 pub mod retry;
 pub mod sender;
 mod settle;
@@ -61,6 +63,7 @@ use handler::Deliverer;
 use health::Health;
 use limits::Budget;
 use metrics::Metrics;
+use ordered::Ordered;
 use timing::Timeouts;
 
 /// Runs a worker until `shutdown` is cancelled, then drains and returns.
@@ -83,7 +86,12 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
         broker = Broker::connect_patiently(&config.amqp_url, Duration::MAX) => broker?,
     };
     let timeouts = Timeouts::new(config.delivery_timeout);
+    let queues = hookfleet_store::OrderedQueues::new(pool.clone(), &config.namespace);
     let deliverer = Arc::new(Deliverer::new(&config, &broker, pool, metrics)?);
+    let ordered = Arc::new(Ordered::new(deliverer.clone(), queues, config.topology()));
+    let tracker = TaskTracker::new();
+    tracker.spawn(ordered.clone().run_intake(broker.clone(), shutdown.clone()));
+    tracker.spawn(ordered.run_pump(shutdown.clone()));
     let consumer = Consumer {
         broker,
         topology: config.topology(),
@@ -93,7 +101,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
         max_inflight: config.max_inflight,
         message_deadline: timeouts.message_deadline,
         stall_timeout: config.stall_timeout,
-        tracker: TaskTracker::new(),
+        tracker,
         progress: Arc::new(Progress::default()),
     };
     info!(message = "Worker starting.", config = ?config);

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use hookfleet_core::policy::AttemptOutcome;
@@ -98,6 +98,7 @@ pub struct Metrics {
     history_dropped: IntCounter,
     circuit_transitions: IntCounterVec,
     circuit_open: IntGauge,
+    ordered_backlog: IntGaugeVec,
     /// Each event type's series of a healthy delivery, looked up once per event.
     series: Arc<RwLock<HashMap<String, Arc<Series>>>>,
 }
@@ -270,6 +271,17 @@ impl Metrics {
         registry
             .register(Box::new(circuit_open.clone()))
             .expect("unique metric");
+        let ordered_backlog = IntGaugeVec::new(
+            Opts::new(
+                "hookfleet_ordered_backlog",
+                "Fleet-wide, as this worker last read it: events waiting at ordered endpoints (what=events) and ordered endpoints with events waiting (what=endpoints). Every worker reports the same figure: read it with max().",
+            ),
+            &["what"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(ordered_backlog.clone()))
+            .expect("unique metric");
         Self {
             registry,
             events_received,
@@ -286,6 +298,7 @@ impl Metrics {
             history_dropped,
             circuit_transitions,
             circuit_open,
+            ordered_backlog,
             series: Arc::default(),
         }
     }
@@ -311,6 +324,16 @@ impl Metrics {
         self.circuit_transitions
             .with_label_values(&[to.label()])
             .inc();
+    }
+
+    /// The ordered endpoints' backlog, fleet-wide: events, and endpoints with some.
+    pub fn set_ordered_backlog(&self, events: u64, endpoints: u64) {
+        let set = |what: &str, n: u64| {
+            let gauge = self.ordered_backlog.with_label_values(&[what]);
+            gauge.set(i64::try_from(n).unwrap_or(i64::MAX));
+        };
+        set("events", events);
+        set("endpoints", endpoints);
     }
 
     pub fn set_circuit_open(&self, endpoints: usize) {

@@ -144,8 +144,8 @@ impl Deliverer {
         )
         .await?;
         warn!(message = "Delivery failed for good; dead-lettered.", %reason, event_id = %d.event.id, endpoint_id = %d.endpoint.id, attempt = failure.attempts);
-        self.tell_exhausted(d, failure.attempts, outcome, &reason)
-            .await;
+        let about = about(d, failure.attempts, outcome);
+        self.tell_exhausted(d.endpoint, about, &reason).await;
         // Counted once told: the count says the whole give-up is over.
         self.metrics
             .delivery(event_type, DeliveryResult::DeadLettered);
@@ -154,28 +154,21 @@ impl Deliverer {
 
     /// `message.attempt.exhausted`, unless the endpoint was told of one within the storm
     /// bound's window (the count of those held back rides on the next).
-    async fn tell_exhausted(
-        &self,
-        d: &Delivery<'_>,
-        attempts: u32,
-        outcome: &AttemptOutcome,
-        reason: &str,
-    ) {
-        if d.endpoint.tenant == *self.notices.operator() {
+    pub(crate) async fn tell_exhausted(&self, endpoint: &Endpoint, about: About<'_>, reason: &str) {
+        if endpoint.tenant == *self.notices.operator() {
             return;
         }
         let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-        match self.exhausted.pass(&d.endpoint.id, now_ms).await {
+        match self.exhausted.pass(&endpoint.id, now_ms).await {
             Ok(Some(suppressed)) => {
-                let about = about(d, attempts, outcome);
                 (self
                     .notices
-                    .attempt_exhausted(d.endpoint, about, reason, suppressed))
+                    .attempt_exhausted(endpoint, about, reason, suppressed))
                 .await;
             }
             Ok(None) => {}
             Err(error) => {
-                warn!(message = "Cannot reach Redis to tell of an exhausted event; not told.", %error, event_id = %d.event.id, endpoint_id = %d.endpoint.id);
+                warn!(message = "Cannot reach Redis to tell of an exhausted event; not told.", %error, event_id = %about.event_id, endpoint_id = %endpoint.id);
             }
         }
     }

@@ -1,0 +1,335 @@
+//! Ordered endpoints' queues (docs/ordered.md): per endpoint, a Redis list of the events
+//! waiting for it, in the order the broker accepted them; a sorted set of the endpoints whose
+//! head is due, by when; and a lease per endpoint, so that one worker of the fleet at a time
+//! sends its head.
+//!
+//! Every key shares one hash tag (`{N:ordered}`), so each change below is one atomic script
+//! even on a Redis Cluster; the price is that all ordered queues live on one node.
+
+use std::time::Duration;
+
+use hookfleet_core::{EndpointId, Namespace};
+use redis::{AsyncCommands, Script};
+use serde::{Deserialize, Serialize};
+
+use crate::keys::Keys;
+use crate::{Error, Result};
+
+/// One event waiting at an ordered endpoint: what is needed to send it, sign it, and
+/// dead-letter it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waiting {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub tenant: String,
+    /// Unix seconds when it happened (0: unknown).
+    pub timestamp: i64,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// The body, byte for byte (a JSON text).
+    pub body: String,
+}
+
+/// An ordered endpoint's backlog, as the API shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Backlog {
+    pub length: u64,
+    /// Unix ms when its head is next tried (absent when nothing waits).
+    pub next_attempt_ms: Option<i64>,
+}
+
+const APPEND: &str = r"
+redis.call('RPUSH', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], 'NX', ARGV[1], ARGV[3])
+return 1
+";
+
+/// Removes the head if it is still `ARGV[1]`; forgets the endpoint when nothing is left,
+/// else makes the next one due now.
+const POP: &str = r"
+local head = redis.call('LINDEX', KEYS[1], 0)
+if head and cjson.decode(head)['id'] == ARGV[1] then
+  redis.call('LPOP', KEYS[1])
+end
+if redis.call('LLEN', KEYS[1]) == 0 then
+  redis.call('ZREM', KEYS[2], ARGV[3])
+  return 0
+end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+return 1
+";
+
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
+const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+";
+
+/// Forgets an endpoint whose queue is empty (it was not due after all).
+const SETTLE: &str = r"
+if redis.call('LLEN', KEYS[1]) == 0 then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return 0
+end
+return 1
+";
+
+/// The ordered queues of one namespace.
+#[derive(Debug, Clone)]
+pub struct OrderedQueues {
+    redis: crate::Redis,
+    keys: Keys,
+}
+
+impl OrderedQueues {
+    pub fn new(redis: crate::Redis, namespace: &Namespace) -> Self {
+        Self {
+            redis,
+            keys: Keys::new(namespace),
+        }
+    }
+
+    /// Adds `event` at the end of the endpoint's queue; the endpoint is due at `now_ms`
+    /// unless its head already waits for a retry.
+    pub async fn append(&self, endpoint: &EndpointId, event: &Waiting, now_ms: i64) -> Result<()> {
+        let mut conn = self.redis.clone();
+        Script::new(APPEND)
+            .key(self.keys.ordered_queue(endpoint))
+            .key(self.keys.ordered_due())
+            .arg(now_ms)
+            .arg(encode(event)?)
+            .arg(endpoint.as_str())
+            .invoke_async::<u8>(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Up to `limit` endpoints whose head is due at `now_ms`, most overdue first.
+    pub async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<EndpointId>> {
+        let mut conn = self.redis.clone();
+        let ids: Vec<String> = conn
+            .zrangebyscore_limit(self.keys.ordered_due(), "-inf", now_ms, 0, limit as isize)
+            .await?;
+        Ok(ids.into_iter().filter_map(|id| id.parse().ok()).collect())
+    }
+
+    /// Takes the endpoint's lease for `ttl` as `token`; `false` when another worker has it.
+    pub async fn lease(&self, endpoint: &EndpointId, token: &str, ttl: Duration) -> Result<bool> {
+        let mut conn = self.redis.clone();
+        let taken: Option<String> = redis::cmd("SET")
+            .arg(self.keys.ordered_lease(endpoint))
+            .arg(token)
+            .arg("NX")
+            .arg("PX")
+            .arg(ms(ttl))
+            .query_async(&mut conn)
+            .await?;
+        Ok(taken.is_some())
+    }
+
+    /// Extends the lease while `token` holds it; `false` when it was lost.
+    pub async fn renew(&self, endpoint: &EndpointId, token: &str, ttl: Duration) -> Result<bool> {
+        let mut conn = self.redis.clone();
+        let renewed: u8 = Script::new(RENEW)
+            .key(self.keys.ordered_lease(endpoint))
+            .arg(token)
+            .arg(ms(ttl))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(renewed == 1)
+    }
+
+    pub async fn release(&self, endpoint: &EndpointId, token: &str) -> Result<()> {
+        let mut conn = self.redis.clone();
+        Script::new(RELEASE)
+            .key(self.keys.ordered_lease(endpoint))
+            .arg(token)
+            .invoke_async::<u8>(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// The endpoint's first waiting event; `None` (and the endpoint no longer due) when
+    /// nothing waits.
+    pub async fn head(&self, endpoint: &EndpointId) -> Result<Option<Waiting>> {
+        let mut conn = self.redis.clone();
+        let head: Option<String> = conn.lindex(self.keys.ordered_queue(endpoint), 0).await?;
+        match head {
+            // Only hookfleet writes these queues; an entry it cannot read must not wedge the
+            // endpoint: it is dropped, and the error says so.
+            Some(text) => match decode(&text) {
+                Ok(head) => Ok(Some(head)),
+                Err(error) => {
+                    conn.lpop::<_, ()>(self.keys.ordered_queue(endpoint), None)
+                        .await?;
+                    Err(error)
+                }
+            },
+            None => {
+                Script::new(SETTLE)
+                    .key(self.keys.ordered_queue(endpoint))
+                    .key(self.keys.ordered_due())
+                    .arg(endpoint.as_str())
+                    .invoke_async::<u8>(&mut conn)
+                    .await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// The head failed: its attempts are written back and it is due again at `at_ms`.
+    pub async fn retry_head(
+        &self,
+        endpoint: &EndpointId,
+        head: &Waiting,
+        at_ms: i64,
+    ) -> Result<()> {
+        let mut conn = self.redis.clone();
+        redis::pipe()
+            .atomic()
+            .lset(self.keys.ordered_queue(endpoint), 0, encode(head)?)
+            .zadd(self.keys.ordered_due(), endpoint.as_str(), at_ms)
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// The head (`id`) is done with: delivered, given up or filtered. The next is due at
+    /// `now_ms`; returns whether there is one.
+    pub async fn pop(&self, endpoint: &EndpointId, id: &str, now_ms: i64) -> Result<bool> {
+        let mut conn = self.redis.clone();
+        let more: u8 = Script::new(POP)
+            .key(self.keys.ordered_queue(endpoint))
+            .key(self.keys.ordered_due())
+            .arg(id)
+            .arg(now_ms)
+            .arg(endpoint.as_str())
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(more == 1)
+    }
+
+    /// Drops everything waiting for the endpoint (it was removed or disabled).
+    pub async fn clear(&self, endpoint: &EndpointId) -> Result<u64> {
+        let mut conn = self.redis.clone();
+        let (length,): (u64,) = redis::pipe()
+            .atomic()
+            .llen(self.keys.ordered_queue(endpoint))
+            .del(self.keys.ordered_queue(endpoint))
+            .ignore()
+            .zrem(self.keys.ordered_due(), endpoint.as_str())
+            .ignore()
+            .query_async(&mut conn)
+            .await?;
+        Ok(length)
+    }
+
+    pub async fn backlog(&self, endpoint: &EndpointId) -> Result<Backlog> {
+        let mut conn = self.redis.clone();
+        let (length, due): (u64, Option<i64>) = redis::pipe()
+            .llen(self.keys.ordered_queue(endpoint))
+            .zscore(self.keys.ordered_due(), endpoint.as_str())
+            .query_async(&mut conn)
+            .await?;
+        Ok(Backlog {
+            length,
+            next_attempt_ms: due.filter(|_| length > 0),
+        })
+    }
+
+    /// Events waiting at every ordered endpoint, and how many endpoints have some.
+    pub async fn total(&self) -> Result<(u64, u64)> {
+        let mut conn = self.redis.clone();
+        let endpoints: Vec<String> = conn.zrange(self.keys.ordered_due(), 0, -1).await?;
+        let mut pipe = redis::pipe();
+        for id in &endpoints {
+            if let Ok(id) = id.parse::<EndpointId>() {
+                pipe.llen(self.keys.ordered_queue(&id));
+            }
+        }
+        let lengths: Vec<u64> = pipe.query_async(&mut conn).await?;
+        Ok((lengths.iter().sum(), endpoints.len() as u64))
+    }
+}
+
+fn encode(event: &Waiting) -> Result<String> {
+    serde_json::to_string(event).map_err(|source| Error::CorruptOrdered(source.to_string()))
+}
+
+fn decode(text: &str) -> Result<Waiting> {
+    serde_json::from_str(text).map_err(|source| Error::CorruptOrdered(source.to_string()))
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Against the local Redis (127.0.0.1:6379), in a namespace of its own.
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn waiting(id: &str) -> Waiting {
+        Waiting {
+            id: id.to_owned(),
+            event_type: "log.blocked".to_owned(),
+            tenant: "acme".to_owned(),
+            timestamp: 0,
+            attempts: 0,
+            body: format!(r#"{{"id":"{id}"}}"#),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_queue_keeps_its_order_through_retries_and_one_lease() {
+        let namespace: Namespace = format!("hf-ordered-{}", uuid::Uuid::now_v7().simple())
+            .parse()
+            .unwrap();
+        let redis = crate::connect("redis://127.0.0.1:6379").unwrap();
+        let q = OrderedQueues::new(redis.clone(), &namespace);
+        let ep: EndpointId = "ep_o".parse().unwrap();
+        for id in ["e1", "e2", "e3"] {
+            q.append(&ep, &waiting(id), 100).await.unwrap();
+        }
+        assert_eq!(q.due(100, 10).await.unwrap(), [ep.clone()]);
+        let ttl = Duration::from_secs(10);
+        assert!(q.lease(&ep, "a", ttl).await.unwrap());
+        assert!(!q.lease(&ep, "b", ttl).await.unwrap(), "one at a time");
+        // The head fails: it stays first, due later; a later append does not move it earlier.
+        let mut head = q.head(&ep).await.unwrap().unwrap();
+        assert_eq!(head.id, "e1");
+        head.attempts = 1;
+        q.retry_head(&ep, &head, 5_000).await.unwrap();
+        q.append(&ep, &waiting("e4"), 200).await.unwrap();
+        assert!(q.due(4_999, 10).await.unwrap().is_empty());
+        let backlog = q.backlog(&ep).await.unwrap();
+        assert_eq!((backlog.length, backlog.next_attempt_ms), (4, Some(5_000)));
+        assert_eq!(q.head(&ep).await.unwrap().unwrap().attempts, 1);
+        // Popping a head that is no longer first (a duplicate) removes nothing.
+        assert!(q.pop(&ep, "e2", 5_000).await.unwrap());
+        assert_eq!(q.head(&ep).await.unwrap().unwrap().id, "e1");
+        for id in ["e1", "e2", "e3"] {
+            assert!(q.pop(&ep, id, 5_000).await.unwrap());
+        }
+        assert!(!q.pop(&ep, "e4", 5_000).await.unwrap(), "empty now");
+        assert!(q.due(i64::MAX, 10).await.unwrap().is_empty());
+        q.release(&ep, "b").await.unwrap();
+        assert!(
+            !q.lease(&ep, "b", ttl).await.unwrap(),
+            "only its holder releases"
+        );
+        q.release(&ep, "a").await.unwrap();
+        assert!(q.lease(&ep, "b", ttl).await.unwrap());
+        crate::purge(&redis, &namespace).await.unwrap();
+    }
+}

@@ -1,0 +1,393 @@
+//! Ordered endpoints (docs/ordered.md): their events one at a time, in the order the broker
+//! accepted them, across event types and across the fleet.
+//!
+//! - The *intake* consumes `N.ordered` as its single active consumer (one worker of the
+//!   fleet at a time, chosen by the broker): the events of tenants with ordered endpoints, in
+//!   the broker's order. It appends each to the queue of each ordered endpoint that wants it
+//!   ([`OrderedQueues`], in Redis) and only then acks, so nothing is lost between the two.
+//! - The *pump* of every worker looks for endpoints whose head is due, takes an endpoint's
+//!   lease, and sends its events one after the other: the next only once the head got a 2xx
+//!   or was given up. A failed head waits its retry's delay, and everything behind it waits.
+//!
+//! The work queues' path leaves ordered endpoints to these two, except for a message
+//! addressed to one endpoint (a replay or resend), which is sent at once, outside the order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use hookfleet_amqp::{Backoff, Broker, Topology};
+use hookfleet_core::policy::Verdict;
+use hookfleet_core::{Endpoint, EndpointId, EventId, EventType, payload_filter};
+use hookfleet_store::{Claim, OrderedQueues, Waiting};
+use lapin::BasicProperties;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use crate::handler::Deliverer;
+use crate::inbound::InboundEvent;
+use crate::metrics::DeliveryResult;
+use crate::notice::About;
+use crate::retry::{self, Failure};
+use crate::{Error, Result};
+
+/// How often the pump looks for due endpoints when nothing wakes it sooner.
+const POLL: Duration = Duration::from_millis(100);
+/// Due endpoints one look takes on.
+const DUE_BATCH: usize = 64;
+/// Events one lease sends before it lets another worker have a turn.
+const TURN: usize = 1000;
+/// Messages the intake holds from the broker while it queues them, one by one.
+const INTAKE_PREFETCH: u16 = 256;
+/// How often the backlog gauge is read.
+const REPORT_EVERY: Duration = Duration::from_secs(5);
+
+#[derive(Debug)]
+pub struct Ordered {
+    deliverer: Arc<Deliverer>,
+    queues: OrderedQueues,
+    topology: Topology,
+    /// This worker's name in a lease.
+    token: String,
+    /// Rung by the intake when it queued something: the pump looks at once.
+    wake: Notify,
+}
+
+impl Ordered {
+    pub fn new(deliverer: Arc<Deliverer>, queues: OrderedQueues, topology: Topology) -> Self {
+        Self {
+            deliverer,
+            queues,
+            topology,
+            // Unique per process: a time-ordered UUID, as event ids have.
+            token: EventId::generate().to_string(),
+            wake: Notify::new(),
+        }
+    }
+
+    /// A lease outlives one attempt (the delivery timeout) with room to write its outcome.
+    fn lease_ttl(&self) -> Duration {
+        self.deliverer.timeouts.delivery + Duration::from_secs(10)
+    }
+
+    /// Runs the intake's sessions until `shutdown`, starting again after any failure.
+    pub async fn run_intake(self: Arc<Self>, broker: Broker, shutdown: CancellationToken) {
+        let mut backoff = Backoff::default();
+        while !shutdown.is_cancelled() {
+            match self.intake_session(&broker, &shutdown).await {
+                Ok(()) => return,
+                Err(error) => {
+                    error!(message = "The ordered intake stopped; starting again.", %error)
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = backoff.wait() => {}
+            }
+        }
+    }
+
+    async fn intake_session(&self, broker: &Broker, shutdown: &CancellationToken) -> Result<()> {
+        let channel = broker.channel().await?;
+        self.topology.declare(&channel).await?;
+        channel
+            .basic_qos(INTAKE_PREFETCH, BasicQosOptions::default())
+            .await?;
+        let queue = self.topology.namespace.ordered_queue();
+        let mut deliveries = channel
+            .basic_consume(
+                queue.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                next = deliveries.next() => next,
+            };
+            let delivery = match next {
+                Some(delivery) => delivery?,
+                None => return Err(Error::ConsumerCancelled(queue)),
+            };
+            if !self
+                .take(&delivery.properties, &delivery.data, shutdown)
+                .await
+            {
+                return Ok(());
+            }
+            delivery.ack(BasicAckOptions::default()).await?;
+            self.wake.notify_one();
+        }
+    }
+
+    /// Queues one event at each ordered endpoint that wants it, trying again while Redis is
+    /// away (the broker's order is kept by not moving on). `false` at shutdown.
+    async fn take(
+        &self,
+        properties: &BasicProperties,
+        body: &[u8],
+        shutdown: &CancellationToken,
+    ) -> bool {
+        let kind = properties.kind().as_ref().map(|k| k.to_string());
+        let Some(event_type) = kind.and_then(|k| k.parse::<EventType>().ok()) else {
+            // Its work queue's copy is dead-lettered with the reason.
+            return true;
+        };
+        let Ok(event) = InboundEvent::parse(properties, body, &event_type) else {
+            return true;
+        };
+        loop {
+            match self.append(&event, body).await {
+                Ok(()) => return true,
+                Err(error) => {
+                    warn!(message = "Cannot queue an event for its ordered endpoints; trying again.", %error, event_id = %event.id);
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    async fn append(&self, event: &InboundEvent, body: &[u8]) -> Result<()> {
+        let d = &self.deliverer;
+        let endpoints = d.endpoints.for_tenant(&event.tenant).await?;
+        let ordered = || {
+            endpoints
+                .iter()
+                .filter(|e| e.ordered && e.wants(&event.event_type))
+        };
+        if ordered().next().is_none() {
+            return Ok(());
+        }
+        let data = ordered()
+            .any(|e| e.filter.is_some())
+            .then(|| payload_filter::data_of(body));
+        let waiting = Waiting {
+            id: event.id.to_string(),
+            event_type: event.event_type.to_string(),
+            tenant: event.tenant.to_string(),
+            timestamp: event.timestamp,
+            attempts: 0,
+            body: String::from_utf8_lossy(body).into_owned(),
+        };
+        for endpoint in ordered() {
+            if let (Some(filter), Some(data)) = (&endpoint.filter, &data)
+                && !filter.matches(data)
+            {
+                let event_type = event.event_type.as_str();
+                d.metrics.delivery(event_type, DeliveryResult::Filtered);
+                continue;
+            }
+            self.queues.append(&endpoint.id, &waiting, now_ms()).await?;
+        }
+        Ok(())
+    }
+
+    /// Looks for due endpoints until `shutdown` and drives each one this worker can lease;
+    /// also keeps the backlog gauge.
+    pub async fn run_pump(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut report = tokio::time::interval(REPORT_EVERY);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(POLL) => {}
+                _ = report.tick() => self.report().await,
+            }
+            let due = match self.queues.due(now_ms(), DUE_BATCH).await {
+                Ok(due) => due,
+                Err(error) => {
+                    debug!(message = "Cannot read the ordered endpoints due.", %error);
+                    continue;
+                }
+            };
+            for endpoint in due {
+                match self
+                    .queues
+                    .lease(&endpoint, &self.token, self.lease_ttl())
+                    .await
+                {
+                    Ok(true) => {
+                        let this = self.clone();
+                        tokio::spawn(async move { this.turn(endpoint).await });
+                    }
+                    Ok(false) => {}
+                    Err(error) => {
+                        debug!(message = "Cannot take an ordered endpoint's lease.", %error)
+                    }
+                }
+            }
+        }
+    }
+
+    async fn report(&self) {
+        if let Ok((events, endpoints)) = self.queues.total().await {
+            self.deliverer
+                .metrics
+                .set_ordered_backlog(events, endpoints);
+        }
+    }
+
+    /// One lease's turn at an endpoint, then the lease is given back.
+    async fn turn(&self, endpoint: EndpointId) {
+        if let Err(error) = self.drive(&endpoint).await {
+            // The head stays first and due: this worker or another takes it up again.
+            warn!(message = "Sending an ordered endpoint's events stopped; its first event will be tried again.", %error, endpoint_id = %endpoint);
+        }
+        if let Err(error) = self.queues.release(&endpoint, &self.token).await {
+            debug!(message = "Cannot give back an ordered endpoint's lease; it expires.", %error);
+        }
+    }
+
+    /// Sends the endpoint's events in order while they succeed, up to a [`TURN`].
+    async fn drive(&self, id: &EndpointId) -> Result<()> {
+        for _ in 0..TURN {
+            let Some(head) = self.queues.head(id).await? else {
+                return Ok(());
+            };
+            let Some(endpoint) = self.endpoint(id, &head).await? else {
+                let dropped = self.queues.clear(id).await?;
+                info!(message = "Ordered endpoint removed or disabled; dropping what waited for it.", endpoint_id = %id, dropped);
+                return Ok(());
+            };
+            if !self.queues.renew(id, &self.token, self.lease_ttl()).await? {
+                return Ok(());
+            }
+            if !self.send_head(&endpoint, head).await? {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// The endpoint as the tenant's cached list has it, when it is there and on.
+    async fn endpoint(&self, id: &EndpointId, head: &Waiting) -> Result<Option<Endpoint>> {
+        let Ok(tenant) = head.tenant.parse() else {
+            return Ok(None);
+        };
+        let endpoints = self.deliverer.endpoints.for_tenant(&tenant).await?;
+        Ok(endpoints.iter().find(|e| e.id == *id && e.enabled).cloned())
+    }
+
+    /// One attempt at the head: `true` when it is done with (delivered, already delivered,
+    /// or given up) and the next may go, `false` when it waits for a retry.
+    async fn send_head(&self, endpoint: &Endpoint, mut head: Waiting) -> Result<bool> {
+        let d = &self.deliverer;
+        let (Ok(event_id), Ok(event_type)) = (
+            head.id.parse::<EventId>(),
+            head.event_type.parse::<EventType>(),
+        ) else {
+            // Only hookfleet writes these queues: this cannot happen, and must not wedge it.
+            error!(message = "A queued ordered event has a bad id or type; dropping it.", event_id = %head.id, endpoint_id = %endpoint.id);
+            return self.done(&endpoint.id, &head).await;
+        };
+        let held = match d.dedup.claim(&endpoint.id, &event_id).await? {
+            Claim::Acquired(held) => held,
+            Claim::Done => {
+                d.metrics
+                    .delivery(event_type.as_str(), DeliveryResult::Duplicate);
+                return self.done(&endpoint.id, &head).await;
+            }
+            Claim::Busy => {
+                // A replay of it is in flight: look again in a moment, attempt unused.
+                let at = now_ms() + 1_000;
+                self.queues.retry_head(&endpoint.id, &head, at).await?;
+                return Ok(false);
+            }
+        };
+        let body = Bytes::from(head.body.clone());
+        let sent = {
+            let _inflight = d.metrics.inflight();
+            d.sender.post(endpoint, &event_id, body.clone()).await
+        };
+        head.attempts += 1;
+        let series = d.metrics.series(event_type.as_str());
+        let about = About {
+            event_id: &event_id,
+            event_type: &event_type,
+            attempt: head.attempts,
+            outcome: &sent.outcome,
+        };
+        d.log_attempt(endpoint, &series, about, &sent);
+        let verdict = sent.outcome.verdict();
+        if verdict == Verdict::Delivered {
+            d.dedup.commit(&endpoint.id, &event_id, &held, None).await?;
+            let lag = (head.timestamp > 0).then(|| now_ms() as f64 / 1e3 - head.timestamp as f64);
+            series.delivered(lag);
+            return self.done(&endpoint.id, &head).await;
+        }
+        if let Err(error) = d
+            .dedup
+            .release(&endpoint.id, &event_id, &held.token, None)
+            .await
+        {
+            debug!(message = "Could not release the claim; it will expire.", %error);
+        }
+        let tier = match verdict {
+            Verdict::Retry => d.schedule.next_tier(head.attempts, &sent.outcome),
+            _ => None,
+        };
+        if let Some(tier) = tier {
+            let delay = d.schedule.delays()[tier];
+            let at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+            self.queues.retry_head(&endpoint.id, &head, at).await?;
+            d.metrics
+                .delivery(event_type.as_str(), DeliveryResult::RetryScheduled);
+            info!(message = "Ordered delivery failed; it and those behind it wait for its retry.", error = %sent.outcome.describe(), retry_in = ?delay, event_id = %event_id, endpoint_id = %endpoint.id, attempt = head.attempts);
+            return Ok(false);
+        }
+        let failure = Failure::new(&endpoint.id, head.attempts, &sent.outcome);
+        let reason = match verdict {
+            Verdict::Retry => format!("gave up after {} attempts", head.attempts),
+            _ => format!("not retried: {}", sent.outcome.describe()),
+        };
+        let properties = properties_of(&head);
+        let (publisher, namespace) = (&d.publisher, &d.namespace);
+        retry::dead_letter(
+            publisher,
+            namespace,
+            event_type.as_str(),
+            &properties,
+            &body,
+            Some(&failure),
+            &reason,
+        )
+        .await?;
+        warn!(message = "Ordered delivery failed for good; dead-lettered, the next one goes.", %reason, event_id = %event_id, endpoint_id = %endpoint.id);
+        d.tell_exhausted(endpoint, about, &reason).await;
+        d.metrics
+            .delivery(event_type.as_str(), DeliveryResult::DeadLettered);
+        self.done(&endpoint.id, &head).await
+    }
+
+    /// The head is done with: the next one is due now, if there is one.
+    async fn done(&self, endpoint: &EndpointId, head: &Waiting) -> Result<bool> {
+        Ok(self.queues.pop(endpoint, &head.id, now_ms()).await?)
+    }
+}
+
+/// The contract's properties of a queued event, for its dead letter.
+fn properties_of(head: &Waiting) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    let tenant = AMQPValue::LongString(LongString::from(head.tenant.as_str()));
+    headers.insert(hookfleet_amqp::headers::TENANT.into(), tenant);
+    BasicProperties::default()
+        .with_message_id(head.id.as_str().into())
+        .with_type(head.event_type.as_str().into())
+        .with_timestamp(u64::try_from(head.timestamp).unwrap_or(0))
+        .with_content_type("application/json".into())
+        .with_delivery_mode(2)
+        .with_headers(headers)
+}
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
