@@ -86,6 +86,24 @@ async fn a_poison_event_is_parked_and_the_queue_keeps_flowing() {
     check(scenarios::poison::run(&settings()).await);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "restarts RabbitMQ and Redis: scripts/test runs it alone"]
+async fn an_ordered_endpoint_keeps_its_order_when_its_worker_is_killed() {
+    check(scenarios::ordered::worker_crash(&settings()).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "restarts RabbitMQ and Redis: scripts/test runs it alone"]
+async fn an_ordered_endpoint_keeps_its_order_through_a_rabbitmq_restart() {
+    check(scenarios::ordered::broker_restart(&settings()).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "restarts RabbitMQ and Redis: scripts/test runs it alone"]
+async fn an_ordered_endpoint_keeps_its_order_through_a_redis_restart() {
+    check(scenarios::ordered::redis_restart(&settings()).await);
+}
+
 /// Like [`check`], and the clusters are repaired for the next scenario whatever happened.
 fn check_cluster(result: anyhow::Result<Vec<Outcome>>) {
     let repaired = hookfleet_chaos::cluster::start();

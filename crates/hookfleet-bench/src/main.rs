@@ -22,6 +22,7 @@
 //! - [`endpoints`]: the bench tenant's endpoints and the other tenants'.
 //! - [`marks`]: `--marks N`, what a de-duplication mark costs in Redis memory.
 //! - [`api_publish`]: `--api-publish N`, what a JSON Schema costs `POST /v1/events`.
+//! - [`ordered`]: `--ordered`, ordered endpoints' throughput, order under failures, and cost.
 //! - [`fleet`]: the workers' binary and settings, and Redis's identity.
 //! - [`procfs`]: CPU and memory from `/proc`.
 //! - [`scenarios`]: the scenarios of a run, in order.
@@ -36,6 +37,7 @@ mod fleet;
 mod history;
 mod load;
 mod marks;
+mod ordered;
 mod pipeline;
 mod procfs;
 mod report;
@@ -121,6 +123,11 @@ struct Args {
     /// print the table.
     #[arg(long)]
     api_publish: Option<u64>,
+    /// Measure only ordered endpoints: one endpoint's in-order rate (10 ms receiver, then
+    /// 20 % of requests failing), and the CPU of 1,000 ordered endpoints with a trickle of
+    /// events against 1,000 unordered ones; print the table.
+    #[arg(long)]
+    ordered: bool,
     /// Run the chosen scenarios this many times over, one round after the other, and judge
     /// each target on the median of its rounds, the peak RSS on the highest (each round's
     /// value is listed beside it).
@@ -211,6 +218,17 @@ async fn main() -> ExitCode {
     }
 }
 
+/// The binary and the log folder of a measurement that runs on its own (`--api-publish`,
+/// `--ordered`).
+fn standalone(args: &Args) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let binary = match &args.worker {
+        Some(path) => path.clone(),
+        None => fleet::worker_binary()?,
+    };
+    let log_dir = std::env::temp_dir().join(format!("hookfleet-bench-{}", std::process::id()));
+    Ok((binary, log_dir))
+}
+
 async fn start(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(job) = args.bare_loop {
         bare::child(job).await?;
@@ -221,12 +239,13 @@ async fn start(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(n) = args.api_publish {
-        let binary = match &args.worker {
-            Some(path) => path.clone(),
-            None => fleet::worker_binary()?,
-        };
-        let log_dir = std::env::temp_dir().join(format!("hookfleet-bench-{}", std::process::id()));
+        let (binary, log_dir) = standalone(&args)?;
         println!("{}", api_publish::run(&binary, &log_dir, n.max(100)).await?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.ordered {
+        let (binary, log_dir) = standalone(&args)?;
+        println!("{}", ordered::run(&binary, &log_dir).await?);
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(n) = args.history_reads {

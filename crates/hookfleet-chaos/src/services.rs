@@ -61,6 +61,39 @@ pub fn stop_redis() -> anyhow::Result<()> {
     })
 }
 
+/// `redis-cli shutdown save`: Redis writes its data to disk and exits, as a Redis with
+/// persistence keeps it; [`start_redis`] then loads it, and [`forget_redis_dump`] removes the
+/// file so that no later start finds it.
+pub fn stop_redis_saving() -> anyhow::Result<()> {
+    run(
+        "redis-cli",
+        &["-h", "127.0.0.1", "-p", "6379", "shutdown", "save"],
+        Duration::from_secs(30),
+    );
+    wait_for("Redis to stop", Duration::from_secs(30), || {
+        !redis_answers()
+    })
+}
+
+/// Removes the file [`stop_redis_saving`] wrote, once Redis has loaded it: this machine's
+/// Redis is meant to start empty.
+pub fn forget_redis_dump() -> anyhow::Result<()> {
+    let config = |name: &str| -> anyhow::Result<String> {
+        let output = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", "6379", "config", "get", name])
+            .output()?;
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let value = text.lines().nth(1).map(str::trim).unwrap_or_default();
+        anyhow::ensure!(!value.is_empty(), "redis-cli config get {name}: {text:?}");
+        Ok(value.to_owned())
+    };
+    let path = std::path::Path::new(&config("dir")?).join(config("dbfilename")?);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 /// Starts Redis with this machine's command line and waits until it answers.
 pub fn start_redis() -> anyhow::Result<()> {
     if !redis_answers() && !script("start_redis", Duration::from_secs(20)) {

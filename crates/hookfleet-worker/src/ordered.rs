@@ -63,8 +63,7 @@ impl Ordered {
             deliverer,
             queues,
             topology,
-            // Unique per process: a time-ordered UUID, as event ids have.
-            token: EventId::generate().to_string(),
+            token: lease_token(),
             wake: Notify::new(),
         }
     }
@@ -372,6 +371,14 @@ impl Ordered {
     async fn done(&self, endpoint: &EndpointId, head: &Waiting) -> Result<bool> {
         Ok(self.queues.pop(endpoint, &head.id, now_ms()).await?)
     }
+}
+
+/// This worker's name in a lease, `<host>:<pid>:<unique>`: who drives an endpoint can be read
+/// from Redis (`{N:ordered}:lease:<endpoint>`), and no two processes share it.
+fn lease_token() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let unique = EventId::generate();
+    format!("{}:{}:{unique}", host.trim(), std::process::id())
 }
 
 /// The contract's properties of a queued event, for its dead letter.

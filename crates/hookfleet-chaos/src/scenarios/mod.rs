@@ -13,9 +13,12 @@
 //! - [`postgres_stop`]: the message history's PostgreSQL stopped for 30 s under load.
 //! - [`cluster`]: a RabbitMQ node, a Redis master, and every RabbitMQ node in turn lost from
 //!   the clusters of `scripts/cluster`.
+//! - [`ordered`]: an ordered endpoint through a SIGKILL, a RabbitMQ and a Redis restart, its
+//!   order checked.
 
 pub mod broker_restart;
 pub mod cluster;
+pub mod ordered;
 pub mod poison;
 pub mod postgres_stop;
 pub mod receivers;
@@ -77,6 +80,12 @@ pub async fn run_all(settings: &Settings) -> Vec<Outcome> {
     run!("receivers", receivers::run(settings));
     run!("poison", poison::run(settings));
     run!("PostgreSQL stopped", postgres_stop::run(settings));
+    run!("ordered: worker SIGKILL", ordered::worker_crash(settings));
+    run!(
+        "ordered: RabbitMQ restart",
+        ordered::broker_restart(settings)
+    );
+    run!("ordered: Redis restart", ordered::redis_restart(settings));
     run!(
         "RabbitMQ leader lost",
         cluster::rabbit_leader_lost(settings)
@@ -123,6 +132,16 @@ impl Run {
         fault_over: Instant,
         note: impl FnOnce(f64) -> String,
     ) -> Outcome {
+        self.conclude_keeping(scenario, fault_over, note).await.0
+    }
+
+    /// [`Run::conclude`], and the receiver, for a scenario that checks more of what it got.
+    pub async fn conclude_keeping(
+        self,
+        scenario: &str,
+        fault_over: Instant,
+        note: impl FnOnce(f64) -> String,
+    ) -> (Outcome, Receiver) {
         let Run {
             fleet,
             receiver,
@@ -142,7 +161,8 @@ impl Run {
         fleet.finish(workers).await;
         let recovery = Recovery::measure(&receiver, PATH, fault_over, done);
         let count = receiver.tally(PATH, &published.ids);
-        outcome(scenario, &published, count, recovery, note(restarts))
+        let row = outcome(scenario, &published, count, recovery, note(restarts));
+        (row, receiver)
     }
 }
 
