@@ -161,3 +161,31 @@ async fn a_dead_ordered_endpoint_holds_back_only_itself() {
     worker.stop().await.unwrap();
     fleet.cleanup().await;
 }
+
+/// Past 32 tenants with ordered endpoints, every event goes through the ordered intake (one
+/// binding instead of one per tenant): the tenants routed before and the one after still get
+/// their events, once each.
+#[tokio::test(flavor = "multi_thread")]
+async fn many_tenants_with_ordered_endpoints_are_routed_at_once() {
+    let fleet = Fleet::new().env("HOOKFLEET_ENDPOINT_CACHE_TTL", "0s");
+    let receiver = Receiver::start().await.unwrap();
+    let api = fleet.spawn_api().await;
+    for n in 0..=32 {
+        let new = json!({"tenant": format!("t{n}"), "url": receiver.url(&format!("/t{n}")),
+                         "events": TYPES, "ordered": true});
+        let created = (api.operator(reqwest::Method::POST, "/v1/endpoints", Some(new))).await;
+        assert_eq!(created.status, 201, "{:?}", created.body);
+    }
+    let worker = fleet.spawn_worker().await;
+    let mut sent = Vec::new();
+    for tenant in ["t0", "t31", "t32"] {
+        let event = json!({"type": TYPES[0], "tenant": tenant, "data": {"to": tenant}});
+        sent.push((tenant, api.publish(event).await));
+    }
+    wait_until(WAIT, "each tenant's event", || {
+        (sent.iter()).all(|(t, id)| receiver.seen(&format!("/{t}"), id).ok == 1)
+    })
+    .await;
+    worker.stop().await.unwrap();
+    fleet.cleanup().await;
+}

@@ -216,16 +216,12 @@ impl Admin {
     /// Lets the tenant's events into the ordered intake (`N.ordered`), before one of its
     /// endpoints is stored as ordered.
     async fn route_ordered(&self, tenant: &TenantId) -> Result<()> {
-        let channel = (self.broker.channel().await)
-            .map_err(|e| Error::Unavailable(format!("RabbitMQ: {e}")))?;
-        let ns = &self.config.namespace;
-        let bound = async {
-            self.config.topology.declare(&channel).await?;
-            hookfleet_amqp::topology::bind_ordered_tenant(&channel, ns, tenant).await
-        }
-        .await;
-        let _ = channel.close(200, "done".into()).await;
-        bound.map_err(|e| Error::Unavailable(format!("RabbitMQ: {e}")))
+        let topology = &self.config.topology;
+        hookfleet_worker::ordered::route_tenant(&self.broker, topology, &self.ordered, tenant)
+            .await
+            .map_err(|e| {
+                Error::Unavailable(format!("cannot route the tenant's events in order: {e}"))
+            })
     }
 
     pub fn config(&self) -> &AdminConfig {

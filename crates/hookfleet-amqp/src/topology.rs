@@ -126,7 +126,7 @@ impl Topology {
     }
 
     /// The ordered intake (docs/ordered.md): every catalog exchange feeds `N.ordered.route`,
-    /// which passes on only the events of tenants bound with [`bind_ordered_tenant`], into
+    /// which passes on only the events of tenants bound with [`bind_ordered`], into
     /// `N.ordered`, one queue whose single active consumer sees them in the order the broker
     /// accepted them, across event types.
     async fn declare_ordered(&self, channel: &Channel, dead: &str) -> Result<()> {
@@ -272,25 +272,45 @@ async fn declare_exchange(channel: &Channel, name: &str, kind: ExchangeKind) -> 
     Ok(())
 }
 
-/// Lets `tenant`'s events into `N.ordered` (idempotent): done before an endpoint of the
-/// tenant is stored as ordered, so none of its events published after that is missed.
-pub async fn bind_ordered_tenant(
+/// Lets `tenant`'s events into `N.ordered`, or every tenant's with `None` (idempotent):
+/// done before an endpoint of the tenant is stored as ordered, so none of its events
+/// published after that is missed.
+pub async fn bind_ordered(
     channel: &Channel,
     ns: &Namespace,
-    tenant: &TenantId,
+    tenant: Option<&TenantId>,
 ) -> Result<()> {
-    let mut args = FieldTable::default();
-    args.insert("x-match".into(), long_string("all"));
-    args.insert("tenant".into(), long_string(tenant.as_str()));
     (channel.queue_bind(
         ns.ordered_queue().as_str().into(),
         ns.ordered_route().as_str().into(),
         "".into(),
         QueueBindOptions::default(),
-        args,
+        ordered_match(tenant),
     ))
     .await?;
     Ok(())
+}
+
+/// Drops `tenant`'s own route into `N.ordered`, once every tenant's events reach it.
+pub async fn unbind_ordered(channel: &Channel, ns: &Namespace, tenant: &TenantId) -> Result<()> {
+    (channel.queue_unbind(
+        ns.ordered_queue().as_str().into(),
+        ns.ordered_route().as_str().into(),
+        "".into(),
+        ordered_match(Some(tenant)),
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The headers binding of `tenant`, or the one that matches every message.
+fn ordered_match(tenant: Option<&TenantId>) -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert("x-match".into(), long_string("all"));
+    if let Some(tenant) = tenant {
+        args.insert("tenant".into(), long_string(tenant.as_str()));
+    }
+    args
 }
 
 async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> Result<()> {

@@ -65,12 +65,18 @@ pub async fn register_bench(
     Ok(secrets)
 }
 
-/// Registers the never-answering, the 503 and the rate-limited endpoints.
+/// Registers the never-answering (one unordered, one ordered), the 503 and the rate-limited
+/// endpoints.
 pub async fn register_faulty(fleet: &Fleet, receiver: &Receiver) -> anyhow::Result<()> {
     for (tenant, path) in [(DEAD_TENANT, DEAD_PATH), (FAILING_TENANT, FAILING_PATH)] {
         let url = receiver.url(path);
         fleet.add_endpoint(tenant, &url, &CATALOG).await?;
     }
+    // An ordered endpoint that is dead holds back only itself (docs/ordered.md).
+    let url = receiver.url(DEAD_PATH);
+    let ordered = |endpoint: &mut Endpoint| endpoint.ordered = true;
+    (fleet.add_endpoint_with(DEAD_TENANT, &url, &CATALOG, ordered)).await?;
+    crate::ordered::route(fleet, [DEAD_TENANT]).await?;
     let url = receiver.url(LIMITED_PATH);
     let limited = |endpoint: &mut Endpoint| endpoint.rate_limit = Some(LIMIT_PER_SECOND);
     fleet

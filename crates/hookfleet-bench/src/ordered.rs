@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use hookfleet_producer::OutboundEvent;
 use hookfleet_testkit::load::{self, Pace, Progress};
-use hookfleet_testkit::{AMQP_URL, Fleet, Receiver, Reply, WorkerEnv, WorkerProcess};
+use hookfleet_testkit::{Fleet, Receiver, Reply, WorkerEnv, WorkerProcess};
 use serde_json::json;
 
 use crate::procfs::CpuSample;
@@ -46,11 +46,15 @@ pub async fn run(binary: &Path, log_dir: &Path) -> anyhow::Result<String> {
     let mut cpu: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     for round in 0..4 {
         let ordered = matches!(round, 1 | 2);
-        let seconds = trickle(binary, log_dir, &receiver, ordered, round).await?;
+        let used = trickle(binary, log_dir, &receiver, ordered, round).await?;
+        let seconds = used.workers + used.rabbitmq + used.redis;
         eprintln!(
-            "[ordered] round {} {}: {seconds:.2} CPU s",
+            "[ordered] round {} {}: {seconds:.2} CPU s (workers {:.2}, RabbitMQ {:.2}, Redis {:.2})",
             round + 1,
-            if ordered { "ordered" } else { "unordered" }
+            if ordered { "ordered" } else { "unordered" },
+            used.workers,
+            used.rabbitmq,
+            used.redis,
         );
         cpu[usize::from(ordered)].push(seconds);
     }
@@ -152,14 +156,14 @@ async fn in_order(
     Ok(EVENTS as f64 / elapsed.max(1e-3))
 }
 
-/// Part 3: one round's CPU seconds for the trickle to 1,000 endpoints.
+/// Part 3: one round's CPU for the trickle to 1,000 endpoints.
 async fn trickle(
     binary: &Path,
     log_dir: &Path,
     receiver: &Receiver,
     ordered: bool,
     round: usize,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<CpuSample> {
     let fleet = fleet(binary, log_dir, WorkerEnv::fresh("bench")).await?;
     let path = format!("/trickle/{round}");
     receiver.set_default(&path, Reply::status(200).delayed(Duration::from_millis(10)));
@@ -194,20 +198,21 @@ async fn trickle(
         all_in && published.not_published == 0,
         "{path}: events missing"
     );
-    Ok(used.workers + used.rabbitmq + used.redis)
+    Ok(used)
 }
 
 /// Lets `tenants`' events into the ordered intake, as the API does for an ordered endpoint.
-async fn route<'a>(
+pub async fn route<'a>(
     fleet: &Fleet,
     tenants: impl IntoIterator<Item = &'a str>,
 ) -> anyhow::Result<()> {
-    let broker = hookfleet_amqp::Broker::connect(AMQP_URL).await?;
-    let channel = broker.channel().await?;
-    let namespace = fleet.namespace().parse()?;
+    let (env, topology) = (fleet.env(), fleet.env().topology()?);
+    let broker = hookfleet_amqp::Broker::connect(env.amqp_url()).await?;
+    let redis = hookfleet_store::connect(env.redis_url())?;
+    let queues = hookfleet_store::OrderedQueues::new(redis, &topology.namespace);
     for tenant in tenants {
-        hookfleet_amqp::topology::bind_ordered_tenant(&channel, &namespace, &tenant.parse()?)
-            .await?;
+        let tenant = tenant.parse()?;
+        hookfleet_worker::ordered::route_tenant(&broker, &topology, &queues, &tenant).await?;
     }
     broker.close().await;
     Ok(())

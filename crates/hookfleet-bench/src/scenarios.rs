@@ -1,6 +1,7 @@
 //! The scenarios of one run, in order: the baselines, the pipeline with one and two workers,
 //! fan-out 10, many other tenants, the paced run at half the fan-out-1 rate, then isolation:
-//! slow receivers, a dead and a 503 endpoint under a steady load (short and long), a
+//! slow receivers, a dead and a 503 endpoint under a steady load (short and long; the dead
+//! tenant has an unordered and an ordered endpoint, both never answering), a
 //! rate-limited endpoint beside a healthy one, and a backlog with and without a dead endpoint,
 //! with the endpoint controls in use, and with a message history.
 

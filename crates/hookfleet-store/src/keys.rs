@@ -71,6 +71,17 @@ impl Keys {
         format!("{{{}:ordered}}:lease:{endpoint}", self.namespace)
     }
 
+    /// SET: the tenants routed into the ordered intake one by one; with the flag
+    /// [`Keys::ordered_all`], every tenant is (see `ordered`).
+    pub fn ordered_tenants(&self) -> String {
+        format!("{{{}:ordered}}:tenants", self.namespace)
+    }
+
+    /// STRING, set once: every event passes through the ordered intake.
+    pub fn ordered_all(&self) -> String {
+        format!("{{{}:ordered}}:all", self.namespace)
+    }
+
     /// ZSET ordered endpoint → unix ms when its head is due.
     pub fn ordered_due(&self) -> String {
         format!("{{{}:ordered}}:due", self.namespace)

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use hookfleet_core::{EndpointId, Namespace};
+use hookfleet_core::{EndpointId, Namespace, TenantId};
 use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 
@@ -45,19 +45,25 @@ redis.call('ZADD', KEYS[2], 'NX', ARGV[1], ARGV[3])
 return 1
 ";
 
-/// Removes the head if it is still `ARGV[1]`; forgets the endpoint when nothing is left,
-/// else makes the next one due now.
+/// Removes the head if it is still `ARGV[1]`. When nothing is left, forgets the endpoint and
+/// gives back the lease (`KEYS[3]`, if `ARGV[4]` holds it); else the next one is due now, the
+/// lease is extended by `ARGV[5]` ms for it, and it is returned: one round trip per event.
 const POP: &str = r"
 local head = redis.call('LINDEX', KEYS[1], 0)
 if head and cjson.decode(head)['id'] == ARGV[1] then
   redis.call('LPOP', KEYS[1])
 end
-if redis.call('LLEN', KEYS[1]) == 0 then
+local next = redis.call('LINDEX', KEYS[1], 0)
+local holds = redis.call('GET', KEYS[3]) == ARGV[4]
+if not next then
   redis.call('ZREM', KEYS[2], ARGV[3])
-  return 0
+  if holds then redis.call('DEL', KEYS[3]) end
+  return false
 end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
-return 1
+if not holds then return false end
+redis.call('PEXPIRE', KEYS[3], ARGV[5])
+return next
 ";
 
 const RELEASE: &str = r"
@@ -67,11 +73,15 @@ end
 return 0
 ";
 
-const RENEW: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
+/// Notes a tenant to route into the ordered intake: `tenant` while at most `ARGV[2]` are,
+/// `switch` for the one past that (the caller routes every tenant, then drops the tenants'
+/// own routes), `all` once that happened.
+const ROUTE: &str = r"
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'all' end
+redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('SCARD', KEYS[1]) <= tonumber(ARGV[2]) then return 'tenant' end
+redis.call('SET', KEYS[2], 1)
+return 'switch'
 ";
 
 /// Forgets an endpoint whose queue is empty (it was not due after all).
@@ -82,6 +92,23 @@ if redis.call('LLEN', KEYS[1]) == 0 then
 end
 return 1
 ";
+
+/// How a tenant's events reach the ordered intake (`N.ordered`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// By a route of its own (a headers binding on its `tenant`).
+    Tenant,
+    /// It is the one past [`ROUTED_ONE_BY_ONE`]: route every tenant now, then drop the
+    /// tenants' own routes ([`OrderedQueues::routed_tenants`]).
+    SwitchToAll,
+    /// Every tenant's events already reach it.
+    All,
+}
+
+/// Tenants routed into the ordered intake one by one, at most: the broker matches a message
+/// against every headers binding, so 1,000 of them cost RabbitMQ more than the queue itself
+/// (docs/ordered.md); past this, every event goes there.
+pub const ROUTED_ONE_BY_ONE: usize = 32;
 
 /// The ordered queues of one namespace.
 #[derive(Debug, Clone)]
@@ -113,6 +140,30 @@ impl OrderedQueues {
         Ok(())
     }
 
+    /// How `tenant`, which has an ordered endpoint now, is to be routed.
+    pub async fn route(&self, tenant: &TenantId) -> Result<Route> {
+        let mut conn = self.redis.clone();
+        let route: String = Script::new(ROUTE)
+            .key(self.keys.ordered_tenants())
+            .key(self.keys.ordered_all())
+            .arg(tenant.as_str())
+            .arg(ROUTED_ONE_BY_ONE)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(match route.as_str() {
+            "tenant" => Route::Tenant,
+            "switch" => Route::SwitchToAll,
+            _ => Route::All,
+        })
+    }
+
+    /// The tenants routed one by one so far.
+    pub async fn routed_tenants(&self) -> Result<Vec<TenantId>> {
+        let mut conn = self.redis.clone();
+        let names: Vec<String> = conn.smembers(self.keys.ordered_tenants()).await?;
+        Ok(names.into_iter().filter_map(|n| n.parse().ok()).collect())
+    }
+
     /// Up to `limit` endpoints whose head is due at `now_ms`, most overdue first.
     pub async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<EndpointId>> {
         let mut conn = self.redis.clone();
@@ -134,18 +185,6 @@ impl OrderedQueues {
             .query_async(&mut conn)
             .await?;
         Ok(taken.is_some())
-    }
-
-    /// Extends the lease while `token` holds it; `false` when it was lost.
-    pub async fn renew(&self, endpoint: &EndpointId, token: &str, ttl: Duration) -> Result<bool> {
-        let mut conn = self.redis.clone();
-        let renewed: u8 = Script::new(RENEW)
-            .key(self.keys.ordered_lease(endpoint))
-            .arg(token)
-            .arg(ms(ttl))
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(renewed == 1)
     }
 
     pub async fn release(&self, endpoint: &EndpointId, token: &str) -> Result<()> {
@@ -203,19 +242,29 @@ impl OrderedQueues {
         Ok(())
     }
 
-    /// The head (`id`) is done with: delivered, given up or filtered. The next is due at
-    /// `now_ms`; returns whether there is one.
-    pub async fn pop(&self, endpoint: &EndpointId, id: &str, now_ms: i64) -> Result<bool> {
+    /// The head (`id`) is done with: delivered, given up or filtered. Returns the next one,
+    /// due at `now_ms`, for the holder of the lease `token` (extended by `ttl`); `None` when
+    /// nothing is left (the lease is then given back) or the lease was lost.
+    pub async fn pop(
+        &self,
+        endpoint: &EndpointId,
+        id: &str,
+        (token, ttl): (&str, Duration),
+        now_ms: i64,
+    ) -> Result<Option<Waiting>> {
         let mut conn = self.redis.clone();
-        let more: u8 = Script::new(POP)
+        let next: Option<String> = Script::new(POP)
             .key(self.keys.ordered_queue(endpoint))
             .key(self.keys.ordered_due())
+            .key(self.keys.ordered_lease(endpoint))
             .arg(id)
             .arg(now_ms)
             .arg(endpoint.as_str())
+            .arg(token)
+            .arg(ms(ttl))
             .invoke_async(&mut conn)
             .await?;
-        Ok(more == 1)
+        next.map(|text| decode(&text)).transpose()
     }
 
     /// Drops everything waiting for the endpoint (it was removed or disabled).
@@ -316,20 +365,35 @@ mod tests {
         assert_eq!((backlog.length, backlog.next_attempt_ms), (4, Some(5_000)));
         assert_eq!(q.head(&ep).await.unwrap().unwrap().attempts, 1);
         // Popping a head that is no longer first (a duplicate) removes nothing.
-        assert!(q.pop(&ep, "e2", 5_000).await.unwrap());
-        assert_eq!(q.head(&ep).await.unwrap().unwrap().id, "e1");
-        for id in ["e1", "e2", "e3"] {
-            assert!(q.pop(&ep, id, 5_000).await.unwrap());
-        }
-        assert!(!q.pop(&ep, "e4", 5_000).await.unwrap(), "empty now");
-        assert!(q.due(i64::MAX, 10).await.unwrap().is_empty());
+        let next = q.pop(&ep, "e2", ("a", ttl), 5_000).await.unwrap();
+        assert_eq!(next.unwrap().id, "e1");
         q.release(&ep, "b").await.unwrap();
         assert!(
             !q.lease(&ep, "b", ttl).await.unwrap(),
             "only its holder releases"
         );
-        q.release(&ep, "a").await.unwrap();
-        assert!(q.lease(&ep, "b", ttl).await.unwrap());
+        let next = q.pop(&ep, "e1", ("b", ttl), 5_000).await.unwrap();
+        assert!(next.is_none(), "not the lease's holder");
+        for (id, next) in [("e2", "e3"), ("e3", "e4")] {
+            let popped = q.pop(&ep, id, ("a", ttl), 5_000).await.unwrap();
+            assert_eq!(popped.unwrap().id, next);
+        }
+        assert!(q.pop(&ep, "e4", ("a", ttl), 5_000).await.unwrap().is_none());
+        assert!(q.due(i64::MAX, 10).await.unwrap().is_empty());
+        assert!(
+            q.lease(&ep, "b", ttl).await.unwrap(),
+            "the last pop gave the lease back"
+        );
+        // Tenants are routed one by one up to the bound, then all at once.
+        for n in 0..ROUTED_ONE_BY_ONE {
+            let tenant = format!("t{n}").parse().unwrap();
+            assert_eq!(q.route(&tenant).await.unwrap(), Route::Tenant);
+        }
+        let last = "t-last".parse().unwrap();
+        assert_eq!(q.route(&last).await.unwrap(), Route::SwitchToAll);
+        assert_eq!(q.route(&last).await.unwrap(), Route::All);
+        let routed = q.routed_tenants().await.unwrap();
+        assert_eq!(routed.len(), ROUTED_ONE_BY_ONE + 1);
         crate::purge(&redis, &namespace).await.unwrap();
     }
 }

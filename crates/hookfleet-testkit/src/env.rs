@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use hookfleet_amqp::{QueueType, Topology};
 use hookfleet_core::EventType;
 
 use crate::{AMQP_URL, REDIS_URL, Result, free_port, random_hex};
@@ -125,6 +126,20 @@ impl WorkerEnv {
                 .collect(),
             None => EventType::DEFAULT_CATALOG.to_vec(),
         }
+    }
+
+    /// The broker topology the processes declare (`HOOKFLEET_QUEUE_TYPE`, the catalog, the
+    /// retry delays).
+    pub fn topology(&self) -> Result<Topology> {
+        let event_types = (self.declared_event_types().iter())
+            .map(|t| t.parse::<EventType>())
+            .collect::<Result<_, _>>()?;
+        let queue_type = match self.get("HOOKFLEET_QUEUE_TYPE") {
+            Some(kind) => kind.parse().map_err(crate::Error::Setup)?,
+            None => QueueType::Quorum,
+        };
+        let (namespace, delays) = (self.namespace().parse()?, self.declared_retry_delays());
+        Ok(Topology::new(namespace, queue_type, event_types, delays))
     }
 
     /// The delay tiers the processes declare (an unparsable entry declares nothing).

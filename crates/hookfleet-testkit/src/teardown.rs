@@ -6,9 +6,8 @@
 
 use std::time::{Duration, Instant};
 
+use hookfleet_amqp::Broker;
 use hookfleet_amqp::lapin::options::QueueDeleteOptions;
-use hookfleet_amqp::{Broker, QueueType, Topology};
-use hookfleet_core::EventType;
 
 use crate::{Error, Result, WorkerEnv};
 
@@ -52,16 +51,7 @@ where
 }
 
 async fn remove_amqp(env: &WorkerEnv, extra_queues: &[String]) -> Result<()> {
-    let event_types = (env.declared_event_types().iter())
-        .map(|t| t.parse::<EventType>())
-        .collect::<Result<_, _>>()?;
-    // Deleting does not depend on the queue type.
-    let topology = Topology::new(
-        env.namespace().parse()?,
-        QueueType::Quorum,
-        event_types,
-        env.declared_retry_delays(),
-    );
+    let topology = env.topology()?;
     let broker = Broker::connect(env.amqp_url()).await?;
     topology.delete(&broker).await?;
     for queue in extra_queues {

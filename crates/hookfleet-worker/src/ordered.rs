@@ -19,8 +19,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use hookfleet_amqp::{Backoff, Broker, Topology};
 use hookfleet_core::policy::Verdict;
-use hookfleet_core::{Endpoint, EndpointId, EventId, EventType, payload_filter};
-use hookfleet_store::{Claim, OrderedQueues, Waiting};
+use hookfleet_core::{Endpoint, EndpointId, EventId, EventType, TenantId, payload_filter};
+use hookfleet_store::{Claim, OrderedQueues, Route, Waiting};
 use lapin::BasicProperties;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
@@ -235,36 +235,42 @@ impl Ordered {
         }
     }
 
-    /// One lease's turn at an endpoint, then the lease is given back.
+    /// One lease's turn at an endpoint; the lease is given back after, unless the last pop
+    /// did.
     async fn turn(&self, endpoint: EndpointId) {
-        if let Err(error) = self.drive(&endpoint).await {
-            // The head stays first and due: this worker or another takes it up again.
-            warn!(message = "Sending an ordered endpoint's events stopped; its first event will be tried again.", %error, endpoint_id = %endpoint);
-        }
-        if let Err(error) = self.queues.release(&endpoint, &self.token).await {
+        let holds = match self.drive(&endpoint).await {
+            Ok(holds) => holds,
+            Err(error) => {
+                // The head stays first and due: this worker or another takes it up again.
+                warn!(message = "Sending an ordered endpoint's events stopped; its first event will be tried again.", %error, endpoint_id = %endpoint);
+                true
+            }
+        };
+        if holds && let Err(error) = self.queues.release(&endpoint, &self.token).await {
             debug!(message = "Cannot give back an ordered endpoint's lease; it expires.", %error);
         }
     }
 
-    /// Sends the endpoint's events in order while they succeed, up to a [`TURN`].
-    async fn drive(&self, id: &EndpointId) -> Result<()> {
+    /// Sends the endpoint's events in order while they succeed, up to a [`TURN`]; whether
+    /// this worker still holds the lease.
+    async fn drive(&self, id: &EndpointId) -> Result<bool> {
+        let Some(mut head) = self.queues.head(id).await? else {
+            return Ok(true);
+        };
         for _ in 0..TURN {
-            let Some(head) = self.queues.head(id).await? else {
-                return Ok(());
-            };
             let Some(endpoint) = self.endpoint(id, &head).await? else {
                 let dropped = self.queues.clear(id).await?;
                 info!(message = "Ordered endpoint removed or disabled; dropping what waited for it.", endpoint_id = %id, dropped);
-                return Ok(());
+                return Ok(true);
             };
-            if !self.queues.renew(id, &self.token, self.lease_ttl()).await? {
-                return Ok(());
-            }
-            if !self.send_head(&endpoint, head).await? {
-                return Ok(());
+            match self.send_head(&endpoint, head).await? {
+                Step::Next(Some(next)) => head = next,
+                // Nothing left, and the lease given back; or the lease lost.
+                Step::Next(None) => return Ok(false),
+                Step::Wait => return Ok(true),
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// The endpoint as the tenant's cached list has it, when it is there and on.
@@ -276,9 +282,9 @@ impl Ordered {
         Ok(endpoints.iter().find(|e| e.id == *id && e.enabled).cloned())
     }
 
-    /// One attempt at the head: `true` when it is done with (delivered, already delivered,
-    /// or given up) and the next may go, `false` when it waits for a retry.
-    async fn send_head(&self, endpoint: &Endpoint, mut head: Waiting) -> Result<bool> {
+    /// One attempt at the head: the next one when it is done with (delivered, already
+    /// delivered, or given up), or [`Step::Wait`] for its retry.
+    async fn send_head(&self, endpoint: &Endpoint, mut head: Waiting) -> Result<Step> {
         let d = &self.deliverer;
         let (Ok(event_id), Ok(event_type)) = (
             head.id.parse::<EventId>(),
@@ -299,7 +305,7 @@ impl Ordered {
                 // A replay of it is in flight: look again in a moment, attempt unused.
                 let at = now_ms() + 1_000;
                 self.queues.retry_head(&endpoint.id, &head, at).await?;
-                return Ok(false);
+                return Ok(Step::Wait);
             }
         };
         let body = Bytes::from(head.body.clone());
@@ -341,7 +347,7 @@ impl Ordered {
             d.metrics
                 .delivery(event_type.as_str(), DeliveryResult::RetryScheduled);
             info!(message = "Ordered delivery failed; it and those behind it wait for its retry.", error = %sent.outcome.describe(), retry_in = ?delay, event_id = %event_id, endpoint_id = %endpoint.id, attempt = head.attempts);
-            return Ok(false);
+            return Ok(Step::Wait);
         }
         let failure = Failure::new(&endpoint.id, head.attempts, &sent.outcome);
         let reason = match verdict {
@@ -367,10 +373,53 @@ impl Ordered {
         self.done(&endpoint.id, &head).await
     }
 
-    /// The head is done with: the next one is due now, if there is one.
-    async fn done(&self, endpoint: &EndpointId, head: &Waiting) -> Result<bool> {
-        Ok(self.queues.pop(endpoint, &head.id, now_ms()).await?)
+    /// The head is done with: the next one, due now, if there is one (and the lease held).
+    async fn done(&self, endpoint: &EndpointId, head: &Waiting) -> Result<Step> {
+        let lease = (self.token.as_str(), self.lease_ttl());
+        let next = self.queues.pop(endpoint, &head.id, lease, now_ms()).await?;
+        Ok(Step::Next(next))
     }
+}
+
+/// What comes after one attempt at an ordered endpoint's head.
+enum Step {
+    /// The head is done with; the next one, if there is one and the lease is still held.
+    Next(Option<Waiting>),
+    /// The head waits for its retry, and the rest with it.
+    Wait,
+}
+
+/// Routes `tenant`'s events into the ordered intake, before one of its endpoints is stored as
+/// ordered: by a headers binding of its own while few tenants have ordered endpoints, then by
+/// one binding for every tenant (docs/ordered.md, "Cost and capacity"). Idempotent.
+pub async fn route_tenant(
+    broker: &Broker,
+    topology: &Topology,
+    queues: &OrderedQueues,
+    tenant: &TenantId,
+) -> Result<()> {
+    use hookfleet_amqp::topology::{bind_ordered, unbind_ordered};
+    let channel = broker.channel().await?;
+    let routed = async {
+        topology.declare(&channel).await?;
+        let ns = &topology.namespace;
+        match queues.route(tenant).await? {
+            Route::Tenant => bind_ordered(&channel, ns, Some(tenant)).await?,
+            Route::All => bind_ordered(&channel, ns, None).await?,
+            Route::SwitchToAll => {
+                // Every tenant first, then their own routes go: no moment without a route.
+                bind_ordered(&channel, ns, None).await?;
+                for routed in queues.routed_tenants().await? {
+                    unbind_ordered(&channel, ns, &routed).await?;
+                }
+                info!(message = "Many tenants have ordered endpoints: every event now passes through the ordered intake.");
+            }
+        }
+        Ok(())
+    }
+    .await;
+    let _ = channel.close(200, "done".into()).await;
+    routed
 }
 
 /// This worker's name in a lease, `<host>:<pid>:<unique>`: who drives an endpoint can be read

@@ -8,7 +8,6 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use hookfleet_amqp::Broker;
-use hookfleet_core::Namespace;
 use hookfleet_producer::OutboundEvent;
 use hookfleet_store::redis::AsyncCommands;
 use hookfleet_testkit::load::Published;
@@ -34,11 +33,12 @@ async fn stage(
     let url = receiver.url(PATH);
     let endpoint =
         (fleet.add_endpoint_with(TENANT, &url, &[EVENT_TYPE], |e| e.ordered = true)).await?;
-    fleet.declare().await?;
-    let broker = Broker::connect(fleet.env().amqp_url()).await?;
-    let channel = broker.channel().await?;
-    let namespace: Namespace = fleet.namespace().parse()?;
-    hookfleet_amqp::topology::bind_ordered_tenant(&channel, &namespace, &TENANT.parse()?).await?;
+    let (env, topology) = (fleet.env(), fleet.env().topology()?);
+    let broker = Broker::connect(env.amqp_url()).await?;
+    let redis = hookfleet_store::connect(env.redis_url())?;
+    let queues = hookfleet_store::OrderedQueues::new(redis, &topology.namespace);
+    (hookfleet_worker::ordered::route_tenant(&broker, &topology, &queues, &TENANT.parse()?))
+        .await?;
     broker.close().await;
     Ok((fleet, receiver, endpoint))
 }
