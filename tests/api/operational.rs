@@ -256,6 +256,10 @@ async fn no_tenant_reaches_the_operator_tenant_and_types_are_reserved() {
     let customer_type = json!({"tenant": OPERATOR, "url": receiver.url("/x"), "events": [BLOCKED]});
     let refused = (api.operator(Method::POST, "/v1/endpoints", Some(customer_type))).await;
     assert_eq!(wrong_fields(&refused), ["events"]);
+    let ordered =
+        json!({"tenant": OPERATOR, "url": receiver.url("/x"), "events": ["*"], "ordered": true});
+    let refused = (api.operator(Method::POST, "/v1/endpoints", Some(ordered))).await;
+    assert_eq!(wrong_fields(&refused), ["ordered"]);
 
     let forged = json!({"type": "endpoint.created", "tenant": "acme", "data": {}});
     let refused = api.operator(Method::POST, "/v1/events", Some(forged)).await;

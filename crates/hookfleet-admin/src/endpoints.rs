@@ -87,6 +87,14 @@ impl Admin {
             "description",
             input::description(new.description.unwrap_or_default()),
         );
+        let ordered = new.ordered == Some(true);
+        let ordered = if ordered && tenant.as_ref() == Some(&self.config.operator_tenant) {
+            // Operational events do not pass through the ordered intake.
+            checks.fail("ordered", "the operator tenant's endpoints are not ordered");
+            None
+        } else {
+            Some(ordered)
+        };
         // A missing value always noted its field's error, and only a missing value did.
         let (
             Some(tenant),
@@ -95,14 +103,15 @@ impl Admin {
             Some(secret),
             Some(description),
             Some(controls),
-        ) = (tenant, url, events, secret, description, controls)
+            Some(ordered),
+        ) = (tenant, url, events, secret, description, controls, ordered)
         else {
             return Err(checks.into_error());
         };
         let mut endpoint = Endpoint::new(tenant, &url, events, secret, description)
             .map_err(|e| Error::field("url", e.to_string()))?;
         controls.apply(&mut endpoint);
-        if new.ordered == Some(true) {
+        if ordered {
             self.route_ordered(&endpoint.tenant).await?;
             endpoint.ordered = true;
         }

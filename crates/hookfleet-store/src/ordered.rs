@@ -41,8 +41,7 @@ pub struct Backlog {
 
 const APPEND: &str = r"
 redis.call('RPUSH', KEYS[1], ARGV[2])
-redis.call('ZADD', KEYS[2], 'NX', ARGV[1], ARGV[3])
-return 1
+return redis.call('ZADD', KEYS[2], 'NX', ARGV[1], ARGV[3])
 ";
 
 /// Removes the head if it is still `ARGV[1]`. When nothing is left, forgets the endpoint and
@@ -126,18 +125,24 @@ impl OrderedQueues {
     }
 
     /// Adds `event` at the end of the endpoint's queue; the endpoint is due at `now_ms`
-    /// unless its head already waits for a retry.
-    pub async fn append(&self, endpoint: &EndpointId, event: &Waiting, now_ms: i64) -> Result<()> {
+    /// unless it was due already (its head waits for a retry, or is being sent). Returns
+    /// whether it became due: only then is there something new for a pump to take up.
+    pub async fn append(
+        &self,
+        endpoint: &EndpointId,
+        event: &Waiting,
+        now_ms: i64,
+    ) -> Result<bool> {
         let mut conn = self.redis.clone();
-        Script::new(APPEND)
+        let added: u8 = Script::new(APPEND)
             .key(self.keys.ordered_queue(endpoint))
             .key(self.keys.ordered_due())
             .arg(now_ms)
             .arg(encode(event)?)
             .arg(endpoint.as_str())
-            .invoke_async::<u8>(&mut conn)
+            .invoke_async(&mut conn)
             .await?;
-        Ok(())
+        Ok(added == 1)
     }
 
     /// How `tenant`, which has an ordered endpoint now, is to be routed.

@@ -114,48 +114,50 @@ impl Ordered {
                 Some(delivery) => delivery?,
                 None => return Err(Error::ConsumerCancelled(queue)),
             };
-            if !self
-                .take(&delivery.properties, &delivery.data, shutdown)
-                .await
-            {
+            let taken = self.take(&delivery.properties, &delivery.data, shutdown);
+            let Some(newly_due) = taken.await else {
                 return Ok(());
-            }
+            };
             delivery.ack(BasicAckOptions::default()).await?;
-            self.wake.notify_one();
+            if newly_due {
+                self.wake.notify_one();
+            }
         }
     }
 
     /// Queues one event at each ordered endpoint that wants it, trying again while Redis is
-    /// away (the broker's order is kept by not moving on). `false` at shutdown.
+    /// away (the broker's order is kept by not moving on). Whether an endpoint became due by
+    /// it; `None` at shutdown.
     async fn take(
         &self,
         properties: &BasicProperties,
         body: &[u8],
         shutdown: &CancellationToken,
-    ) -> bool {
+    ) -> Option<bool> {
         let kind = properties.kind().as_ref().map(|k| k.to_string());
         let Some(event_type) = kind.and_then(|k| k.parse::<EventType>().ok()) else {
             // Its work queue's copy is dead-lettered with the reason.
-            return true;
+            return Some(false);
         };
         let Ok(event) = InboundEvent::parse(properties, body, &event_type) else {
-            return true;
+            return Some(false);
         };
         loop {
             match self.append(&event, body).await {
-                Ok(()) => return true,
+                Ok(newly_due) => return Some(newly_due),
                 Err(error) => {
                     warn!(message = "Cannot queue an event for its ordered endpoints; trying again.", %error, event_id = %event.id);
                 }
             }
             tokio::select! {
-                _ = shutdown.cancelled() => return false,
+                _ = shutdown.cancelled() => return None,
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
         }
     }
 
-    async fn append(&self, event: &InboundEvent, body: &[u8]) -> Result<()> {
+    /// Whether an endpoint became due by it.
+    async fn append(&self, event: &InboundEvent, body: &[u8]) -> Result<bool> {
         let d = &self.deliverer;
         let endpoints = d.endpoints.for_tenant(&event.tenant).await?;
         let ordered = || {
@@ -164,7 +166,7 @@ impl Ordered {
                 .filter(|e| e.ordered && e.wants(&event.event_type))
         };
         if ordered().next().is_none() {
-            return Ok(());
+            return Ok(false);
         }
         let data = ordered()
             .any(|e| e.filter.is_some())
@@ -177,6 +179,7 @@ impl Ordered {
             attempts: 0,
             body: String::from_utf8_lossy(body).into_owned(),
         };
+        let mut newly_due = false;
         for endpoint in ordered() {
             if let (Some(filter), Some(data)) = (&endpoint.filter, &data)
                 && !filter.matches(data)
@@ -185,9 +188,9 @@ impl Ordered {
                 d.metrics.delivery(event_type, DeliveryResult::Filtered);
                 continue;
             }
-            self.queues.append(&endpoint.id, &waiting, now_ms()).await?;
+            newly_due |= self.queues.append(&endpoint.id, &waiting, now_ms()).await?;
         }
-        Ok(())
+        Ok(newly_due)
     }
 
     /// Looks for due endpoints until `shutdown` and drives each one this worker can lease;
