@@ -189,3 +189,34 @@ async fn many_tenants_with_ordered_endpoints_are_routed_at_once() {
     worker.stop().await.unwrap();
     fleet.cleanup().await;
 }
+
+/// A 410 disables an ordered endpoint as any other: its head is dead-lettered, and what waited
+/// behind it is dropped, never sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_410_disables_an_ordered_endpoint() {
+    let fleet = Fleet::new().env("HOOKFLEET_ENDPOINT_CACHE_TTL", "0s");
+    let receiver = Receiver::start().await.unwrap();
+    receiver.set_default("/gone", Reply::status(410));
+    let endpoint = add_ordered(&fleet, &receiver, "/gone").await;
+    let id = endpoint["id"].as_str().unwrap().to_owned();
+    let worker = fleet.spawn_worker().await;
+    let ids = publish_in_order(&fleet, 5).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    let shown = loop {
+        let shown = fleet.run_ok(&["endpoints", "get", &id]).await;
+        let shown: Value = serde_json::from_str(shown.trim()).unwrap();
+        let emptied = shown["ordered_backlog"]["length"] == 0;
+        if (shown["enabled"] == false && emptied) || std::time::Instant::now() > deadline {
+            break shown;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(shown["enabled"], false, "{shown}");
+    assert_eq!(shown["ordered_backlog"]["length"], 0, "{shown}");
+    let letters = fleet.dead_letters().await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(receiver.count("/gone"), 1, "only the head was sent");
+    assert_eq!(receiver.requests("/gone")[0].header("webhook-id"), ids[0]);
+    worker.stop().await.unwrap();
+    fleet.cleanup().await;
+}

@@ -33,6 +33,7 @@ use crate::inbound::InboundEvent;
 use crate::metrics::DeliveryResult;
 use crate::notice::About;
 use crate::retry::{self, Failure};
+use crate::settle::give_up_reason;
 use crate::{Error, Result};
 
 /// How often the pump looks for due endpoints when nothing wakes it sooner.
@@ -90,9 +91,22 @@ impl Ordered {
         }
     }
 
+    /// One session on its own channel, closed at its end whatever ended it: a channel left
+    /// open would keep the queue's single-active-consumer slot, and its messages, from the
+    /// next session.
     async fn intake_session(&self, broker: &Broker, shutdown: &CancellationToken) -> Result<()> {
         let channel = broker.channel().await?;
-        self.topology.declare(&channel).await?;
+        let result = self.consume_intake(&channel, shutdown).await;
+        let _ = channel.close(200, "intake session over".into()).await;
+        result
+    }
+
+    async fn consume_intake(
+        &self,
+        channel: &lapin::Channel,
+        shutdown: &CancellationToken,
+    ) -> Result<()> {
+        self.topology.declare(channel).await?;
         channel
             .basic_qos(INTAKE_PREFETCH, BasicQosOptions::default())
             .await?;
@@ -328,6 +342,7 @@ impl Ordered {
         let verdict = sent.outcome.verdict();
         if verdict == Verdict::Delivered {
             d.dedup.commit(&endpoint.id, &event_id, &held, None).await?;
+            d.hear(endpoint, about).await?;
             let lag = (head.timestamp > 0).then(|| now_ms() as f64 / 1e3 - head.timestamp as f64);
             series.delivered(lag);
             return self.done(&endpoint.id, &head).await;
@@ -339,8 +354,11 @@ impl Ordered {
         {
             debug!(message = "Could not release the claim; it will expire.", %error);
         }
+        // The breaker hears of it (failing and recovered notices, auto-disable), though it
+        // holds nothing back here: one request at a time is the ordered endpoint's own cap.
+        let disabled = d.hear(endpoint, about).await?;
         let tier = match verdict {
-            Verdict::Retry => d.schedule.next_tier(head.attempts, &sent.outcome),
+            Verdict::Retry if !disabled => d.schedule.next_tier(head.attempts, &sent.outcome),
             _ => None,
         };
         if let Some(tier) = tier {
@@ -352,11 +370,11 @@ impl Ordered {
             info!(message = "Ordered delivery failed; it and those behind it wait for its retry.", error = %sent.outcome.describe(), retry_in = ?delay, event_id = %event_id, endpoint_id = %endpoint.id, attempt = head.attempts);
             return Ok(Step::Wait);
         }
+        if verdict == (Verdict::GiveUp { disable: true }) {
+            d.disable(endpoint, "answered 410 Gone").await?;
+        }
         let failure = Failure::new(&endpoint.id, head.attempts, &sent.outcome);
-        let reason = match verdict {
-            Verdict::Retry => format!("gave up after {} attempts", head.attempts),
-            _ => format!("not retried: {}", sent.outcome.describe()),
-        };
+        let reason = give_up_reason(verdict, disabled, head.attempts, &sent.outcome);
         let properties = properties_of(&head);
         let (publisher, namespace) = (&d.publisher, &d.namespace);
         retry::dead_letter(

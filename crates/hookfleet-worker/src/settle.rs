@@ -37,11 +37,8 @@ impl Deliverer {
     ) -> Result<()> {
         let event = d.event;
         self.commit(d.endpoint, event, held).await?;
-        let aftermath = self.record(d.endpoint, &sent.outcome).await;
-        if let Some(streak) = aftermath.recovered {
-            let about = about(d, event.attempts + 1, &sent.outcome);
-            (self.notices.attempt_recovered(d.endpoint, about, streak)).await;
-        }
+        let about = about(d, event.attempts + 1, &sent.outcome);
+        self.hear(d.endpoint, about).await?;
         let lag = (event.timestamp > 0).then(|| {
             let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as f64 / 1e9;
             now - event.timestamp as f64
@@ -66,18 +63,9 @@ impl Deliverer {
         }
         let attempts = event.attempts + 1;
         let failure = Failure::new(&endpoint.id, attempts, outcome);
-        let aftermath = self.record(endpoint, outcome).await;
-        if let Some(streak) = aftermath.failing {
-            let about = about(d, attempts, outcome);
-            (self.notices.attempt_failing(endpoint, about, streak)).await;
-        }
-        if aftermath.disable {
-            let window = humantime::format_duration(self.breaker.disable_after());
-            let reason = format!("failing without a break for {window}");
-            self.disable(endpoint, &reason).await?;
-        }
+        let disabled = self.hear(endpoint, about(d, attempts, outcome)).await?;
         let tier = match verdict {
-            Verdict::Retry if !aftermath.disable => self.schedule.next_tier(attempts, outcome),
+            Verdict::Retry if !disabled => self.schedule.next_tier(attempts, outcome),
             _ => None,
         };
         let event_type = event.event_type.as_str();
@@ -95,16 +83,13 @@ impl Deliverer {
                 self.retry_in(delay, d, &failure).await?;
                 info!(message = "Delivery failed; retry scheduled.", error = %failure.last_error, retry_in = ?delay, event_id = ids.0, endpoint_id = ids.1, attempt = attempts);
             }
-            None if handed_off
-                && !aftermath.disable
-                && verdict == Verdict::GiveUp { disable: false } =>
-            {
+            None if handed_off && !disabled && verdict == Verdict::GiveUp { disable: false } => {
                 // The retry queued at the hand-off meets the same rule and is dead-lettered
                 // then; doing it here too would leave two dead letters.
                 info!(message = "Delivery failed for good; its retry, queued when it was handed off, will dead-letter it.", error = %failure.last_error, event_id = ids.0, endpoint_id = ids.1, attempt = attempts);
             }
             None => {
-                self.give_up(d, &failure, verdict, aftermath, outcome)
+                self.give_up(d, &failure, verdict, disabled, outcome)
                     .await?
             }
         }
@@ -117,17 +102,13 @@ impl Deliverer {
         d: &Delivery<'_>,
         failure: &Failure<'_>,
         verdict: Verdict,
-        aftermath: Aftermath,
+        disabled: bool,
         outcome: &AttemptOutcome,
     ) -> Result<()> {
         if verdict == (Verdict::GiveUp { disable: true }) {
             self.disable(d.endpoint, "answered 410 Gone").await?;
         }
-        let reason = if aftermath.disable {
-            "endpoint disabled after failing without a break".to_owned()
-        } else {
-            give_up_reason(verdict, failure.attempts, outcome)
-        };
+        let reason = give_up_reason(verdict, disabled, failure.attempts, outcome);
         // After a hand-off the endpoint is disabled by now, so the retry queued then is
         // dropped when it comes back: this dead letter is the only one.
         let event_type = d.event.event_type.as_str();
@@ -249,7 +230,7 @@ impl Deliverer {
     /// The notice goes first: should disabling fail, the message returns to the queue with
     /// the notice already out (at worst a second one follows), whereas the other order could
     /// drop the message as "endpoint disabled" with no notice ever sent.
-    async fn disable(&self, endpoint: &Endpoint, reason: &str) -> Result<()> {
+    pub(crate) async fn disable(&self, endpoint: &Endpoint, reason: &str) -> Result<()> {
         let url = hookfleet_core::target::redact_url(&endpoint.url);
         warn!(message = "Disabling the endpoint.", %reason, %url, endpoint_id = %endpoint.id);
         (self.notices)
@@ -263,6 +244,25 @@ impl Deliverer {
             Ok(_) | Err(hookfleet_store::Error::NotFound(_)) => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Records the attempt's outcome with the circuit breaker and tells the platform what it
+    /// means: `message.attempt.failing` at the threshold, `message.attempt.recovered` after;
+    /// an endpoint failing for `HOOKFLEET_DISABLE_AFTER` is disabled. Whether it was.
+    pub(crate) async fn hear(&self, endpoint: &Endpoint, about: About<'_>) -> Result<bool> {
+        let aftermath = self.record(endpoint, about.outcome).await;
+        if let Some(streak) = aftermath.failing {
+            (self.notices.attempt_failing(endpoint, about, streak)).await;
+        }
+        if let Some(streak) = aftermath.recovered {
+            (self.notices.attempt_recovered(endpoint, about, streak)).await;
+        }
+        if aftermath.disable {
+            let window = humantime::format_duration(self.breaker.disable_after());
+            let reason = format!("failing without a break for {window}");
+            self.disable(endpoint, &reason).await?;
+        }
+        Ok(aftermath.disable)
     }
 
     /// Records the outcome with the circuit breaker. Best effort: the outcome itself is
@@ -289,7 +289,17 @@ fn about<'a>(d: &Delivery<'a>, attempt: u32, outcome: &'a AttemptOutcome) -> Abo
     }
 }
 
-fn give_up_reason(verdict: Verdict, attempts: u32, outcome: &AttemptOutcome) -> String {
+/// Why an event is given up at an endpoint, for its dead letter; `disabled` when the endpoint
+/// was disabled for failing without a break.
+pub(crate) fn give_up_reason(
+    verdict: Verdict,
+    disabled: bool,
+    attempts: u32,
+    outcome: &AttemptOutcome,
+) -> String {
+    if disabled {
+        return "endpoint disabled after failing without a break".to_owned();
+    }
     match verdict {
         Verdict::GiveUp { disable: true } => {
             "endpoint answered 410 Gone; endpoint disabled".to_owned()
