@@ -109,7 +109,7 @@ async fn in_order(
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
-            if state % one_in == 0 {
+            if state.is_multiple_of(one_in) {
                 Reply::status(500)
             } else {
                 ok

@@ -355,7 +355,7 @@ mod tests {
         for id in ["e1", "e2", "e3"] {
             q.append(&ep, &waiting(id), 100).await.unwrap();
         }
-        assert_eq!(q.due(100, 10).await.unwrap(), [ep.clone()]);
+        assert_eq!(q.due(100, 10).await.unwrap(), std::slice::from_ref(&ep));
         let ttl = Duration::from_secs(10);
         assert!(q.lease(&ep, "a", ttl).await.unwrap());
         assert!(!q.lease(&ep, "b", ttl).await.unwrap(), "one at a time");
