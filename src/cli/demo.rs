@@ -255,9 +255,13 @@ async fn migrate(url: &str, namespace: &Namespace) -> anyhow::Result<tokio_postg
     Ok(client)
 }
 
-/// The history searched as the API does: what every event came to.
+/// The history searched as the API does: what every event of the demo's tenant came to (the
+/// operator tenant's `endpoint.created` is recorded too).
 async fn searched(admin: &hookfleet_admin::Admin) -> anyhow::Result<()> {
-    let search = hookfleet_admin::history::EventSearch::default();
+    let search = hookfleet_admin::history::EventSearch {
+        tenant: Some("demo"),
+        ..Default::default()
+    };
     let page = admin.list_events(&Scope::Operator, search).await?;
     let delivered = (page.data.iter())
         .filter(|e| e.status == hookfleet_history::view::Status::Delivered)
