@@ -192,6 +192,16 @@ impl Backoff {
     }
 }
 
+/// A consumer of `queue` on `channel` (acks by hand, the broker names it): how every
+/// hookfleet consumer subscribes.
+pub async fn consume(channel: &Channel, queue: &str) -> Result<lapin::Consumer> {
+    let options = lapin::options::BasicConsumeOptions::default();
+    let args = lapin::types::FieldTable::default();
+    Ok(channel
+        .basic_consume(queue.into(), "".into(), options, args)
+        .await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

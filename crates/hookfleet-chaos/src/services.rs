@@ -50,29 +50,21 @@ pub fn rabbitmq_accepts() -> bool {
 
 /// `redis-cli shutdown nosave`: Redis exits at once and forgets everything.
 pub fn stop_redis() -> anyhow::Result<()> {
-    // The connection closes under the command, so its exit status says nothing.
-    run(
-        "redis-cli",
-        &["-h", "127.0.0.1", "-p", "6379", "shutdown", "nosave"],
-        Duration::from_secs(10),
-    );
-    wait_for("Redis to stop", Duration::from_secs(10), || {
-        !redis_answers()
-    })
+    shutdown_redis("nosave", Duration::from_secs(10))
 }
 
 /// `redis-cli shutdown save`: Redis writes its data to disk and exits, as a Redis with
 /// persistence keeps it; [`start_redis`] then loads it, and [`forget_redis_dump`] removes the
 /// file so that no later start finds it.
 pub fn stop_redis_saving() -> anyhow::Result<()> {
-    run(
-        "redis-cli",
-        &["-h", "127.0.0.1", "-p", "6379", "shutdown", "save"],
-        Duration::from_secs(30),
-    );
-    wait_for("Redis to stop", Duration::from_secs(30), || {
-        !redis_answers()
-    })
+    shutdown_redis("save", Duration::from_secs(30))
+}
+
+fn shutdown_redis(mode: &str, limit: Duration) -> anyhow::Result<()> {
+    // The connection closes under the command, so its exit status says nothing.
+    let args = ["-h", "127.0.0.1", "-p", "6379", "shutdown", mode];
+    run("redis-cli", &args, limit);
+    wait_for("Redis to stop", limit, || !redis_answers())
 }
 
 /// Removes the file [`stop_redis_saving`] wrote, once Redis has loaded it: this machine's

@@ -39,16 +39,27 @@ impl OutboundEvent {
 
     /// The AMQP properties of docs/contract.md §1.
     pub fn properties(&self) -> BasicProperties {
-        let mut headers = FieldTable::default();
-        set_str(&mut headers, headers::TENANT, self.tenant.as_str());
-        BasicProperties::default()
-            .with_message_id(self.id.as_str().into())
-            .with_type(self.event_type.as_str().into())
-            .with_timestamp(u64::try_from(self.timestamp).unwrap_or(0))
-            .with_content_type("application/json".into())
-            .with_delivery_mode(2)
-            .with_headers(headers)
+        properties(&self.id, &self.event_type, &self.tenant, self.timestamp)
     }
+}
+
+/// The AMQP properties of docs/contract.md §1 of an event (`timestamp` in unix seconds), for
+/// whoever sends one again without its original message (an ordered endpoint's dead letter).
+pub fn properties(
+    id: &EventId,
+    event_type: &EventType,
+    tenant: &TenantId,
+    timestamp: i64,
+) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    set_str(&mut headers, headers::TENANT, tenant.as_str());
+    BasicProperties::default()
+        .with_message_id(id.as_str().into())
+        .with_type(event_type.as_str().into())
+        .with_timestamp(u64::try_from(timestamp).unwrap_or(0))
+        .with_content_type("application/json".into())
+        .with_delivery_mode(2)
+        .with_headers(headers)
 }
 
 #[cfg(test)]

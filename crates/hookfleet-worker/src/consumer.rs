@@ -17,8 +17,7 @@ use futures_util::stream::select_all;
 use hookfleet_amqp::{Backoff, Broker, Topology};
 use hookfleet_core::EventType;
 use lapin::message::Delivery;
-use lapin::options::{BasicConsumeOptions, BasicQosOptions};
-use lapin::types::FieldTable;
+use lapin::options::BasicQosOptions;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -237,14 +236,7 @@ impl Consumer {
         let mut streams = Vec::new();
         for event_type in &self.topology.event_types {
             let queue = self.topology.namespace.work_queue(event_type);
-            let consumer = channel
-                .basic_consume(
-                    queue.as_str().into(),
-                    "".into(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
+            let consumer = hookfleet_amqp::broker::consume(channel, &queue).await?;
             // Each stream ends with a `None` item, so that one consumer cancelled by the broker
             // (its queue deleted, a node lost) ends the session instead of going quiet.
             let ty = event_type.clone();

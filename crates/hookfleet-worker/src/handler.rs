@@ -212,12 +212,7 @@ impl Deliverer {
         let targets: Vec<&Endpoint> = endpoints
             .iter()
             .filter(|e| e.wants(&event.event_type))
-            // Ordered endpoints get their events through `crate::ordered`; a message
-            // addressed to one (a replay, a resend) is sent at once.
-            .filter(|e| match &event.target {
-                Some(target) => *target == e.id,
-                None => !e.ordered,
-            })
+            .filter(|e| event.target.as_ref().is_none_or(|t| *t == e.id))
             .collect();
         if let Some(target) = &event.target
             && targets.is_empty()
@@ -228,10 +223,13 @@ impl Deliverer {
                 event_id = %event.id
             );
         }
-        let targets = self.matching(&event, &body, targets);
+        let mut targets = self.matching(&event, &body, targets);
         if event.target.is_none() {
             series.received();
             self.record_event(&event, &body, &targets);
+            // Ordered endpoints get it through `crate::ordered`; a message addressed to one
+            // (a replay, a resend) is sent at once.
+            targets.retain(|e| !e.ordered);
         }
         // A fan-out counts each of its deliveries against the worker's budget.
         let _deliveries = self.deliveries.take(targets.len()).await;

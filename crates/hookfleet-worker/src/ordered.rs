@@ -22,8 +22,7 @@ use hookfleet_core::policy::Verdict;
 use hookfleet_core::{Endpoint, EndpointId, EventId, EventType, TenantId, payload_filter};
 use hookfleet_store::{Claim, OrderedQueues, Route, Waiting};
 use lapin::BasicProperties;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
-use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::options::{BasicAckOptions, BasicQosOptions};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -111,14 +110,7 @@ impl Ordered {
             .basic_qos(INTAKE_PREFETCH, BasicQosOptions::default())
             .await?;
         let queue = self.topology.namespace.ordered_queue();
-        let mut deliveries = channel
-            .basic_consume(
-                queue.as_str().into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        let mut deliveries = hookfleet_amqp::broker::consume(channel, &queue).await?;
         loop {
             let next = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
@@ -195,11 +187,11 @@ impl Ordered {
         };
         let mut newly_due = false;
         for endpoint in ordered() {
+            // The work queues' path counted it as filtered, and recorded the rest as meant
+            // for it in the history.
             if let (Some(filter), Some(data)) = (&endpoint.filter, &data)
                 && !filter.matches(data)
             {
-                let event_type = event.event_type.as_str();
-                d.metrics.delivery(event_type, DeliveryResult::Filtered);
                 continue;
             }
             newly_due |= self.queues.append(&endpoint.id, &waiting, now_ms()).await?;
@@ -375,7 +367,12 @@ impl Ordered {
         }
         let failure = Failure::new(&endpoint.id, head.attempts, &sent.outcome);
         let reason = give_up_reason(verdict, disabled, head.attempts, &sent.outcome);
-        let properties = properties_of(&head);
+        let properties = hookfleet_producer::message::properties(
+            &event_id,
+            &event_type,
+            &endpoint.tenant,
+            head.timestamp,
+        );
         let (publisher, namespace) = (&d.publisher, &d.namespace);
         retry::dead_letter(
             publisher,
@@ -449,20 +446,6 @@ fn lease_token() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let unique = EventId::generate();
     format!("{}:{}:{unique}", host.trim(), std::process::id())
-}
-
-/// The contract's properties of a queued event, for its dead letter.
-fn properties_of(head: &Waiting) -> BasicProperties {
-    let mut headers = FieldTable::default();
-    let tenant = AMQPValue::LongString(LongString::from(head.tenant.as_str()));
-    headers.insert(hookfleet_amqp::headers::TENANT.into(), tenant);
-    BasicProperties::default()
-        .with_message_id(head.id.as_str().into())
-        .with_type(head.event_type.as_str().into())
-        .with_timestamp(u64::try_from(head.timestamp).unwrap_or(0))
-        .with_content_type("application/json".into())
-        .with_delivery_mode(2)
-        .with_headers(headers)
 }
 
 fn now_ms() -> i64 {
