@@ -293,8 +293,10 @@ async fn drive(
         workers: cpu.workers,
         rabbitmq: cpu.rabbitmq,
         redis: cpu.redis,
+        postgres: cpu.postgres,
         bench: cpu.bench,
-        other: (cpu.machine - cpu.workers - cpu.rabbitmq - cpu.redis - cpu.bench).max(0.0),
+        other: (cpu.machine - cpu.workers - cpu.rabbitmq - cpu.redis - cpu.postgres - cpu.bench)
+            .max(0.0),
     });
     // The receiver answers before the worker records the delivery and acks: let the workers
     // catch up (bounded) before they are stopped, so a SIGTERM does not cut that short.

@@ -58,6 +58,8 @@ pub struct CpuSample {
     pub workers: f64,
     pub rabbitmq: f64,
     pub redis: f64,
+    /// PostgreSQL's server processes (the message history, when a scenario records one).
+    pub postgres: f64,
     pub bench: f64,
     /// The whole machine's busy CPU seconds (all processes, kernel included).
     pub machine: f64,
@@ -91,6 +93,7 @@ impl CpuSample {
             workers: sum(worker_pids),
             rabbitmq: sum(&pids_named("beam.smp")),
             redis: sum(&pids_named("redis-server")),
+            postgres: sum(&pids_named("postgres")),
             bench: cpu_seconds(std::process::id()).unwrap_or(0.0),
             machine: machine_busy_seconds().unwrap_or(0.0),
         }
@@ -102,6 +105,7 @@ impl CpuSample {
             workers: self.workers - earlier.workers,
             rabbitmq: self.rabbitmq - earlier.rabbitmq,
             redis: self.redis - earlier.redis,
+            postgres: self.postgres - earlier.postgres,
             bench: self.bench - earlier.bench,
             machine: self.machine - earlier.machine,
         }

@@ -62,6 +62,7 @@ pub struct CpuSplit {
     pub workers: f64,
     pub rabbitmq: f64,
     pub redis: f64,
+    pub postgres: f64,
     /// This process: publisher and receiver.
     pub bench: f64,
     /// Everything else on the machine (other processes, kernel): interference.
@@ -138,7 +139,7 @@ fn opt(v: Option<f64>, digits: usize) -> String {
 /// The results table.
 pub fn results_table(outcomes: &[Outcome]) -> String {
     let mut out = String::from(
-        "| scenario | workers | endpoints (own + others) | delivered / expected | dups | seconds | rate /s | lag p50 / p99 / max ms | worker CPU ms / 1k | worker peak RSS MiB | CPU s worker / rabbit / redis / bench / other | status |\n\
+        "| scenario | workers | endpoints (own + others) | delivered / expected | dups | seconds | rate /s | lag p50 / p99 / max ms | worker CPU ms / 1k | worker peak RSS MiB | CPU s worker / rabbit / redis / postgres / bench / other | status |\n\
          |---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for o in outcomes {
@@ -147,8 +148,8 @@ pub fn results_table(outcomes: &[Outcome]) -> String {
         });
         let cpu = o.cpu_seconds.map_or("—".to_owned(), |c| {
             format!(
-                "{:.1} / {:.1} / {:.1} / {:.1} / {:.1}",
-                c.workers, c.rabbitmq, c.redis, c.bench, c.other
+                "{:.1} / {:.1} / {:.1} / {:.1} / {:.1} / {:.1}",
+                c.workers, c.rabbitmq, c.redis, c.postgres, c.bench, c.other
             )
         });
         let mut rate = format!("{:.0}", o.rate);

@@ -6,6 +6,7 @@
 //! Every key shares one hash tag (`{N:ordered}`), so each change below is one atomic script
 //! even on a Redis Cluster; the price is that all ordered queues live on one node.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use hookfleet_core::{EndpointId, Namespace, TenantId};
@@ -39,10 +40,18 @@ pub struct Backlog {
     pub next_attempt_ms: Option<i64>,
 }
 
+/// Appends each event `ARGV[2i]` to its endpoint's queue `KEYS[i+1]`, and makes the endpoint
+/// (`ARGV[2i+1]`) due at `ARGV[1]` unless it is due already. Returns how many became due.
 const APPEND: &str = r"
-redis.call('RPUSH', KEYS[1], ARGV[2])
-return redis.call('ZADD', KEYS[2], 'NX', ARGV[1], ARGV[3])
+local due = 0
+for i = 2, #KEYS do
+  redis.call('RPUSH', KEYS[i], ARGV[2 * i - 2])
+  due = due + redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[2 * i - 1])
+end
+return due
 ";
+
+static APPEND_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(APPEND));
 
 /// Removes the head if it is still `ARGV[1]`. When nothing is left, forgets the endpoint and
 /// gives back the lease (`KEYS[3]`, if `ARGV[4]` holds it); else the next one is due now, the
@@ -124,25 +133,25 @@ impl OrderedQueues {
         }
     }
 
-    /// Adds `event` at the end of the endpoint's queue; the endpoint is due at `now_ms`
-    /// unless it was due already (its head waits for a retry, or is being sent). Returns
-    /// whether it became due: only then is there something new for a pump to take up.
-    pub async fn append(
-        &self,
-        endpoint: &EndpointId,
-        event: &Waiting,
-        now_ms: i64,
-    ) -> Result<bool> {
+    /// Adds each event at the end of its endpoint's queue, in the order given, in one atomic
+    /// script (the intake hands over a burst at once); an endpoint is due at `now_ms` unless
+    /// it was due already (its head waits for a retry, or is being sent). Returns whether one
+    /// became due: only then is there something new for a pump to take up.
+    pub async fn append(&self, events: &[(&EndpointId, &Waiting)], now_ms: i64) -> Result<bool> {
+        if events.is_empty() {
+            return Ok(false);
+        }
+        let mut script = APPEND_SCRIPT.key(self.keys.ordered_due());
+        script.arg(now_ms);
+        for (endpoint, event) in events {
+            script
+                .key(self.keys.ordered_queue(endpoint))
+                .arg(encode(event)?)
+                .arg(endpoint.as_str());
+        }
         let mut conn = self.redis.clone();
-        let added: u8 = Script::new(APPEND)
-            .key(self.keys.ordered_queue(endpoint))
-            .key(self.keys.ordered_due())
-            .arg(now_ms)
-            .arg(encode(event)?)
-            .arg(endpoint.as_str())
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(added == 1)
+        let added: u32 = script.invoke_async(&mut conn).await?;
+        Ok(added > 0)
     }
 
     /// How `tenant`, which has an ordered endpoint now, is to be routed.
@@ -353,7 +362,7 @@ mod tests {
         let q = OrderedQueues::new(redis.clone(), &namespace);
         let ep: EndpointId = "ep_o".parse().unwrap();
         for id in ["e1", "e2", "e3"] {
-            q.append(&ep, &waiting(id), 100).await.unwrap();
+            q.append(&[(&ep, &waiting(id))], 100).await.unwrap();
         }
         assert_eq!(q.due(100, 10).await.unwrap(), std::slice::from_ref(&ep));
         let ttl = Duration::from_secs(10);
@@ -364,7 +373,7 @@ mod tests {
         assert_eq!(head.id, "e1");
         head.attempts = 1;
         q.retry_head(&ep, &head, 5_000).await.unwrap();
-        q.append(&ep, &waiting("e4"), 200).await.unwrap();
+        q.append(&[(&ep, &waiting("e4"))], 200).await.unwrap();
         assert!(q.due(4_999, 10).await.unwrap().is_empty());
         let backlog = q.backlog(&ep).await.unwrap();
         assert_eq!((backlog.length, backlog.next_attempt_ms), (4, Some(5_000)));
@@ -399,6 +408,36 @@ mod tests {
         assert_eq!(q.route(&last).await.unwrap(), Route::All);
         let routed = q.routed_tenants().await.unwrap();
         assert_eq!(routed.len(), ROUTED_ONE_BY_ONE + 1);
+        crate::purge(&redis, &namespace).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_burst_keeps_each_endpoints_order_and_says_when_one_became_due() {
+        let namespace: Namespace = format!("hf-ordered-{}", uuid::Uuid::now_v7().simple())
+            .parse()
+            .unwrap();
+        let redis = crate::connect("redis://127.0.0.1:6379").unwrap();
+        let q = OrderedQueues::new(redis.clone(), &namespace);
+        let (a, b): (EndpointId, EndpointId) = ("ep_a".parse().unwrap(), "ep_b".parse().unwrap());
+        let (e1, e2, e3) = (waiting("e1"), waiting("e2"), waiting("e3"));
+        assert!(!q.append(&[], 100).await.unwrap(), "nothing to queue");
+        let burst = [(&a, &e1), (&b, &e1), (&a, &e2), (&b, &e3)];
+        assert!(q.append(&burst, 100).await.unwrap(), "both became due");
+        assert!(
+            !q.append(&[(&a, &e3)], 100).await.unwrap(),
+            "a was due already"
+        );
+        let ttl = Duration::from_secs(10);
+        for (ep, ids) in [(&a, &["e1", "e2", "e3"][..]), (&b, &["e1", "e3"][..])] {
+            assert!(q.lease(ep, "t", ttl).await.unwrap());
+            let mut head = q.head(ep).await.unwrap();
+            let mut seen = Vec::new();
+            while let Some(event) = head {
+                seen.push(event.id.clone());
+                head = q.pop(ep, &event.id, ("t", ttl), 100).await.unwrap();
+            }
+            assert_eq!(seen, ids, "{ep}");
+        }
         crate::purge(&redis, &namespace).await.unwrap();
     }
 }

@@ -16,12 +16,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use hookfleet_amqp::{Backoff, Broker, Topology};
 use hookfleet_core::policy::Verdict;
 use hookfleet_core::{Endpoint, EndpointId, EventId, EventType, TenantId, payload_filter};
 use hookfleet_store::{Claim, OrderedQueues, Route, Waiting};
-use lapin::BasicProperties;
+use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicQosOptions};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -41,8 +41,10 @@ const POLL: Duration = Duration::from_millis(100);
 const DUE_BATCH: usize = 64;
 /// Events one lease sends before it lets another worker have a turn.
 const TURN: usize = 1000;
-/// Messages the intake holds from the broker while it queues them, one by one.
+/// Messages the intake holds from the broker while it queues them.
 const INTAKE_PREFETCH: u16 = 256;
+/// Messages the intake queues in one go at most.
+const INTAKE_BURST: usize = 64;
 /// How often the backlog gauge is read.
 const REPORT_EVERY: Duration = Duration::from_secs(5);
 
@@ -111,48 +113,64 @@ impl Ordered {
             .await?;
         let queue = self.topology.namespace.ordered_queue();
         let mut deliveries = hookfleet_amqp::broker::consume(channel, &queue).await?;
+        let mut burst = Vec::with_capacity(INTAKE_BURST);
         loop {
             let next = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 next = deliveries.next() => next,
             };
-            let delivery = match next {
-                Some(delivery) => delivery?,
-                None => return Err(Error::ConsumerCancelled(queue)),
-            };
-            let taken = self.take(&delivery.properties, &delivery.data, shutdown);
-            let Some(newly_due) = taken.await else {
-                return Ok(());
-            };
-            delivery.ack(BasicAckOptions::default()).await?;
-            if newly_due {
-                self.wake.notify_one();
+            // What else the broker has already sent goes along: one Redis script and one
+            // `multiple` ack for the burst instead of one of each per event (each ack frame
+            // is a Raft command on a quorum queue).
+            let mut ended = None;
+            let mut next = Some(next);
+            while let Some(item) = next {
+                match item {
+                    Some(Ok(delivery)) => burst.push(delivery),
+                    Some(Err(error)) => ended = Some(Err(error.into())),
+                    None => ended = Some(Err(Error::ConsumerCancelled(queue.clone()))),
+                }
+                next = (ended.is_none() && burst.len() < INTAKE_BURST)
+                    .then(|| deliveries.next().now_or_never())
+                    .flatten();
+            }
+            if let Some(last) = burst.last() {
+                let Some(newly_due) = self.take(&burst, shutdown).await else {
+                    return Ok(());
+                };
+                last.ack(BasicAckOptions { multiple: true }).await?;
+                if newly_due {
+                    self.wake.notify_one();
+                }
+            }
+            burst.clear();
+            if let Some(ended) = ended {
+                return ended;
             }
         }
     }
 
-    /// Queues one event at each ordered endpoint that wants it, trying again while Redis is
-    /// away (the broker's order is kept by not moving on). Whether an endpoint became due by
-    /// it; `None` at shutdown.
-    async fn take(
-        &self,
-        properties: &BasicProperties,
-        body: &[u8],
-        shutdown: &CancellationToken,
-    ) -> Option<bool> {
-        let kind = properties.kind().as_ref().map(|k| k.to_string());
-        let Some(event_type) = kind.and_then(|k| k.parse::<EventType>().ok()) else {
-            // Its work queue's copy is dead-lettered with the reason.
-            return Some(false);
-        };
-        let Ok(event) = InboundEvent::parse(properties, body, &event_type) else {
-            return Some(false);
-        };
+    /// Queues a burst of events, in order, at each ordered endpoint that wants them, trying
+    /// again while Redis is away (the broker's order is kept by not moving on). Whether an
+    /// endpoint became due by it; `None` at shutdown.
+    async fn take(&self, burst: &[Delivery], shutdown: &CancellationToken) -> Option<bool> {
+        let events: Vec<(InboundEvent, &[u8])> = burst
+            .iter()
+            .filter_map(|delivery| {
+                let (properties, body) = (&delivery.properties, &delivery.data[..]);
+                let kind = properties.kind().as_ref().map(|k| k.to_string());
+                // Either is dead-lettered, with the reason, from its work queue.
+                let event_type = kind.and_then(|k| k.parse::<EventType>().ok())?;
+                let event = InboundEvent::parse(properties, body, &event_type).ok()?;
+                Some((event, body))
+            })
+            .collect();
         loop {
-            match self.append(&event, body).await {
+            match self.append(&events).await {
                 Ok(newly_due) => return Some(newly_due),
                 Err(error) => {
-                    warn!(message = "Cannot queue an event for its ordered endpoints; trying again.", %error, event_id = %event.id);
+                    let first = events.first().map(|(event, _)| event.id.to_string());
+                    warn!(message = "Cannot queue events for their ordered endpoints; trying again.", %error, events = events.len(), first_event_id = first.unwrap_or_default());
                 }
             }
             tokio::select! {
@@ -162,41 +180,43 @@ impl Ordered {
         }
     }
 
-    /// Whether an endpoint became due by it.
-    async fn append(&self, event: &InboundEvent, body: &[u8]) -> Result<bool> {
-        let d = &self.deliverer;
-        let endpoints = d.endpoints.for_tenant(&event.tenant).await?;
-        let ordered = || {
-            endpoints
-                .iter()
-                .filter(|e| e.ordered && e.wants(&event.event_type))
-        };
-        if ordered().next().is_none() {
-            return Ok(false);
-        }
-        let data = ordered()
-            .any(|e| e.filter.is_some())
-            .then(|| payload_filter::data_of(body));
-        let waiting = Waiting {
-            id: event.id.to_string(),
-            event_type: event.event_type.to_string(),
-            tenant: event.tenant.to_string(),
-            timestamp: event.timestamp,
-            attempts: 0,
-            body: String::from_utf8_lossy(body).into_owned(),
-        };
-        let mut newly_due = false;
-        for endpoint in ordered() {
-            // The work queues' path counted it as filtered, and recorded the rest as meant
-            // for it in the history.
-            if let (Some(filter), Some(data)) = (&endpoint.filter, &data)
-                && !filter.matches(data)
-            {
+    /// Whether an endpoint became due by them.
+    async fn append(&self, events: &[(InboundEvent, &[u8])]) -> Result<bool> {
+        let mut queued: Vec<(EndpointId, Waiting)> = Vec::new();
+        for (event, body) in events {
+            let endpoints = self.deliverer.endpoints.for_tenant(&event.tenant).await?;
+            let ordered = || {
+                endpoints
+                    .iter()
+                    .filter(|e| e.ordered && e.wants(&event.event_type))
+            };
+            if ordered().next().is_none() {
                 continue;
             }
-            newly_due |= self.queues.append(&endpoint.id, &waiting, now_ms()).await?;
+            let data = ordered()
+                .any(|e| e.filter.is_some())
+                .then(|| payload_filter::data_of(body));
+            let waiting = Waiting {
+                id: event.id.to_string(),
+                event_type: event.event_type.to_string(),
+                tenant: event.tenant.to_string(),
+                timestamp: event.timestamp,
+                attempts: 0,
+                body: String::from_utf8_lossy(body).into_owned(),
+            };
+            for endpoint in ordered() {
+                // The work queues' path counted it as filtered, and recorded the rest as
+                // meant for it in the history.
+                if let (Some(filter), Some(data)) = (&endpoint.filter, &data)
+                    && !filter.matches(data)
+                {
+                    continue;
+                }
+                queued.push((endpoint.id.clone(), waiting.clone()));
+            }
         }
-        Ok(newly_due)
+        let queued: Vec<(&EndpointId, &Waiting)> = queued.iter().map(|(e, w)| (e, w)).collect();
+        Ok(self.queues.append(&queued, now_ms()).await?)
     }
 
     /// Looks for due endpoints until `shutdown` and drives each one this worker can lease;
