@@ -51,11 +51,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_change_is_seen_once_the_ttl_has_passed() {
-        let namespace: hookfleet_core::Namespace =
-            format!("hf-cache-{}", uuid::Uuid::now_v7().simple())
-                .parse()
-                .unwrap();
-        let redis = crate::connect("redis://127.0.0.1:6379").unwrap();
+        let (namespace, redis) = crate::scratch("hf-cache");
         let store = EndpointStore::new(redis.clone(), &namespace);
         let tenant: TenantId = "acme".parse().unwrap();
         let endpoint = Endpoint::new(

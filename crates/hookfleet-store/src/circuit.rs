@@ -257,10 +257,7 @@ mod tests {
     use super::*;
 
     fn circuits(threshold: u32, disable_after: Duration) -> (Circuits, Namespace) {
-        let namespace: Namespace = format!("hf-circuit-{}", uuid::Uuid::now_v7().simple())
-            .parse()
-            .unwrap();
-        let redis = crate::connect("redis://127.0.0.1:6379").unwrap();
+        let (namespace, redis) = crate::scratch("hf-circuit");
         let policy = CircuitPolicy {
             threshold,
             cooldown: Duration::from_secs(10),

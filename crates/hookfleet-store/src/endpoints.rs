@@ -421,10 +421,7 @@ mod tests {
     use hookfleet_core::EventFilter;
 
     fn store() -> (EndpointStore, Namespace) {
-        let namespace: Namespace = format!("hf-store-{}", uuid::Uuid::now_v7().simple())
-            .parse()
-            .unwrap();
-        let redis = crate::connect("redis://127.0.0.1:6379").unwrap();
+        let (namespace, redis) = crate::scratch("hf-store");
         (EndpointStore::new(redis, &namespace), namespace)
     }
 

@@ -56,6 +56,15 @@ pub use redis;
 
 pub use connection::{Redis, connect, ping};
 
+/// A namespace of its own on the local Redis, so that tests running at once share nothing.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn scratch(prefix: &str) -> (hookfleet_core::Namespace, Redis) {
+    let namespace = format!("{prefix}-{}", uuid::Uuid::now_v7().simple());
+    let redis = connect("redis://127.0.0.1:6379").unwrap();
+    (namespace.parse().unwrap(), redis)
+}
+
 /// Deletes every key of `namespace` (endpoints and de-duplication marks): for tests,
 /// benchmarks and tearing down a namespace. Returns how many keys went.
 pub async fn purge(redis: &Redis, namespace: &hookfleet_core::Namespace) -> Result<u64> {

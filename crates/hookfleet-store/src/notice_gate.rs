@@ -73,10 +73,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_notice_a_window_carries_what_was_held_back() {
-        let namespace: Namespace = format!("hf-gate-{}", uuid::Uuid::now_v7().simple())
-            .parse()
-            .unwrap();
-        let redis = crate::connect("redis://127.0.0.1:6379").unwrap();
+        let (namespace, redis) = crate::scratch("hf-gate");
         let gate = ExhaustedNotices::new(redis.clone(), &namespace);
         let (a, b): (EndpointId, EndpointId) = ("ep_a".parse().unwrap(), "ep_b".parse().unwrap());
         let t = 1_000_000;

@@ -133,21 +133,24 @@ impl OrderedQueues {
         }
     }
 
-    /// Adds each event at the end of its endpoint's queue, in the order given, in one atomic
-    /// script (the intake hands over a burst at once); an endpoint is due at `now_ms` unless
-    /// it was due already (its head waits for a retry, or is being sent). Returns whether one
-    /// became due: only then is there something new for a pump to take up.
-    pub async fn append(&self, events: &[(&EndpointId, &Waiting)], now_ms: i64) -> Result<bool> {
-        if events.is_empty() {
+    /// Adds each event at the end of the queue of each of its endpoints, in the order given,
+    /// in one atomic script (the intake hands over a burst at once); an endpoint is due at
+    /// `now_ms` unless it was due already (its head waits for a retry, or is being sent).
+    /// Returns whether one became due: only then is there something new for a pump to take up.
+    pub async fn append(&self, events: &[(Waiting, Vec<EndpointId>)], now_ms: i64) -> Result<bool> {
+        if events.iter().all(|(_, endpoints)| endpoints.is_empty()) {
             return Ok(false);
         }
         let mut script = APPEND_SCRIPT.key(self.keys.ordered_due());
         script.arg(now_ms);
-        for (endpoint, event) in events {
-            script
-                .key(self.keys.ordered_queue(endpoint))
-                .arg(encode(event)?)
-                .arg(endpoint.as_str());
+        for (event, endpoints) in events {
+            let encoded = encode(event)?;
+            for endpoint in endpoints {
+                script
+                    .key(self.keys.ordered_queue(endpoint))
+                    .arg(encoded.as_str())
+                    .arg(endpoint.as_str());
+            }
         }
         let mut conn = self.redis.clone();
         let added: u32 = script.invoke_async(&mut conn).await?;
@@ -355,14 +358,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_queue_keeps_its_order_through_retries_and_one_lease() {
-        let namespace: Namespace = format!("hf-ordered-{}", uuid::Uuid::now_v7().simple())
-            .parse()
-            .unwrap();
-        let redis = crate::connect("redis://127.0.0.1:6379").unwrap();
+        let (namespace, redis) = crate::scratch("hf-ordered");
         let q = OrderedQueues::new(redis.clone(), &namespace);
         let ep: EndpointId = "ep_o".parse().unwrap();
         for id in ["e1", "e2", "e3"] {
-            q.append(&[(&ep, &waiting(id))], 100).await.unwrap();
+            q.append(&[(waiting(id), vec![ep.clone()])], 100)
+                .await
+                .unwrap();
         }
         assert_eq!(q.due(100, 10).await.unwrap(), std::slice::from_ref(&ep));
         let ttl = Duration::from_secs(10);
@@ -373,7 +375,9 @@ mod tests {
         assert_eq!(head.id, "e1");
         head.attempts = 1;
         q.retry_head(&ep, &head, 5_000).await.unwrap();
-        q.append(&[(&ep, &waiting("e4"))], 200).await.unwrap();
+        q.append(&[(waiting("e4"), vec![ep.clone()])], 200)
+            .await
+            .unwrap();
         assert!(q.due(4_999, 10).await.unwrap().is_empty());
         let backlog = q.backlog(&ep).await.unwrap();
         assert_eq!((backlog.length, backlog.next_attempt_ms), (4, Some(5_000)));
@@ -413,20 +417,18 @@ mod tests {
 
     #[tokio::test]
     async fn a_burst_keeps_each_endpoints_order_and_says_when_one_became_due() {
-        let namespace: Namespace = format!("hf-ordered-{}", uuid::Uuid::now_v7().simple())
-            .parse()
-            .unwrap();
-        let redis = crate::connect("redis://127.0.0.1:6379").unwrap();
+        let (namespace, redis) = crate::scratch("hf-ordered");
         let q = OrderedQueues::new(redis.clone(), &namespace);
         let (a, b): (EndpointId, EndpointId) = ("ep_a".parse().unwrap(), "ep_b".parse().unwrap());
-        let (e1, e2, e3) = (waiting("e1"), waiting("e2"), waiting("e3"));
         assert!(!q.append(&[], 100).await.unwrap(), "nothing to queue");
-        let burst = [(&a, &e1), (&b, &e1), (&a, &e2), (&b, &e3)];
+        let burst = [
+            (waiting("e1"), vec![a.clone(), b.clone()]),
+            (waiting("e2"), vec![a.clone()]),
+            (waiting("e3"), vec![b.clone()]),
+        ];
         assert!(q.append(&burst, 100).await.unwrap(), "both became due");
-        assert!(
-            !q.append(&[(&a, &e3)], 100).await.unwrap(),
-            "a was due already"
-        );
+        let later = [(waiting("e3"), vec![a.clone()])];
+        assert!(!q.append(&later, 100).await.unwrap(), "a was due already");
         let ttl = Duration::from_secs(10);
         for (ep, ids) in [(&a, &["e1", "e2", "e3"][..]), (&b, &["e1", "e3"][..])] {
             assert!(q.lease(ep, "t", ttl).await.unwrap());

@@ -104,10 +104,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_id_is_new_then_pending_then_accepted_and_its_content_is_checked() {
-        let namespace: Namespace = format!("hf-pub-{}", uuid::Uuid::now_v7().simple())
-            .parse()
-            .unwrap();
-        let redis = crate::connect("redis://127.0.0.1:6379").unwrap();
+        let (namespace, redis) = crate::scratch("hf-pub");
         let publications = Publications::new(redis.clone(), &namespace);
         let id = EventId::generate();
         assert_eq!(publications.claim(&id, "a").await.unwrap(), Seen::New);

@@ -88,10 +88,7 @@ mod tests {
     /// Turns are one interval apart, and none is taken beyond the horizon.
     #[tokio::test]
     async fn turns_are_spaced_and_bounded_by_the_horizon() {
-        let namespace: Namespace = format!("hf-rate-{}", uuid::Uuid::now_v7().simple())
-            .parse()
-            .unwrap();
-        let redis = crate::connect("redis://127.0.0.1:6379").unwrap();
+        let (namespace, redis) = crate::scratch("hf-rate");
         let limits = RateLimits::new(redis.clone(), &namespace);
         let endpoint = EndpointId::generate();
         let horizon = Duration::from_millis(450);

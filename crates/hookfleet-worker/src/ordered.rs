@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
 use hookfleet_amqp::{Backoff, Broker, Topology};
 use hookfleet_core::policy::Verdict;
 use hookfleet_core::{Endpoint, EndpointId, EventId, EventType, TenantId, payload_filter};
@@ -112,40 +112,31 @@ impl Ordered {
             .basic_qos(INTAKE_PREFETCH, BasicQosOptions::default())
             .await?;
         let queue = self.topology.namespace.ordered_queue();
-        let mut deliveries = hookfleet_amqp::broker::consume(channel, &queue).await?;
-        let mut burst = Vec::with_capacity(INTAKE_BURST);
+        let deliveries = hookfleet_amqp::broker::consume(channel, &queue).await?;
+        // What the broker has already sent goes as one burst: one Redis script and one
+        // `multiple` ack for it instead of one of each per event (each ack frame is a Raft
+        // command on a quorum queue).
+        let mut bursts = deliveries.ready_chunks(INTAKE_BURST);
         loop {
             let next = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
-                next = deliveries.next() => next,
+                next = bursts.next() => next,
             };
-            // What else the broker has already sent goes along: one Redis script and one
-            // `multiple` ack for the burst instead of one of each per event (each ack frame
-            // is a Raft command on a quorum queue).
-            let mut ended = None;
-            let mut next = Some(next);
-            while let Some(item) = next {
-                match item {
-                    Some(Ok(delivery)) => burst.push(delivery),
-                    Some(Err(error)) => ended = Some(Err(error.into())),
-                    None => ended = Some(Err(Error::ConsumerCancelled(queue.clone()))),
-                }
-                next = (ended.is_none() && burst.len() < INTAKE_BURST)
-                    .then(|| deliveries.next().now_or_never())
-                    .flatten();
-            }
-            if let Some(last) = burst.last() {
-                let Some(newly_due) = self.take(&burst, shutdown).await else {
-                    return Ok(());
-                };
-                last.ack(BasicAckOptions { multiple: true }).await?;
-                if newly_due {
-                    self.wake.notify_one();
-                }
-            }
-            burst.clear();
-            if let Some(ended) = ended {
-                return ended;
+            let Some(burst) = next else {
+                return Err(Error::ConsumerCancelled(queue));
+            };
+            // On an error, what was not acked goes back to the queue, in order, when the
+            // session closes its channel.
+            let burst = burst.into_iter().collect::<Result<Vec<_>, _>>()?;
+            let Some(last) = burst.last() else {
+                continue;
+            };
+            let Some(newly_due) = self.take(&burst, shutdown).await else {
+                return Ok(());
+            };
+            last.ack(BasicAckOptions { multiple: true }).await?;
+            if newly_due {
+                self.wake.notify_one();
             }
         }
     }
@@ -182,20 +173,25 @@ impl Ordered {
 
     /// Whether an endpoint became due by them.
     async fn append(&self, events: &[(InboundEvent, &[u8])]) -> Result<bool> {
-        let mut queued: Vec<(EndpointId, Waiting)> = Vec::new();
+        let mut queued = Vec::with_capacity(events.len());
         for (event, body) in events {
             let endpoints = self.deliverer.endpoints.for_tenant(&event.tenant).await?;
-            let ordered = || {
-                endpoints
-                    .iter()
-                    .filter(|e| e.ordered && e.wants(&event.event_type))
-            };
-            if ordered().next().is_none() {
+            // The work queues' path counted those a filter leaves out, and recorded the rest
+            // as meant for it in the history. The payload is read once, and only for a filter.
+            let mut data = None;
+            let targets: Vec<EndpointId> = endpoints
+                .iter()
+                .filter(|e| e.ordered && e.wants(&event.event_type))
+                .filter(|e| {
+                    e.filter.as_ref().is_none_or(|filter| {
+                        filter.matches(data.get_or_insert_with(|| payload_filter::data_of(body)))
+                    })
+                })
+                .map(|e| e.id.clone())
+                .collect();
+            if targets.is_empty() {
                 continue;
             }
-            let data = ordered()
-                .any(|e| e.filter.is_some())
-                .then(|| payload_filter::data_of(body));
             let waiting = Waiting {
                 id: event.id.to_string(),
                 event_type: event.event_type.to_string(),
@@ -204,18 +200,8 @@ impl Ordered {
                 attempts: 0,
                 body: String::from_utf8_lossy(body).into_owned(),
             };
-            for endpoint in ordered() {
-                // The work queues' path counted it as filtered, and recorded the rest as
-                // meant for it in the history.
-                if let (Some(filter), Some(data)) = (&endpoint.filter, &data)
-                    && !filter.matches(data)
-                {
-                    continue;
-                }
-                queued.push((endpoint.id.clone(), waiting.clone()));
-            }
+            queued.push((waiting, targets));
         }
-        let queued: Vec<(&EndpointId, &Waiting)> = queued.iter().map(|(e, w)| (e, w)).collect();
         Ok(self.queues.append(&queued, now_ms()).await?)
     }
 
