@@ -14,6 +14,13 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
+/// jemalloc instead of glibc's malloc: a delivery allocates and frees many small buffers, and
+/// the history writer frees on its own thread what the delivery thread allocated. glibc's
+/// malloc and free were 16 % of a saturated worker's CPU samples; jemalloc's are 5 %.
+#[cfg(unix)]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
