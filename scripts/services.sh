@@ -25,6 +25,11 @@ need_packages() {
   fi
 }
 
+# What a build needs beside Rust: jemalloc, the binary's allocator, is C built with make.
+need_build_tools() {
+  need_packages cc=gcc make=make
+}
+
 rabbitmq_answers() {
   timeout 20 rabbitmq-diagnostics -q ping >/dev/null 2>&1
 }
