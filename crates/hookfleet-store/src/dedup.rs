@@ -365,9 +365,24 @@ fn sets_of(prefix: &str, layouts: &Layouts, mark: Mark) -> Vec<String> {
     sets
 }
 
-/// Set `pick mod n` of layout `n` of `bucket`.
+/// Set `pick mod n` of layout `n` of `bucket` (built without `format!`, as the keys are: it
+/// runs for every set a claim looks in).
 fn set_key(prefix: &str, bucket: u64, n: u64, mark: Mark) -> String {
-    format!("{prefix}{bucket}:{n}:{}", u64::from(mark.pick) % n)
+    let (mut b, mut l, mut i) = (
+        itoa::Buffer::new(),
+        itoa::Buffer::new(),
+        itoa::Buffer::new(),
+    );
+    let set = u64::from(mark.pick) % n;
+    [
+        prefix,
+        b.format(bucket),
+        ":",
+        l.format(n),
+        ":",
+        i.format(set),
+    ]
+    .concat()
 }
 
 /// An event's mark: 96 bits of SHA-256 of its id, 64 stored, 32 to pick the set.
@@ -459,6 +474,16 @@ mod tests {
     fn a_tiny_window_still_has_buckets() {
         let b = Buckets::new(Duration::from_millis(1), 1_000);
         assert_eq!(b.size_ms, 1);
+    }
+
+    #[test]
+    fn a_set_key_names_bucket_layout_and_set() {
+        let mark = Mark::of(&"evt_1".parse().unwrap());
+        let set = u64::from(mark.pick) % 4;
+        assert_eq!(
+            set_key("hf:marks:{ep_1}:1000:", 17, 4, mark),
+            format!("hf:marks:{{ep_1}}:1000:17:4:{set}")
+        );
     }
 
     #[test]

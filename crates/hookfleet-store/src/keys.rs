@@ -8,6 +8,13 @@
 
 use hookfleet_core::{EndpointId, EventId, Namespace, TenantId};
 
+/// `parts` end to end, in one allocation of the exact size: for the keys every delivery builds
+/// (claim, marks, circuit, attempt log), where `format!`, which grows its buffer as it goes,
+/// was 4 % of a saturated worker's CPU samples.
+fn join(parts: &[&str]) -> String {
+    parts.concat()
+}
+
 #[derive(Debug, Clone)]
 pub struct Keys {
     namespace: String,
@@ -33,25 +40,48 @@ impl Keys {
     /// STRING `lock:<token>` while an attempt at delivering `event` to `endpoint` is in
     /// flight; it expires by itself if its holder dies.
     pub fn claim(&self, endpoint: &EndpointId, event: &EventId) -> String {
-        format!("{}:claim:{{{endpoint}}}:{event}", self.namespace)
+        join(&[
+            &self.namespace,
+            ":claim:{",
+            endpoint.as_str(),
+            "}:",
+            event.as_str(),
+        ])
     }
 
     /// HASH: the layout and count of each time bucket of `bucket_ms` of the endpoint's
     /// marks (see `dedup`).
     pub fn marks_meta(&self, endpoint: &EndpointId, bucket_ms: u64) -> String {
-        format!("{}:marks:{{{endpoint}}}:{bucket_ms}", self.namespace)
+        let mut digits = itoa::Buffer::new();
+        let bucket_ms = digits.format(bucket_ms);
+        join(&[
+            &self.namespace,
+            ":marks:{",
+            endpoint.as_str(),
+            "}:",
+            bucket_ms,
+        ])
     }
 
     /// What the mark sets' keys begin with: the script appends `<bucket>:<n>:<i>`, set `i` of
     /// `n` of the bucket.
     pub fn marks_prefix(&self, endpoint: &EndpointId, bucket_ms: u64) -> String {
-        format!("{}:marks:{{{endpoint}}}:{bucket_ms}:", self.namespace)
+        let mut digits = itoa::Buffer::new();
+        let bucket_ms = digits.format(bucket_ms);
+        join(&[
+            &self.namespace,
+            ":marks:{",
+            endpoint.as_str(),
+            "}:",
+            bucket_ms,
+            ":",
+        ])
     }
 
     /// HASH: the endpoint's circuit breaker state (see `circuit`). Tagged by the endpoint, so
     /// each script touches one slot.
     pub fn circuit(&self, endpoint: &EndpointId) -> String {
-        format!("{}:circuit:{{{endpoint}}}", self.namespace)
+        join(&[&self.namespace, ":circuit:{", endpoint.as_str(), "}"])
     }
 
     /// HASH: when the endpoint may next be told of an exhausted event, and how many were held
@@ -94,7 +124,7 @@ impl Keys {
 
     /// STREAM: the endpoint's attempt log (see `attempts`).
     pub fn attempts(&self, endpoint: &EndpointId) -> String {
-        format!("{}:attempts:{{{endpoint}}}", self.namespace)
+        join(&[&self.namespace, ":attempts:{", endpoint.as_str(), "}"])
     }
 
     /// HASH event type → its description, schema and example (see `catalog`).
@@ -154,5 +184,6 @@ mod tests {
         assert_eq!(k.marks_meta(&e, 1000), "hf:marks:{ep_1}:1000");
         assert_eq!(k.marks_prefix(&e, 1000), "hf:marks:{ep_1}:1000:");
         assert_eq!(k.circuit(&e), "hf:circuit:{ep_1}");
+        assert_eq!(k.attempts(&e), "hf:attempts:{ep_1}");
     }
 }
