@@ -130,7 +130,8 @@ struct Args {
     ordered: bool,
     /// Run the chosen scenarios this many times over, one round after the other, and judge
     /// each target on the median of its rounds, the peak RSS on the highest (each round's
-    /// value is listed beside it).
+    /// value is listed beside it). Even rounds run the backlog drains in reverse order, so
+    /// that backlog-clean, which the others are compared with, does not always run first.
     /// One pair of runs on a shared machine can be 15 % apart from the next: use 5 for a
     /// ratio worth quoting.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
@@ -334,13 +335,13 @@ async fn start(args: Args) -> anyhow::Result<ExitCode> {
     );
     let rounds = async {
         let mut rounds = Vec::new();
-        for round in 1..=args.repeat {
+        for number in 1..=args.repeat {
             // Rounds are named only when there is more than one.
-            let round = (args.repeat > 1).then_some(round);
+            let round = (args.repeat > 1).then_some(number);
             if let Some(round) = round {
                 eprintln!("round {round} of {}", args.repeat);
             }
-            let mut outcomes = scenarios::run_all(&bench).await;
+            let mut outcomes = scenarios::run_all(&bench, number).await;
             outcomes.iter_mut().for_each(|o| o.round = round);
             rounds.push(outcomes);
         }

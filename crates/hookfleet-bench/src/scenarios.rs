@@ -3,7 +3,8 @@
 //! slow receivers, a dead and a 503 endpoint under a steady load (short and long; the dead
 //! tenant has an unordered and an ordered endpoint, both never answering), a
 //! rate-limited endpoint beside a healthy one, and a backlog with and without a dead endpoint,
-//! with the endpoint controls in use, and with a message history.
+//! with the endpoint controls in use, and with a message history (those drains in reverse
+//! order every other round).
 
 use std::time::Duration;
 
@@ -16,7 +17,8 @@ use crate::{Bench, bare, baseline, endpoints, fleet, load};
 pub const BACKLOG: u64 = 30_000;
 
 /// Runs every scenario `--only` allows; each reports what it got, even when it fails.
-pub async fn run_all(bench: &Bench) -> Vec<Outcome> {
+/// `round` counts from 1: even rounds run the backlog drains in reverse order.
+pub async fn run_all(bench: &Bench, round: u32) -> Vec<Outcome> {
     let s = &bench.settings;
     let mut outcomes = Vec::new();
     let events = match load::Events::new(endpoints::TENANT, s.payload_bytes) {
@@ -89,7 +91,18 @@ pub async fn run_all(bench: &Bench) -> Vec<Outcome> {
         paced.cluster = true;
         outcomes.push(finished(pipeline::run(bench, &paced).await));
     }
-    for spec in isolation(s) {
+    let mut isolation = isolation(s);
+    // The drains are compared with backlog-clean, which would otherwise always run first of
+    // them: every other round reverses them, so that no drain keeps the same neighbours (the
+    // tear-down of the one before it, or PostgreSQL's flushing after the history's).
+    if round.is_multiple_of(2) {
+        let drains = isolation
+            .iter()
+            .position(|spec| spec.name == name::BACKLOG_CLEAN);
+        let drains = drains.unwrap_or(isolation.len());
+        isolation[drains..].reverse();
+    }
+    for spec in isolation {
         if s.wants(spec.name) {
             outcomes.push(finished(pipeline::run(bench, &spec).await));
         }
