@@ -52,20 +52,16 @@ impl Keys {
     /// HASH: the layout and count of each time bucket of `bucket_ms` of the endpoint's
     /// marks (see `dedup`).
     pub fn marks_meta(&self, endpoint: &EndpointId, bucket_ms: u64) -> String {
-        let mut digits = itoa::Buffer::new();
-        let bucket_ms = digits.format(bucket_ms);
-        join(&[
-            &self.namespace,
-            ":marks:{",
-            endpoint.as_str(),
-            "}:",
-            bucket_ms,
-        ])
+        self.marks(endpoint, bucket_ms, "")
     }
 
     /// What the mark sets' keys begin with: the script appends `<bucket>:<n>:<i>`, set `i` of
     /// `n` of the bucket.
     pub fn marks_prefix(&self, endpoint: &EndpointId, bucket_ms: u64) -> String {
+        self.marks(endpoint, bucket_ms, ":")
+    }
+
+    fn marks(&self, endpoint: &EndpointId, bucket_ms: u64, end: &str) -> String {
         let mut digits = itoa::Buffer::new();
         let bucket_ms = digits.format(bucket_ms);
         join(&[
@@ -74,7 +70,7 @@ impl Keys {
             endpoint.as_str(),
             "}:",
             bucket_ms,
-            ":",
+            end,
         ])
     }
 
