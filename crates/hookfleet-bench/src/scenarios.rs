@@ -95,11 +95,8 @@ pub async fn run_all(bench: &Bench, round: u32) -> Vec<Outcome> {
     // The drains are compared with backlog-clean, which would otherwise always run first of
     // them: every other round reverses them, so that no drain keeps the same neighbours (the
     // tear-down of the one before it, or PostgreSQL's flushing after the history's).
-    if round.is_multiple_of(2) {
-        let drains = isolation
-            .iter()
-            .position(|spec| spec.name == name::BACKLOG_CLEAN);
-        let drains = drains.unwrap_or(isolation.len());
+    let drains = isolation.iter().position(|s| s.name == name::BACKLOG_CLEAN);
+    if let Some(drains) = drains.filter(|_| round.is_multiple_of(2)) {
         isolation[drains..].reverse();
     }
     for spec in isolation {
