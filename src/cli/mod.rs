@@ -36,7 +36,8 @@ pub enum Command {
     /// Consume events and deliver them; serves /metrics, /healthz and /readyz.
     Worker(worker::WorkerArgs),
     /// Create or bring up to date the message history's tables in HOOKFLEET_DATABASE_URL
-    /// (one PostgreSQL schema per namespace); safe to run again and from several places.
+    /// (one PostgreSQL schema per namespace) and their partitions for the coming days; safe
+    /// to run again and from several places.
     Migrate,
     /// Serve the admin HTTP API (endpoints, Test Webhook, attempts, events, dead letters,
     /// tenant tokens) with /openapi.json, /metrics, /healthz and /readyz.

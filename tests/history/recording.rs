@@ -20,6 +20,16 @@ async fn every_event_and_attempt_is_recorded() {
         serde_json::json!([]),
         "a second run has nothing to do"
     );
+    let db = database().await;
+    let s = format!("\"{}\"", fleet.namespace());
+    // Made by the migration, not by a worker in the midst of its first deliveries.
+    for table in ["events", "payloads", "attempts"] {
+        let today = format!(
+            "SELECT to_regclass('{s}.{table}_' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD')) IS NOT NULL"
+        );
+        let made: bool = db.query_one(&today, &[]).await.unwrap().get(0);
+        assert!(made, "no partition of today for {table}");
+    }
     let ok = fleet
         .add_endpoint("acme", &receiver.url("/ok"), &[BLOCKED])
         .await;
@@ -33,8 +43,6 @@ async fn every_event_and_attempt_is_recorded() {
     })
     .await;
 
-    let db = database().await;
-    let s = format!("\"{}\"", fleet.namespace());
     let attempts = format!("SELECT count(*) FROM {s}.attempts WHERE event_id = '{id}'");
     wait_for_rows(&db, &attempts, 3).await;
     let event = (db.query_one(

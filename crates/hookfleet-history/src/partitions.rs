@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use time::{Date, OffsetDateTime};
 
+use hookfleet_core::Namespace;
+
 use crate::{HistoryConfig, Result, schema_name};
 
 /// The partitioned tables, and which retention each follows.
@@ -28,9 +30,30 @@ const BEHIND: i64 = 1;
 /// Makes the coming days' partitions and drops those past retention. Safe to run from every
 /// worker at once: each statement is idempotent.
 pub async fn maintain(client: &tokio_postgres::Client, config: &HistoryConfig) -> Result<()> {
+    make_ahead(client, &config.namespace).await;
     let s = schema_name(&config.namespace);
     let today = OffsetDateTime::now_utc().date();
     for (table, retention) in TABLES {
+        let keep = match retention {
+            Retention::History => config.retention,
+            Retention::Payload => config.payload_retention.min(config.retention),
+        };
+        for day in expired(client, &s, table, today, keep).await? {
+            let sql = format!("DROP TABLE IF EXISTS {s}.{}", partition(table, day));
+            client.batch_execute(&sql).await?;
+            tracing::info!(message = "Dropped a history partition past retention.", %table, %day);
+        }
+    }
+    Ok(())
+}
+
+/// Makes the partitions of yesterday to a few days ahead that are missing. `hookfleet
+/// migrate` runs it too, so that the first worker does not make a dozen tables (each a
+/// catalog change and a commit) while it delivers its first events.
+pub async fn make_ahead(client: &tokio_postgres::Client, namespace: &Namespace) {
+    let s = schema_name(namespace);
+    let today = OffsetDateTime::now_utc().date();
+    for (table, _) in TABLES {
         for offset in -BEHIND..=AHEAD {
             let day = today + time::Duration::days(offset);
             let next = day + time::Duration::days(1);
@@ -43,17 +66,7 @@ pub async fn maintain(client: &tokio_postgres::Client, config: &HistoryConfig) -
                 tracing::warn!(message = "Cannot make a history partition.", %table, %day, %error);
             }
         }
-        let keep = match retention {
-            Retention::History => config.retention,
-            Retention::Payload => config.payload_retention.min(config.retention),
-        };
-        for day in expired(client, &s, table, today, keep).await? {
-            let sql = format!("DROP TABLE IF EXISTS {s}.{}", partition(table, day));
-            client.batch_execute(&sql).await?;
-            tracing::info!(message = "Dropped a history partition past retention.", %table, %day);
-        }
     }
-    Ok(())
 }
 
 fn partition(table: &str, day: Date) -> String {

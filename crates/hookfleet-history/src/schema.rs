@@ -64,8 +64,9 @@ CREATE INDEX ON {s}.events (recorded_at DESC);
 /// The version a process of this build reads and writes.
 pub const VERSION: i32 = MIGRATIONS.len() as i32;
 
-/// Applies the migrations the namespace's schema lacks, one transaction each, under an
-/// advisory lock so that two `migrate` runs at once do not race. Returns the versions applied.
+/// Applies the migrations the namespace's schema lacks, in one transaction, under an
+/// advisory lock so that two `migrate` runs at once do not race, then makes the coming days'
+/// partitions. Returns the versions applied.
 pub async fn migrate(
     client: &mut tokio_postgres::Client,
     namespace: &Namespace,
@@ -99,6 +100,9 @@ pub async fn migrate(
         applied.push(version);
     }
     tx.commit().await?;
+    // After the commit, one statement at a time: a day whose rows already sit in the default
+    // partition cannot have its own, and that must not undo the migration.
+    crate::partitions::make_ahead(client, namespace).await;
     Ok(applied)
 }
 
