@@ -4,9 +4,8 @@
 
 use std::time::Duration;
 
-use time::{Date, OffsetDateTime};
-
 use hookfleet_core::Namespace;
+use time::{Date, OffsetDateTime};
 
 use crate::{HistoryConfig, Result, schema_name};
 
