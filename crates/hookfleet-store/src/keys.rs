@@ -8,13 +8,9 @@
 
 use hookfleet_core::{EndpointId, EventId, Namespace, TenantId};
 
-/// `parts` end to end, in one allocation of the exact size: for the keys every delivery builds
-/// (claim, marks, circuit, attempt log), where `format!`, which grows its buffer as it goes,
-/// was 4 % of a saturated worker's CPU samples.
-fn join(parts: &[&str]) -> String {
-    parts.concat()
-}
-
+/// The keys every delivery builds (claim, marks, circuit, attempt log) are joined with `concat`,
+/// one allocation of the exact size: `format!`, which grows its buffer as it goes, was
+/// 4 % of a saturated worker's CPU samples.
 #[derive(Debug, Clone)]
 pub struct Keys {
     namespace: String,
@@ -40,13 +36,14 @@ impl Keys {
     /// STRING `lock:<token>` while an attempt at delivering `event` to `endpoint` is in
     /// flight; it expires by itself if its holder dies.
     pub fn claim(&self, endpoint: &EndpointId, event: &EventId) -> String {
-        join(&[
+        [
             &self.namespace,
             ":claim:{",
             endpoint.as_str(),
             "}:",
             event.as_str(),
-        ])
+        ]
+        .concat()
     }
 
     /// HASH: the layout and count of each time bucket of `bucket_ms` of the endpoint's
@@ -64,20 +61,21 @@ impl Keys {
     fn marks(&self, endpoint: &EndpointId, bucket_ms: u64, end: &str) -> String {
         let mut digits = itoa::Buffer::new();
         let bucket_ms = digits.format(bucket_ms);
-        join(&[
+        [
             &self.namespace,
             ":marks:{",
             endpoint.as_str(),
             "}:",
             bucket_ms,
             end,
-        ])
+        ]
+        .concat()
     }
 
     /// HASH: the endpoint's circuit breaker state (see `circuit`). Tagged by the endpoint, so
     /// each script touches one slot.
     pub fn circuit(&self, endpoint: &EndpointId) -> String {
-        join(&[&self.namespace, ":circuit:{", endpoint.as_str(), "}"])
+        [&self.namespace, ":circuit:{", endpoint.as_str(), "}"].concat()
     }
 
     /// HASH: when the endpoint may next be told of an exhausted event, and how many were held
@@ -120,7 +118,7 @@ impl Keys {
 
     /// STREAM: the endpoint's attempt log (see `attempts`).
     pub fn attempts(&self, endpoint: &EndpointId) -> String {
-        join(&[&self.namespace, ":attempts:{", endpoint.as_str(), "}"])
+        [&self.namespace, ":attempts:{", endpoint.as_str(), "}"].concat()
     }
 
     /// HASH event type → its description, schema and example (see `catalog`).
