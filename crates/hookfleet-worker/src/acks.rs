@@ -5,7 +5,8 @@
 //! Raft command (measured here at about 36k/s against 22k/s). Messages finish out of order,
 //! though, so the settler acks the contiguous prefix of finished tags with one `multiple` ack,
 //! and lets finished tags beyond a gap *wait* for it to close, up to a patience: they hold
-//! prefetch slots meanwhile, so past it (or past half the prefetch) they are acked one by one.
+//! prefetch slots meanwhile, so past it they are acked one by one, and so are the newest of
+//! them whenever they fill their room (3/4 of the prefetch).
 //!
 //! A gap that does not close is a message still at work: usually one whose receiver is slow
 //! or dead. While finished tags wait behind it, the settler *asks* for every message up to the
@@ -249,16 +250,31 @@ impl Book {
         let mut singles = Vec::new();
         if !self.finished.is_empty() {
             let since = *self.waiting_since.get_or_insert(now);
-            if now >= since + PATIENCE || self.finished.len() >= self.max_waiting {
+            if now >= since + PATIENCE {
                 singles = std::mem::take(&mut self.finished).into_iter().collect();
-                self.settled.extend(singles.iter().copied());
                 self.waiting_since = None;
+            } else if self.finished.len() >= self.max_waiting {
+                singles = self.newest_past_room();
             }
+            self.settled.extend(singles.iter().copied());
         }
         Plan {
             prefix,
             singles,
             ask,
+        }
+    }
+
+    /// The newest waiting tags, taken out until an eighth of the room is free again. Only
+    /// those: the oldest are the next `multiple` ack's once the gap below them closes. Behind
+    /// a dead receiver's deferrals a gap closes every few milliseconds, each 50-90 ms after it
+    /// opened, so the room fills while the floor keeps moving: acking every waiting tag alone
+    /// then sent 4 000-8 000 single acks in a backlog of 30 000 (1 200-2 100 this way).
+    fn newest_past_room(&mut self) -> Vec<u64> {
+        let keep = self.max_waiting - (self.max_waiting / 8).max(1);
+        match self.finished.iter().nth(keep).copied() {
+            Some(first) => self.finished.split_off(&first).into_iter().collect(),
+            None => Vec::new(),
         }
     }
 
@@ -327,12 +343,25 @@ mod tests {
     }
 
     #[test]
-    fn too_many_waiting_are_acked_alone_at_once() {
-        let mut book = Book::new(2);
+    fn past_the_room_the_newest_waiting_are_acked_alone_and_the_oldest_wait_on() {
+        let mut book = Book::new(16);
+        let t0 = Instant::now();
+        for tag in 2..=16 {
+            book.finished(tag);
+        }
+        assert_eq!(book.plan(t0), plan(None, &[], None));
+        book.finished(17);
+        // Sixteen wait: the two newest go alone, fourteen (7/8 of the room) wait on.
+        assert_eq!(book.plan(t0), plan(None, &[16, 17], None));
+        assert_eq!(book.finished.len(), 14);
+        // 1 closes the gap: one multiple ack covers 1 to 15 and skips the two acked alone.
+        book.finished(1);
+        assert_eq!(book.plan(t0), plan(Some(15), &[], None));
+        assert_eq!(book.floor, 17);
+        // A room of one: whatever waits goes alone.
+        let mut book = Book::new(1);
         book.finished(2);
-        assert_eq!(book.plan(Instant::now()), plan(None, &[], None));
-        book.finished(3);
-        assert_eq!(book.plan(Instant::now()), plan(None, &[2, 3], None));
+        assert_eq!(book.plan(t0), plan(None, &[2], None));
     }
 
     #[test]
