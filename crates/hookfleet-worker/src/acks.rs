@@ -6,7 +6,7 @@
 //! though, so the settler acks the contiguous prefix of finished tags with one `multiple` ack,
 //! and lets finished tags beyond a gap *wait* for it to close, up to a patience: they hold
 //! prefetch slots meanwhile, so past it they are acked one by one, and so are the newest of
-//! them whenever they fill their room (3/4 of the prefetch).
+//! them whenever they fill their room (`max_waiting`, which the consumer sets).
 //!
 //! A gap that does not close is a message still at work: usually one whose receiver is slow
 //! or dead. While finished tags wait behind it, the settler *asks* for every message up to the
