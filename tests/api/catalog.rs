@@ -119,3 +119,51 @@ async fn event_types_carry_schemas_that_publishing_meets() {
     api.process.stop().await.unwrap();
     fleet.cleanup().await;
 }
+
+/// Draft 2020-12 allows a boolean schema (`true` accepts any `data`, `false` none), and `data`
+/// is any JSON: both are accepted, echoed, and so described by the OpenAPI document (a
+/// fuzzer once found `{"schema": true, "example": true}` answered outside it).
+#[tokio::test(flavor = "multi_thread")]
+async fn boolean_schemas_and_examples_of_any_json_are_accepted_and_documented() {
+    let fleet = Fleet::new();
+    let api = fleet.spawn_api().await;
+    let path = format!("/v1/event-types/{BLOCKED}");
+
+    let refusing = json!({"schema": false, "example": {}});
+    let refused = api.operator(Method::PUT, &path, Some(refusing)).await;
+    assert_eq!(wrong_fields(&refused), ["example"], "{:?}", refused.body);
+    let put = api
+        .operator(Method::PUT, &path, Some(json!({"schema": false})))
+        .await;
+    assert_eq!(put.status, 200, "{:?}", put.body);
+    let event = json!({"type": BLOCKED, "tenant": "acme", "data": {"any": 1}});
+    let refused = api.operator(Method::POST, "/v1/events", Some(event)).await;
+    assert_eq!(wrong_fields(&refused), ["data"], "{:?}", refused.body);
+
+    let put = json!({"schema": true, "example": true});
+    let described = api.operator(Method::PUT, &path, Some(put)).await;
+    assert_eq!(described.status, 200, "{:?}", described.body);
+    assert_eq!(
+        (&described.body["schema"], &described.body["example"]),
+        (&json!(true), &json!(true))
+    );
+    let event = json!({"type": BLOCKED, "tenant": "acme", "data": [1, "two"]});
+    let published = api.operator(Method::POST, "/v1/events", Some(event)).await;
+    assert_eq!(published.status, 202, "{:?}", published.body);
+
+    let document = api
+        .call(Method::GET, "/openapi.json", None, None)
+        .await
+        .body;
+    let view = &document["components"]["schemas"]["EventTypeView"]["properties"];
+    assert_eq!(view["schema"]["type"], json!(["object", "boolean", "null"]));
+    assert_eq!(
+        view["example"].get("type"),
+        None,
+        "any JSON: {}",
+        view["example"]
+    );
+
+    api.process.stop().await.unwrap();
+    fleet.cleanup().await;
+}

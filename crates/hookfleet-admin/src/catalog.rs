@@ -28,13 +28,14 @@ pub struct PutEventType {
         max_length = 2000
     )]
     pub description: Option<String>,
-    /// A JSON Schema (2020-12) that every event's `data` must meet; no remote `$ref`.
+    /// A JSON Schema (its description is in `json_schema_doc`).
     #[serde(default)]
-    #[schema(value_type = Option<Object>, example = json!({"type": "object", "required": ["agent", "rule"], "properties": {"agent": {"type": "string"}, "rule": {"type": "string"}}}))]
+    #[schema(schema_with = json_schema_doc)]
     pub schema: Option<serde_json::Value>,
-    /// An example `data`, which must meet the schema; Test Webhook sends it.
+    /// An example `data` (any JSON, as `data` is), which must meet the schema; Test Webhook
+    /// sends it.
     #[serde(default)]
-    #[schema(value_type = Option<Object>, example = json!({"agent": "a-17", "rule": "no-prod-writes"}))]
+    #[schema(example = json!({"agent": "a-17", "rule": "no-prod-writes"}))]
     pub example: Option<serde_json::Value>,
     /// Still accepted, with a `Deprecation` header on each publish.
     #[serde(default)]
@@ -48,10 +49,9 @@ pub struct EventTypeView {
     pub event_type: String,
     pub description: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = json_schema_doc)]
     pub schema: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub example: Option<serde_json::Value>,
     pub deprecated: bool,
     /// One of hookfleet's own types, for endpoints of the operator tenant only (operator
@@ -70,6 +70,29 @@ impl EventTypeView {
             operational: Operational::of(event_type).is_some(),
         }
     }
+}
+
+/// How the OpenAPI document shows a type's JSON Schema: draft 2020-12 allows an object or a
+/// boolean (`true` accepts any `data`, `false` none), and both compile, so both are accepted.
+fn json_schema_doc() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    let example = serde_json::json!({
+        "type": "object",
+        "required": ["agent", "rule"],
+        "properties": {"agent": {"type": "string"}, "rule": {"type": "string"}},
+    });
+    (ObjectBuilder::new())
+        .schema_type(SchemaType::from_iter([
+            Type::Object,
+            Type::Boolean,
+            Type::Null,
+        ]))
+        .description(Some(
+            "A JSON Schema (2020-12) that every event's `data` must meet: an object, or \
+             `true` / `false` as the draft allows; no remote `$ref`.",
+        ))
+        .examples([example])
+        .build()
 }
 
 /// A type's description as read, and its schema compiled.

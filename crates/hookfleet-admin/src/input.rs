@@ -128,8 +128,8 @@ pub struct EndpointPatch {
 pub struct FilterTrial {
     #[schema(value_type = Object, example = json!({"severity": {"$in": ["high", "critical"]}}))]
     pub filter: serde_json::Value,
-    /// An event's `data`.
-    #[schema(value_type = Object, example = json!({"severity": "critical", "agent": {"team": "payments"}}))]
+    /// An event's `data` (any JSON).
+    #[schema(example = json!({"severity": "critical", "agent": {"team": "payments"}}))]
     pub data: serde_json::Value,
 }
 
