@@ -1,6 +1,9 @@
 //! The admin API checked against its own OpenAPI document by schemathesis (PyPI), which
-//! generates requests from the document, valid and invalid: no answer may be a 5xx, and every
-//! answer must match the document (status, content type, body schema).
+//! generates requests from the document, valid and invalid: no answer may be a 5xx, every
+//! answer must match the document (status, content type, body schema), and every request the
+//! document calls invalid must be refused (a body left out where it is required, an array for
+//! an object: both were once accepted). Valid requests may still be refused: the document
+//! cannot say which event types the catalog holds, or which URLs resolve.
 //!
 //! `POST /v1/endpoints/{id}/test` is left out: it POSTs to the endpoint's URL, and generated
 //! URLs may name any host, while tests only ever target loopback. `tests/api.rs` covers it.
@@ -31,7 +34,7 @@ async fn schemathesis_finds_no_5xx_and_no_answer_outside_the_document() {
             "--header",
             &auth,
             "--checks",
-            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection",
             "--exclude-path",
             "/v1/endpoints/{id}/test",
             "--max-examples",

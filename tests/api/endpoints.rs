@@ -137,6 +137,18 @@ async fn endpoints_crud_round_trips() {
         .await;
     assert_eq!(not_json.status, 400, "{:?}", not_json.body);
     assert_eq!(not_json.body["error"]["code"], "invalid_json");
+    // serde would read an array field by field; a body is an object, and nothing changes.
+    let array = api
+        .operator_raw(
+            Method::PATCH,
+            &path,
+            Some("application/json"),
+            b" [null, \"https://example.com/x\"]".to_vec(),
+        )
+        .await;
+    assert_eq!(wrong_fields(&array), ["body"], "{:?}", array.body);
+    let unchanged = api.operator(Method::GET, &path, None).await;
+    assert_eq!(unchanged.body, patched.body, "an array PATCH changed it");
     let body = json!({"tenant": "acme", "url": receiver.url("/x"), "events": ["*"]});
     let untyped = api
         .operator_raw(

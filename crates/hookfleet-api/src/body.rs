@@ -78,6 +78,14 @@ async fn parse<S: Send + Sync, T: DeserializeOwned>(
             "send the body as JSON with content-type: application/json",
         ));
     }
+    // serde's derived structs also take a JSON array, field by field in declaration order, so
+    // `[null, "https://…"]` would be read as an object; every body of this API is an object.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::field(
+            "body",
+            "must be a JSON object, not an array",
+        ));
+    }
     let deserializer = &mut serde_json::Deserializer::from_slice(&bytes);
     match serde_path_to_error::deserialize::<_, T>(deserializer) {
         Ok(value) => Ok(Some(value)),

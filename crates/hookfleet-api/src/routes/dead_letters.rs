@@ -41,7 +41,7 @@ pub async fn list(
 /// Send dead letters back for delivery with a fresh attempt count; each leaves the dead-letter
 /// queue only once its copy is confirmed.
 #[utoipa::path(post, path = "/v1/dead-letters/replay", tag = "dead letters",
-    request_body(content = ReplayRequest, description = "Optional: which, and how many"),
+    request_body(content = Option<ReplayRequest>, description = "Optional: which, and how many"),
     responses(
         (status = 200, description = "What was replayed", body = ReplayReport),
         (status = 400, description = "Not JSON", body = ErrorBody),

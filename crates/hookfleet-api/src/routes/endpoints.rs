@@ -143,7 +143,7 @@ pub async fn remove(
 /// subscribed type's example), recorded in the attempt log.
 #[utoipa::path(post, path = "/v1/endpoints/{id}/test", tag = "endpoints",
     params(("id" = String, Path, description = "The endpoint id")),
-    request_body(content = TestRequest, description = "Optional: a type whose example to send"),
+    request_body(content = Option<TestRequest>, description = "Optional: a type whose example to send"),
     responses(
         (status = 200, description = "What the delivery came to (delivered or not)", body = TestResult),
         (status = 400, description = "Not JSON", body = ErrorBody),
@@ -169,7 +169,7 @@ pub async fn test(
 /// The answer carries the new `secret`, shown this once.
 #[utoipa::path(post, path = "/v1/endpoints/{id}/rotate-secret", tag = "endpoints",
     params(("id" = String, Path, description = "The endpoint id")),
-    request_body(content = Rotation, description = "Optional: the new secret"),
+    request_body(content = Option<Rotation>, description = "Optional: the new secret"),
     responses(
         (status = 200, description = "The endpoint with its new secret", body = EndpointView),
         (status = 400, description = "Not JSON", body = ErrorBody),

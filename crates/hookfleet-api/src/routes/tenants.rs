@@ -39,7 +39,7 @@ pub struct TenantToken {
 /// what a platform hands its customer's dashboard page.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/tokens", tag = "tenants",
     params(("tenant" = String, Path, description = "The tenant")),
-    request_body(content = TokenRequest, description = "Optional: the lifetime"),
+    request_body(content = Option<TokenRequest>, description = "Optional: the lifetime"),
     responses(
         (status = 201, description = "The token", body = TenantToken),
         (status = 400, description = "Not JSON", body = ErrorBody),
