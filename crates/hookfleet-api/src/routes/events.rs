@@ -99,13 +99,14 @@ pub async fn list(
 }
 
 /// One event from the history: its payload and, per endpoint it was meant for, where it
-/// stands.
+/// stands. The history holds what workers did: an event just published is found once a worker
+/// has handled it and recorded the batch (about 100 ms later).
 #[utoipa::path(get, path = "/v1/events/{id}", tag = "events",
     params(("id" = String, Path, description = "The event id")),
     responses(
         (status = 200, description = "The event", body = EventDetail),
         (status = 401, description = "No valid token", body = ErrorBody),
-        (status = 404, description = "No such event the token sees", body = ErrorBody),
+        (status = 404, description = "No such event the token sees, or none a worker has handled yet", body = ErrorBody),
         (status = 503, description = "The history's database did not answer", body = ErrorBody),
     ))]
 pub async fn get(
