@@ -1,10 +1,15 @@
-# Sourced by scripts/test, scripts/fleet and .ci/run (and by the chaos scenarios, through
-# `bash -c`): make sure RabbitMQ, Redis and PostgreSQL answer on 127.0.0.1. On a fresh Debian or Ubuntu
-# machine they are installed from the distribution's packages (as root; otherwise one line
-# says what to install), then started as this machine's Debian packages install them.
+# Sourced by scripts/test, scripts/fleet, the check-* scripts and .ci/run (and by the chaos
+# scenarios, through `bash -c`): make sure RabbitMQ, Redis and PostgreSQL answer on 127.0.0.1.
+# On a fresh Debian or Ubuntu machine they are installed from the distribution's packages (as
+# root; otherwise one line says what to install), then started as this machine's Debian
+# packages install them.
 
 # Debian puts the servers in /usr/sbin, which a user's PATH may lack.
 case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH="$PATH:/usr/sbin:/sbin" ;; esac
+
+# step TEXT...: names the step that begins, when, and how far into the script (bash's
+# SECONDS), so a slow CI log shows where its minutes went.
+step() { echo "== $* [$(date -u +%T), ${SECONDS}s in]"; }
 
 # need_packages "COMMAND=PACKAGE..."...: installs, with apt-get as root, the packages of each
 # missing command; otherwise prints one line saying what to install, and fails.

@@ -1,8 +1,8 @@
 //! The admin API checked against its own OpenAPI document by schemathesis (PyPI), which
 //! generates requests from the document, valid and invalid: no answer may be a 5xx, every
 //! answer must match the document (status, content type, body schema), and every request the
-//! document calls invalid must be refused (a body left out where it is required, an array for
-//! an object: both were once accepted). Valid requests may still be refused: the document
+//! document calls invalid must be refused (an array body was once read as an object, and four
+//! bodies that may be left out were documented as required). Valid requests may still be refused: the document
 //! cannot say which event types the catalog holds, or which URLs resolve.
 //!
 //! `POST /v1/endpoints/{id}/test` is left out: it POSTs to the endpoint's URL, and generated
