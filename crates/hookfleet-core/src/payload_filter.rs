@@ -141,6 +141,11 @@ pub fn data_of(body: &[u8]) -> Value {
         #[serde(default)]
         data: Value,
     }
+    // A derived struct also reads a JSON array, field by field in declaration order, which
+    // would make `[x, …]` look like `{"data": x}`. Only an object has a `data`.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Value::Null;
+    }
     serde_json::from_slice::<Payload>(body).map_or(Value::Null, |p| p.data)
 }
 
@@ -358,6 +363,21 @@ mod tests {
 
     fn error(value: Value) -> String {
         PayloadFilter::parse(&value).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn only_an_object_payload_has_data() {
+        let data_of = |body: &str| data_of(body.as_bytes());
+        assert_eq!(
+            data_of(r#" {"type": "t", "data": {"a": 1}}"#),
+            json!({"a": 1})
+        );
+        assert_eq!(data_of(r#"{"type": "t"}"#), Value::Null);
+        // An array is not read by position: its first element is not `data`.
+        assert_eq!(data_of(r#"[{"a": 1}]"#), Value::Null);
+        assert_eq!(data_of(r#" ["t", {"a": 1}]"#), Value::Null);
+        assert_eq!(data_of("not json"), Value::Null);
+        assert!(!filter(json!({"a": 1})).matches(&data_of(r#"[{"a": 1}]"#)));
     }
 
     fn event() -> Value {
