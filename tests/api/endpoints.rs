@@ -320,3 +320,59 @@ async fn a_tenant_may_have_at_most_the_endpoint_limit() {
     api.process.stop().await.unwrap();
     fleet.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tenant_and_time_parameters_are_documented_as_the_api_checks_them() {
+    let fleet = Fleet::new();
+    let api = fleet.spawn_api().await;
+    let document = api
+        .call(Method::GET, "/openapi.json", None, None)
+        .await
+        .body;
+    let schema_of = |path: &str, method: &str, name: &str| -> Value {
+        let parameters = document["paths"][path][method]["parameters"].as_array();
+        let parameter = parameters
+            .into_iter()
+            .flatten()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{method} {path} has no parameter {name}"));
+        parameter["schema"].clone()
+    };
+    let tenant = "^[!-~]{1,255}$";
+    for (path, method) in [
+        ("/v1/endpoints", "get"),
+        ("/v1/events", "get"),
+        ("/v1/tenants/{tenant}/tokens", "post"),
+        ("/v1/tenants/{tenant}/tokens/revoke", "post"),
+    ] {
+        assert_eq!(
+            schema_of(path, method, "tenant")["pattern"],
+            tenant,
+            "{path}"
+        );
+    }
+    for (path, name) in [
+        ("/v1/events", "since"),
+        ("/v1/events", "until"),
+        ("/v1/endpoints/{id}/stats", "since"),
+    ] {
+        assert_eq!(
+            schema_of(path, "get", name)["format"],
+            "date-time",
+            "{path}"
+        );
+    }
+    let recover = &document["components"]["schemas"]["RecoverRequest"]["properties"];
+    assert_eq!(
+        (&recover["since"]["format"], &recover["until"]["format"]),
+        (&json!("date-time"), &json!("date-time"))
+    );
+
+    // What the pattern refuses, the API refuses.
+    let listed = (api.operator(Method::GET, "/v1/endpoints?tenant=a%20b", None)).await;
+    assert_eq!(wrong_fields(&listed), ["tenant"], "{:?}", listed.body);
+    let minted = (api.operator(Method::POST, "/v1/tenants/a%20b/tokens", None)).await;
+    assert_eq!(wrong_fields(&minted), ["tenant"], "{:?}", minted.body);
+    api.process.stop().await.unwrap();
+    fleet.cleanup().await;
+}

@@ -48,10 +48,11 @@ pub struct ResendRequest {
 #[serde(deny_unknown_fields)]
 pub struct RecoverRequest {
     /// RFC 3339: events first handled at or after this.
-    #[schema(example = "2026-12-05T14:00:00Z")]
+    #[schema(example = "2026-12-05T14:00:00Z", format = DateTime)]
     pub since: String,
     /// RFC 3339: and before this (default: now).
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub until: Option<String>,
 }
 

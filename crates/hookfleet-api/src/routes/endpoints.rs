@@ -44,6 +44,7 @@ pub async fn create(
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct ListQuery {
     /// Only this tenant's endpoints (a tenant token sees only its own anyway).
+    #[param(pattern = "^[!-~]{1,255}$")]
     pub tenant: Option<String>,
     /// How many (1–500, default 100).
     pub limit: Option<usize>,
@@ -250,6 +251,7 @@ pub async fn recover(
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct StatsQuery {
     /// RFC 3339 (default: 24 hours ago).
+    #[param(format = DateTime)]
     pub since: Option<String>,
 }
 

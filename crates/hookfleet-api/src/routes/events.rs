@@ -52,6 +52,7 @@ pub async fn publish(
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct EventsQuery {
     /// Only this tenant's events (a tenant token sees only its own anyway).
+    #[param(pattern = "^[!-~]{1,255}$")]
     pub tenant: Option<String>,
     /// Only events of this type.
     #[serde(rename = "type")]
@@ -61,8 +62,10 @@ pub struct EventsQuery {
     /// endpoint not tried yet).
     pub status: Option<String>,
     /// RFC 3339: events first handled at or after this.
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// RFC 3339: events first handled before this.
+    #[param(format = DateTime)]
     pub until: Option<String>,
     /// How many (1–250, default 50).
     pub limit: Option<usize>,

@@ -38,7 +38,7 @@ pub struct TenantToken {
 /// Mint a signed, expiring token that sees only this tenant's endpoints, attempts and tests:
 /// what a platform hands its customer's dashboard page.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/tokens", tag = "tenants",
-    params(("tenant" = String, Path, description = "The tenant")),
+    params(("tenant" = String, Path, description = "The tenant", pattern = "^[!-~]{1,255}$")),
     request_body(content = Option<TokenRequest>, description = "Optional: the lifetime"),
     responses(
         (status = 201, description = "The token", body = TenantToken),
@@ -86,7 +86,7 @@ pub async fn mint_token(
 /// Revoke every token of this tenant minted until now: each API replica refuses them within
 /// a second. Tokens minted afterwards work.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/tokens/revoke", tag = "tenants",
-    params(("tenant" = String, Path, description = "The tenant")),
+    params(("tenant" = String, Path, description = "The tenant", pattern = "^[!-~]{1,255}$")),
     responses(
         (status = 204, description = "Revoked"),
         (status = 401, description = "No valid token", body = ErrorBody),
