@@ -78,9 +78,9 @@ async fn parse<S: Send + Sync, T: DeserializeOwned>(
             "send the body as JSON with content-type: application/json",
         ));
     }
-    // serde's derived structs also take a JSON array, field by field in declaration order, so
-    // `[null, "https://…"]` would be read as an object; every body of this API is an object.
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+    // Every body of this API is an object: read by position, `[null, "https://…"]` would pass
+    // for one.
+    if hookfleet_core::event::json_opening(&bytes) == Some(b'[') {
         return Err(ApiError::field(
             "body",
             "must be a JSON object, not an array",

@@ -8,6 +8,13 @@ use crate::{Error, Result};
 /// The largest body the contract allows (§1: 256 KiB).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
+/// The first byte of a JSON text past its leading whitespace: `{` for an object, `[` for an
+/// array. serde's derived structs also read a JSON array, field by field in declaration order,
+/// so a reader that wants an object looks here first.
+pub fn json_opening(text: &[u8]) -> Option<u8> {
+    text.iter().copied().find(|b| !b.is_ascii_whitespace())
+}
+
 /// Checks the shape shared by ids and tenants: they travel in AMQP properties, HTTP headers and
 /// Redis keys, so whitespace and control characters are refused.
 fn is_token(s: &str) -> bool {

@@ -141,9 +141,8 @@ pub fn data_of(body: &[u8]) -> Value {
         #[serde(default)]
         data: Value,
     }
-    // A derived struct also reads a JSON array, field by field in declaration order, which
-    // would make `[x, …]` look like `{"data": x}`. Only an object has a `data`.
-    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+    // Only an object has a `data`: read by position, `[x, …]` would look like `{"data": x}`.
+    if crate::event::json_opening(body) != Some(b'{') {
         return Value::Null;
     }
     serde_json::from_slice::<Payload>(body).map_or(Value::Null, |p| p.data)
