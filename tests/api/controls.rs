@@ -139,6 +139,33 @@ async fn bad_headers_are_refused_with_their_field() {
     fleet.cleanup().await;
 }
 
+/// The document's `integer` is JSON Schema's: a number without a fractional part, so `20.0`
+/// is taken as 20, at create and at update; `2.5` is refused naming its field.
+#[tokio::test(flavor = "multi_thread")]
+async fn whole_numbers_written_with_a_fraction_are_integers() {
+    let fleet = Fleet::new();
+    let api = fleet.spawn_api().await;
+    let new = json!({"tenant": "acme", "url": "http://127.0.0.1:9/x", "events": ["*"],
+                     "rate_limit": 20.0, "max_in_flight": 4.0});
+    let created = api.operator(Method::POST, "/v1/endpoints", Some(new)).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    assert_eq!(created.body["rate_limit"], 20);
+    assert_eq!(created.body["max_in_flight"], 4);
+    let path = format!("/v1/endpoints/{}", id_of(&created.body));
+    let patch = json!({"rate_limit": 1e1, "max_in_flight": 2.0});
+    let changed = api.operator(Method::PATCH, &path, Some(patch)).await;
+    assert_eq!(changed.status, 200, "{:?}", changed.body);
+    assert_eq!(changed.body["rate_limit"], 10);
+    assert_eq!(changed.body["max_in_flight"], 2);
+    let half = json!({"rate_limit": 2.5});
+    let refused = api.operator(Method::PATCH, &path, Some(half)).await;
+    assert_eq!(wrong_fields(&refused), ["rate_limit"]);
+    let shown = api.operator(Method::GET, &path, None).await.body;
+    assert_eq!(shown["rate_limit"], 10);
+    api.process.stop().await.unwrap();
+    fleet.cleanup().await;
+}
+
 /// Three workers share an endpoint's `rate_limit` of 10 a second: the receiver never sees more
 /// than 11 requests in any one second, and every event arrives, once.
 #[tokio::test(flavor = "multi_thread")]

@@ -59,12 +59,12 @@ pub struct NewEndpoint {
     #[schema(example = json!(["X-Api-Key"]))]
     pub sensitive_headers: Option<Vec<String>>,
     /// Deliveries a second to this endpoint across the whole fleet (1–10,000); more wait.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integer")]
     #[schema(example = 20, minimum = 1, maximum = 10000)]
     pub rate_limit: Option<i64>,
     /// Deliveries in flight to this endpoint at once, per worker (1 to the workers'
     /// `HOOKFLEET_ENDPOINT_CONCURRENCY`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integer")]
     #[schema(example = 4, minimum = 1)]
     pub max_in_flight: Option<i64>,
     /// Only events whose `data` matches this predicate are sent here (docs/contract.md §2).
@@ -106,11 +106,11 @@ pub struct EndpointPatch {
     #[schema(value_type = Option<Vec<String>>, nullable)]
     pub sensitive_headers: Option<Option<Vec<String>>>,
     /// `null` removes the limit.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "present_integer")]
     #[schema(value_type = Option<i64>, nullable, minimum = 1, maximum = 10000)]
     pub rate_limit: Option<Option<i64>>,
     /// `null` removes the endpoint's own cap.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "present_integer")]
     #[schema(value_type = Option<i64>, nullable, minimum = 1)]
     pub max_in_flight: Option<Option<i64>>,
     /// `null` removes the filter: every event of the subscribed types is sent.
@@ -140,6 +140,46 @@ where
     D: serde::Deserializer<'de>,
 {
     Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// An integer field, `null` or left out as `None`. JSON Schema's `integer`, which the OpenAPI
+/// document promises, is any number without a fractional part: `20.0` is one, and a client
+/// that checks its request against the document may send it. serde's integers refuse it.
+fn integer<'de, T, D>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    T: TryFrom<i64>,
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error;
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let whole = number.as_i64().or_else(|| {
+        // Beyond ±2^63 no f64 converts exactly, and no field here takes such a value.
+        (number.as_f64())
+            .filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
+            .map(|f| f as i64)
+    });
+    let fractional = number.as_f64().is_some_and(|f| f.fract() != 0.0);
+    match whole {
+        Some(n) => T::try_from(n)
+            .map(Some)
+            .map_err(|_| D::Error::custom(format!("invalid value: {number}, out of range"))),
+        None if fractional => Err(D::Error::custom(format!(
+            "invalid value: {number}, expected an integer"
+        ))),
+        None => Err(D::Error::custom(format!(
+            "invalid value: {number}, out of range"
+        ))),
+    }
+}
+
+/// [`present`] for an integer field.
+fn present_integer<'de, D>(deserializer: D) -> Result<Option<Option<i64>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    integer(deserializer).map(Some)
 }
 
 /// What Test Webhook sends.
@@ -192,7 +232,7 @@ pub struct ReplayRequest {
     #[serde(default)]
     pub endpoint: Option<String>,
     /// At most this many.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integer")]
     pub limit: Option<usize>,
 }
 
@@ -357,6 +397,44 @@ mod tests {
     fn unknown_fields_are_refused() {
         let bad = serde_json::json!({"url": "https://x.example", "events": ["*"], "evnets": []});
         assert!(serde_json::from_value::<NewEndpoint>(bad).is_err());
+    }
+
+    #[test]
+    fn an_integer_may_be_written_with_a_zero_fraction() {
+        let new = |text: &str| serde_json::from_str::<NewEndpoint>(text).map(|n| n.rate_limit);
+        assert_eq!(
+            new(r#"{"url": "u", "events": [], "rate_limit": 20}"#).unwrap(),
+            Some(20)
+        );
+        assert_eq!(
+            new(r#"{"url": "u", "events": [], "rate_limit": 20.0}"#).unwrap(),
+            Some(20)
+        );
+        assert_eq!(
+            new(r#"{"url": "u", "events": [], "rate_limit": 2e1}"#).unwrap(),
+            Some(20)
+        );
+        assert_eq!(
+            new(r#"{"url": "u", "events": [], "rate_limit": null}"#).unwrap(),
+            None
+        );
+        assert_eq!(new(r#"{"url": "u", "events": []}"#).unwrap(), None);
+        let error = new(r#"{"url": "u", "events": [], "rate_limit": 2.5}"#).unwrap_err();
+        assert!(error.to_string().contains("expected an integer"), "{error}");
+        assert!(new(r#"{"url": "u", "events": [], "rate_limit": "20"}"#).is_err());
+        let error = new(r#"{"url": "u", "events": [], "rate_limit": 1e300}"#).unwrap_err();
+        assert!(error.to_string().contains("out of range"), "{error}");
+
+        let patch =
+            |text: &str| serde_json::from_str::<EndpointPatch>(text).map(|p| p.max_in_flight);
+        assert_eq!(patch(r#"{"max_in_flight": 4.0}"#).unwrap(), Some(Some(4)));
+        assert_eq!(patch(r#"{"max_in_flight": null}"#).unwrap(), Some(None));
+        assert_eq!(patch("{}").unwrap(), None);
+
+        let replay = |text: &str| serde_json::from_str::<ReplayRequest>(text).map(|r| r.limit);
+        assert_eq!(replay(r#"{"limit": 10.0}"#).unwrap(), Some(10));
+        let error = replay(r#"{"limit": -1}"#).unwrap_err();
+        assert!(error.to_string().contains("out of range"), "{error}");
     }
 
     #[test]
