@@ -155,19 +155,15 @@ where
         return Ok(None);
     };
     let whole = number.as_i64().or_else(|| {
-        // Beyond ±2^63 no f64 converts exactly, and no field here takes such a value.
         (number.as_f64())
-            .filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
+            .filter(|f| f.fract() == 0.0 && (i64::MIN as f64..i64::MAX as f64).contains(f))
             .map(|f| f as i64)
     });
-    let fractional = number.as_f64().is_some_and(|f| f.fract() != 0.0);
-    match whole {
-        Some(n) => T::try_from(n)
-            .map(Some)
-            .map_err(|_| D::Error::custom(format!("invalid value: {number}, out of range"))),
-        None if fractional => Err(D::Error::custom(format!(
-            "invalid value: {number}, expected an integer"
-        ))),
+    match whole.and_then(|n| T::try_from(n).ok()) {
+        Some(value) => Ok(Some(value)),
+        None if number.as_f64().is_some_and(|f| f.fract() != 0.0) => Err(D::Error::custom(
+            format!("invalid value: {number}, expected an integer"),
+        )),
         None => Err(D::Error::custom(format!(
             "invalid value: {number}, out of range"
         ))),

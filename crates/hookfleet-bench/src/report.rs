@@ -254,14 +254,11 @@ pub fn targets_table(rounds: &[Vec<Outcome>]) -> String {
                 if values.len() > 1 {
                     let each: Vec<String> = values.iter().map(|v| number(*v)).collect();
                     let (how, n) = (c.over_rounds.name(), values.len());
-                    let interval = match c.over_rounds {
-                        Over::Median => median_interval(&values)
-                            .map(|(low, high)| {
-                                format!(", 95 % CI {}–{}", number(low), number(high))
-                            })
-                            .unwrap_or_default(),
-                        Over::Highest => String::new(),
-                    };
+                    let interval = (matches!(c.over_rounds, Over::Median))
+                        .then(|| median_interval(&values))
+                        .flatten()
+                        .map(|(low, high)| format!(", 95 % CI {}–{}", number(low), number(high)))
+                        .unwrap_or_default();
                     measured += &format!(" ({how} of {n}{interval}: {})", each.join(", "));
                 }
                 (measured, verdict)
