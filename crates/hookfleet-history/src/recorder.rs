@@ -4,13 +4,14 @@
 //! writer on a thread of its own lets a batch fill for 100 ms (`LINGER`) and copies it into
 //! PostgreSQL with binary `COPY`, one transaction per batch. On its own thread, the writer
 //! (and its connection) never takes a turn on the thread that delivers: a worker runs one by
-//! default, and the drain is as fast as that thread. The queue is bounded: while PostgreSQL
-//! is down or slow, records past [`CAPACITY`] (and any batch that cannot be written) are
-//! dropped, counted in `hookfleet_history_dropped_total` and logged once per incident; the
-//! writer reconnects by itself and recording resumes.
+//! default, and the drain is as fast as that thread. The queue is bounded, in records and in
+//! bytes: while PostgreSQL is down or slow, records past [`CAPACITY`] or
+//! [`CAPACITY_BYTES`] (and any batch that cannot be written) are dropped, counted in
+//! `hookfleet_history_dropped_total` and logged once per incident; the writer reconnects by
+//! itself and recording resumes.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -25,8 +26,13 @@ use tokio_postgres::types::{ToSql, Type};
 
 use crate::{Error, HistoryConfig, Result, partitions, schema, schema_name};
 
-/// Records waiting at most: a few seconds of a saturated worker, a few MB.
+/// Records waiting at most: a second or two of a saturated worker.
 pub const CAPACITY: usize = 20_000;
+/// Bytes of records waiting or being written at most. An event keeps its payload (up to
+/// 256 KiB) until it is written: 20 000 of them would be 5 GB while PostgreSQL is slow, in a
+/// worker that Kubernetes gives 256 MiB (deploy/k8s/worker.yaml). Today's few-KiB payloads
+/// at a saturated worker's rate fill a tenth of this in the 100 ms a batch waits.
+pub const CAPACITY_BYTES: usize = 32 * 1024 * 1024;
 /// Records in one batch at most.
 const BATCH: usize = 4_000;
 /// How long a batch may fill before it is written: one transaction of thousands of rows
@@ -35,6 +41,9 @@ const BATCH: usize = 4_000;
 const LINGER: Duration = Duration::from_millis(100);
 /// How long after a failed connection the next is tried; records meanwhile are dropped.
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
+/// How long making a connection may take: a PostgreSQL that accepts and never answers (frozen,
+/// or cut off by the network) must not hold the writer, and the records behind it, for good.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one batch may take before the connection is given up as stalled.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often partitions are made ahead and dropped past retention.
@@ -70,6 +79,49 @@ enum Item {
     Flush(oneshot::Sender<()>),
 }
 
+impl Item {
+    /// What a record holds in memory: itself, its strings and its payload. A flush is not
+    /// counted (it does not go through [`Recorder::send`]).
+    fn size(&self) -> usize {
+        let parts = match self {
+            Item::Event(e, _) => {
+                let endpoints: usize = e.endpoints.iter().map(String::len).sum();
+                e.body.len() + e.id.len() + e.tenant.len() + e.event_type.len() + endpoints
+            }
+            Item::Attempt(a) => {
+                let made = &a.attempt;
+                made.response_body.len()
+                    + made.message.len()
+                    + made.event_id.len()
+                    + made.event_type.len()
+                    + made.at.len()
+                    + a.tenant.len()
+                    + a.endpoint_id.len()
+            }
+            Item::Flush(_) => return 0,
+        };
+        std::mem::size_of::<Item>() + parts
+    }
+}
+
+/// The bytes of the records queued or being written, held to [`CAPACITY_BYTES`].
+#[derive(Debug, Default)]
+struct Held(AtomicUsize);
+
+impl Held {
+    /// Room for `size` more bytes, if there is any.
+    fn take(&self, size: usize) -> bool {
+        let room = |held: usize| held.checked_add(size).filter(|&h| h <= CAPACITY_BYTES);
+        (self.0)
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, room)
+            .is_ok()
+    }
+
+    fn give_back(&self, size: usize) {
+        self.0.fetch_sub(size, Ordering::Relaxed);
+    }
+}
+
 /// Whether records are being lost right now: logged when it starts and when it ends.
 #[derive(Debug)]
 struct Incident {
@@ -97,6 +149,7 @@ impl Incident {
 pub struct Recorder {
     tx: mpsc::Sender<Item>,
     incident: Arc<Incident>,
+    held: Arc<Held>,
 }
 
 impl Recorder {
@@ -108,7 +161,8 @@ impl Recorder {
             dropping: AtomicBool::new(false),
             dropped,
         });
-        let writer = write_all(config, rx, incident.clone());
+        let held = Arc::new(Held::default());
+        let writer = write_all(config, rx, incident.clone(), held.clone());
         let spawned = std::thread::Builder::new()
             .name("history-writer".to_owned())
             .spawn(move || {
@@ -125,7 +179,7 @@ impl Recorder {
         if let Err(error) = spawned {
             tracing::error!(message = "Cannot start the history writer; nothing will be recorded.", %error);
         }
-        Self { tx, incident }
+        Self { tx, incident, held }
     }
 
     /// Queues an event; never waits.
@@ -139,13 +193,19 @@ impl Recorder {
     }
 
     fn send(&self, item: Item) {
+        let size = item.size();
+        if !self.held.take(size) {
+            let why = "the records waiting hold 32 MiB (PostgreSQL is slow)";
+            return self.incident.dropped(1, why);
+        }
         match self.tx.try_send(item) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
+                self.held.give_back(size);
                 self.incident.dropped(1, "the queue of records is full");
             }
             // The writer is gone: the worker is stopping (or it never started, and said so).
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Closed(_)) => self.held.give_back(size),
         }
     }
 
@@ -175,12 +235,13 @@ impl Database {
         }
         if self.client.is_none() && self.tried.is_none_or(|t| t.elapsed() >= RECONNECT_AFTER) {
             self.tried = Some(Instant::now());
-            match open(&self.config).await {
-                Ok(client) => {
+            match tokio::time::timeout(CONNECT_TIMEOUT, open(&self.config)).await {
+                Ok(Ok(client)) => {
                     self.client = Some(client);
                     self.maintained = None;
                 }
-                Err(error) => self.why = error.to_string(),
+                Ok(Err(error)) => self.why = error.to_string(),
+                Err(_) => self.why = "PostgreSQL did not answer within 5 s".to_owned(),
             }
         }
         let client = self.client.as_ref()?;
@@ -189,7 +250,15 @@ impl Database {
             .is_none_or(|t| t.elapsed() >= MAINTAIN_EVERY)
         {
             self.maintained = Some(Instant::now());
-            if let Err(error) = partitions::maintain(client, &self.config).await {
+            // Bounded like a write: a PostgreSQL that stopped answering must not hold the
+            // writer here; the next write gives the connection up.
+            let maintained =
+                tokio::time::timeout(WRITE_TIMEOUT, partitions::maintain(client, &self.config))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Error::Unavailable("PostgreSQL took over 10 s".to_owned()))
+                    });
+            if let Err(error) = maintained {
                 tracing::warn!(message = "Cannot maintain the history's partitions.", %error);
             }
         }
@@ -206,7 +275,12 @@ async fn open(config: &HistoryConfig) -> Result<tokio_postgres::Client> {
     Ok(client)
 }
 
-async fn write_all(config: HistoryConfig, mut rx: mpsc::Receiver<Item>, incident: Arc<Incident>) {
+async fn write_all(
+    config: HistoryConfig,
+    mut rx: mpsc::Receiver<Item>,
+    incident: Arc<Incident>,
+    held: Arc<Held>,
+) {
     let table = schema_name(&config.namespace);
     let mut db = Database {
         config,
@@ -228,6 +302,8 @@ async fn write_all(config: HistoryConfig, mut rx: mpsc::Receiver<Item>, incident
                 }
             }
         }
+        // Given back once the batch is written or dropped: it is held until then.
+        let size: usize = items.iter().map(Item::size).sum();
         let (mut events, mut attempts, mut flushes) = (Vec::new(), Vec::new(), Vec::new());
         for item in items.drain(..) {
             match item {
@@ -260,6 +336,8 @@ async fn write_all(config: HistoryConfig, mut rx: mpsc::Receiver<Item>, incident
                 }
             }
         }
+        drop((events, attempts));
+        held.give_back(size);
         for done in flushes.drain(..) {
             let _ = done.send(());
         }
@@ -412,4 +490,66 @@ async fn copy<'a, const N: usize>(
     }
     writer.finish().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(body_bytes: usize) -> EventRecord {
+        EventRecord {
+            id: "evt_1".to_owned(),
+            tenant: "acme".to_owned(),
+            event_type: "log.blocked".to_owned(),
+            occurred_at: OffsetDateTime::now_utc(),
+            body: Bytes::from(vec![b'x'; body_bytes]),
+            endpoints: vec!["ep_1".to_owned()],
+        }
+    }
+
+    #[test]
+    fn held_bytes_stop_at_the_capacity_and_come_back() {
+        let held = Held::default();
+        assert!(held.take(CAPACITY_BYTES - 10));
+        assert!(!held.take(11));
+        assert!(held.take(10));
+        held.give_back(CAPACITY_BYTES);
+        assert!(held.take(CAPACITY_BYTES));
+    }
+
+    /// A PostgreSQL that takes connections and never answers (frozen, or cut off): the writer
+    /// waits on it, and the payloads behind it must not pile up.
+    #[tokio::test]
+    async fn payloads_waiting_on_a_silent_postgres_hold_32_mib_at_most() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let silent = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                open.push(socket);
+            }
+        });
+        let url = format!("postgres://postgres:postgres@{addr}/postgres");
+        let config = HistoryConfig::reader(url, "history-unit".parse().unwrap());
+        let dropped = IntCounter::new("dropped", "records dropped").unwrap();
+        let recorder = Recorder::start(config, dropped.clone());
+        let mib = 1024 * 1024;
+        // Sent within the writer's first wait (100 ms, then 5 s for the connection).
+        for _ in 0..100 {
+            recorder.event(event(mib));
+        }
+        // A MiB of payload and a few hundred bytes more each, queued or taken by the writer:
+        // 31 fit in 32 MiB.
+        assert_eq!(dropped.get(), 69);
+        // The connection is given up after 5 s, and the 31 with it: the writer is free again.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while dropped.get() < 100 {
+            assert!(
+                Instant::now() < deadline,
+                "the writer still waits on PostgreSQL"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        silent.abort();
+    }
 }
