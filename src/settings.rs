@@ -249,6 +249,14 @@ pub struct Worker {
     /// A worker that holds messages but finishes none for this long restarts its consumers.
     #[arg(long, env = "HOOKFLEET_STALL_TIMEOUT", value_parser = parse_positive, default_value = "60s")]
     pub stall_timeout: Duration,
+
+    /// Events one ordered endpoint may have waiting. They wait in Redis with their payloads,
+    /// so an ordered endpoint that is down for days must not fill Redis for everyone: past
+    /// this, its new events go to the dead-letter queue at once (reason "ordered backlog
+    /// full"), from where they can be replayed (outside the order).
+    #[arg(long, env = "HOOKFLEET_ORDERED_BACKLOG", default_value = "10000",
+          value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub ordered_backlog: u32,
 }
 
 /// How long the message history is kept (with `HOOKFLEET_DATABASE_URL`).

@@ -51,6 +51,7 @@ fn config(env: &WorkerEnv) -> WorkerConfig {
         attempt_log_len: 100,
         keyring: Default::default(),
         history: None,
+        ordered_backlog: 10_000,
     }
 }
 

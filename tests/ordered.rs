@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::util::{Fleet, Receiver, Reply, WAIT, wait_until};
+use crate::util::{Fleet, Receiver, Reply, WAIT, wait_for_result, wait_until};
 
 const TYPES: [&str; 2] = ["approval.approved", "log.blocked"];
 /// Room for retries of the tests' schedule (200 ms, 400 ms, 800 ms) one after the other.
@@ -158,6 +158,52 @@ async fn a_dead_ordered_endpoint_holds_back_only_itself() {
     (worker.wait_for_metric("hookfleet_ordered_backlog", &labels, 20.0, WAIT))
         .await
         .unwrap();
+    worker.stop().await.unwrap();
+    fleet.cleanup().await;
+}
+
+/// An ordered endpoint's backlog waits in Redis with its payloads: past
+/// `HOOKFLEET_ORDERED_BACKLOG`, its new events are dead-lettered for it at once (nothing lost,
+/// Redis not filled), and the other endpoints still get every event.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_ordered_backlog_dead_letters_that_endpoints_new_events() {
+    let fleet = Fleet::new()
+        .env("HOOKFLEET_ENDPOINT_CACHE_TTL", "0s")
+        .env("HOOKFLEET_RETRY_DELAYS", "30s")
+        .env("HOOKFLEET_ORDERED_BACKLOG", "5");
+    let receiver = Receiver::start().await.unwrap();
+    receiver.set_default("/dead", Reply::status(500));
+    let endpoint = add_ordered(&fleet, &receiver, "/dead").await;
+    let id = endpoint["id"].as_str().unwrap().to_owned();
+    fleet
+        .add_endpoint("acme", &receiver.url("/fast"), &TYPES)
+        .await;
+    let worker = fleet.spawn_worker().await;
+    let ids = publish_in_order(&fleet, 8).await;
+    wait_until(WAIT, "the unordered endpoint's 8", || {
+        ids.iter().all(|id| receiver.seen("/fast", id).ok == 1)
+    })
+    .await;
+    wait_for_result(&worker, "dead_lettered", 3.0).await;
+    let mut letters = fleet.dead_letters().await;
+    letters.sort_by_key(|l| ids.iter().position(|id| l["event_id"] == id.as_str()));
+    let refused: Vec<&str> = (letters.iter())
+        .map(|l| l["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(refused, ids[5..], "the three past the first five");
+    for letter in &letters {
+        assert_eq!(letter["endpoint"], id.as_str(), "{letter}");
+        let reason = letter["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("ordered backlog full: 5 events"),
+            "{reason}"
+        );
+    }
+    let shown = fleet.run_ok(&["endpoints", "get", &id]).await;
+    let shown: Value = serde_json::from_str(shown.trim()).unwrap();
+    assert_eq!(shown["ordered_backlog"]["length"], 5, "{shown}");
+    assert_eq!(receiver.requests("/dead")[0].header("webhook-id"), ids[0]);
+    assert!(worker.log().contains("backlog is full"));
     worker.stop().await.unwrap();
     fleet.cleanup().await;
 }

@@ -242,6 +242,7 @@ fn worker_config(common: &Common, namespace: &Namespace) -> anyhow::Result<Worke
         history: (common.database_url.as_ref()).map(|url| {
             hookfleet_history::HistoryConfig::reader(url.expose().to_owned(), namespace.clone())
         }),
+        ordered_backlog: worker.ordered_backlog as usize,
     })
 }
 

@@ -47,6 +47,7 @@ pub async fn run(common: &Common, args: WorkerArgs) -> anyhow::Result<ExitCode> 
         attempt_log_len: args.delivery.attempt_log_len as usize,
         keyring: common.keyring(),
         history: args.history.config(common),
+        ordered_backlog: args.worker.ordered_backlog as usize,
     };
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));

@@ -45,7 +45,7 @@ pub use endpoints::{EndpointStore, Resealed};
 pub use error::{Error, Result};
 pub use fresh::Fresh;
 pub use notice_gate::ExhaustedNotices;
-pub use ordered::{Backlog, OrderedQueues, Route, Waiting};
+pub use ordered::{Appended, Backlog, OrderedQueues, Route, Waiting};
 pub use published::{Publications, Seen};
 pub use rate::{RateLimits, Turn};
 pub use sealing::{Keyring, SecretKey};

@@ -40,16 +40,32 @@ pub struct Backlog {
     pub next_attempt_ms: Option<i64>,
 }
 
-/// Appends each event `ARGV[2i]` to its endpoint's queue `KEYS[i+1]`, and makes the endpoint
-/// (`ARGV[2i+1]`) due at `ARGV[1]` unless it is due already. Returns how many became due.
+/// Appends each event `ARGV[2i+1]` to its endpoint's queue `KEYS[i+1]` unless `ARGV[2]`
+/// events wait there already, and makes the endpoint (`ARGV[2i+2]`) due at `ARGV[1]` unless it
+/// is due already. Returns how many became due, then the (1-based) pairs refused.
 const APPEND: &str = r"
-local due = 0
+local due, refused = 0, {}
+local cap = tonumber(ARGV[2])
 for i = 2, #KEYS do
-  redis.call('RPUSH', KEYS[i], ARGV[2 * i - 2])
-  due = due + redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[2 * i - 1])
+  if redis.call('LLEN', KEYS[i]) >= cap then
+    refused[#refused + 1] = i - 1
+  else
+    redis.call('RPUSH', KEYS[i], ARGV[2 * i - 1])
+    due = due + redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[2 * i])
+  end
 end
-return due
+table.insert(refused, 1, due)
+return refused
 ";
+
+/// What [`OrderedQueues::append`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Appended {
+    /// Some endpoint became due by it.
+    pub newly_due: bool,
+    /// The (event index, endpoint) pairs not queued: that many events waited there already.
+    pub refused: Vec<(usize, EndpointId)>,
+}
 
 static APPEND_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(APPEND));
 
@@ -136,25 +152,41 @@ impl OrderedQueues {
     /// Adds each event at the end of the queue of each of its endpoints, in the order given,
     /// in one atomic script (the intake hands over a burst at once); an endpoint is due at
     /// `now_ms` unless it was due already (its head waits for a retry, or is being sent).
-    /// Returns whether one became due: only then is there something new for a pump to take up.
-    pub async fn append(&self, events: &[(Waiting, Vec<EndpointId>)], now_ms: i64) -> Result<bool> {
-        if events.iter().all(|(_, endpoints)| endpoints.is_empty()) {
-            return Ok(false);
+    /// An endpoint where `cap` events wait already takes none: the caller dead-letters them.
+    /// Says whether one became due: only then is there something new for a pump to take up.
+    pub async fn append(
+        &self,
+        events: &[(Waiting, Vec<EndpointId>)],
+        now_ms: i64,
+        cap: usize,
+    ) -> Result<Appended> {
+        let pairs: Vec<(usize, &EndpointId)> = (events.iter().enumerate())
+            .flat_map(|(i, (_, endpoints))| endpoints.iter().map(move |e| (i, e)))
+            .collect();
+        if pairs.is_empty() {
+            return Ok(Appended::default());
         }
         let mut script = APPEND_SCRIPT.key(self.keys.ordered_due());
-        script.arg(now_ms);
-        for (event, endpoints) in events {
-            let encoded = encode(event)?;
-            for endpoint in endpoints {
-                script
-                    .key(self.keys.ordered_queue(endpoint))
-                    .arg(encoded.as_str())
-                    .arg(endpoint.as_str());
-            }
+        script.arg(now_ms).arg(cap);
+        let encoded = (events.iter())
+            .map(|(event, _)| encode(event))
+            .collect::<Result<Vec<_>>>()?;
+        for &(i, endpoint) in &pairs {
+            script
+                .key(self.keys.ordered_queue(endpoint))
+                .arg(encoded[i].as_str())
+                .arg(endpoint.as_str());
         }
         let mut conn = self.redis.clone();
-        let added: u32 = script.invoke_async(&mut conn).await?;
-        Ok(added > 0)
+        let answer: Vec<usize> = script.invoke_async(&mut conn).await?;
+        let (due, refused) = answer.split_first().map_or((0, &[][..]), |(d, r)| (*d, r));
+        Ok(Appended {
+            newly_due: due > 0,
+            refused: (refused.iter())
+                .filter_map(|&pair| pairs.get(pair.checked_sub(1)?))
+                .map(|&(i, endpoint)| (i, endpoint.clone()))
+                .collect(),
+        })
     }
 
     /// How `tenant`, which has an ordered endpoint now, is to be routed.
@@ -345,6 +377,9 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// Room enough for any of these tests.
+    const CAP: usize = 100;
+
     fn waiting(id: &str) -> Waiting {
         Waiting {
             id: id.to_owned(),
@@ -362,7 +397,7 @@ mod tests {
         let q = OrderedQueues::new(redis.clone(), &namespace);
         let ep: EndpointId = "ep_o".parse().unwrap();
         for id in ["e1", "e2", "e3"] {
-            q.append(&[(waiting(id), vec![ep.clone()])], 100)
+            q.append(&[(waiting(id), vec![ep.clone()])], 100, CAP)
                 .await
                 .unwrap();
         }
@@ -375,7 +410,7 @@ mod tests {
         assert_eq!(head.id, "e1");
         head.attempts = 1;
         q.retry_head(&ep, &head, 5_000).await.unwrap();
-        q.append(&[(waiting("e4"), vec![ep.clone()])], 200)
+        q.append(&[(waiting("e4"), vec![ep.clone()])], 200, CAP)
             .await
             .unwrap();
         assert!(q.due(4_999, 10).await.unwrap().is_empty());
@@ -416,19 +451,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_endpoint_with_cap_events_waiting_takes_no_more() {
+        let (namespace, redis) = crate::scratch("hf-ordered");
+        let q = OrderedQueues::new(redis.clone(), &namespace);
+        let (a, b): (EndpointId, EndpointId) = ("ep_a".parse().unwrap(), "ep_b".parse().unwrap());
+        let first = [
+            (waiting("e1"), vec![a.clone()]),
+            (waiting("e2"), vec![a.clone()]),
+        ];
+        assert!(q.append(&first, 100, 2).await.unwrap().refused.is_empty());
+        // a is full; b, in the same burst, is not held back by it.
+        let burst = [
+            (waiting("e3"), vec![a.clone(), b.clone()]),
+            (waiting("e4"), vec![b.clone(), a.clone()]),
+        ];
+        let appended = q.append(&burst, 100, 2).await.unwrap();
+        assert_eq!(appended.refused, [(0, a.clone()), (1, a.clone())]);
+        assert!(appended.newly_due, "b became due");
+        assert_eq!(q.backlog(&a).await.unwrap().length, 2);
+        assert_eq!(q.backlog(&b).await.unwrap().length, 2);
+        // Once its head is done with, there is room for one again.
+        assert!(q.lease(&a, "t", Duration::from_secs(10)).await.unwrap());
+        (q.pop(&a, "e1", ("t", Duration::from_secs(10)), 100).await).unwrap();
+        let appended = (q.append(&[(waiting("e5"), vec![a.clone()])], 100, 2).await).unwrap();
+        assert!(appended.refused.is_empty());
+        crate::purge(&redis, &namespace).await.unwrap();
+    }
+
+    #[tokio::test]
     async fn a_burst_keeps_each_endpoints_order_and_says_when_one_became_due() {
         let (namespace, redis) = crate::scratch("hf-ordered");
         let q = OrderedQueues::new(redis.clone(), &namespace);
         let (a, b): (EndpointId, EndpointId) = ("ep_a".parse().unwrap(), "ep_b".parse().unwrap());
-        assert!(!q.append(&[], 100).await.unwrap(), "nothing to queue");
+        let appended = q.append(&[], 100, CAP).await.unwrap();
+        assert_eq!(appended, Appended::default(), "nothing to queue");
         let burst = [
             (waiting("e1"), vec![a.clone(), b.clone()]),
             (waiting("e2"), vec![a.clone()]),
             (waiting("e3"), vec![b.clone()]),
         ];
-        assert!(q.append(&burst, 100).await.unwrap(), "both became due");
+        let appended = q.append(&burst, 100, CAP).await.unwrap();
+        assert!(appended.newly_due, "both became due");
         let later = [(waiting("e3"), vec![a.clone()])];
-        assert!(!q.append(&later, 100).await.unwrap(), "a was due already");
+        let appended = q.append(&later, 100, CAP).await.unwrap();
+        assert!(!appended.newly_due, "a was due already");
         let ttl = Duration::from_secs(10);
         for (ep, ids) in [(&a, &["e1", "e2", "e3"][..]), (&b, &["e1", "e3"][..])] {
             assert!(q.lease(ep, "t", ttl).await.unwrap());

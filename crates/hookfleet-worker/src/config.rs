@@ -52,6 +52,8 @@ pub struct WorkerConfig {
     pub keyring: hookfleet_store::Keyring,
     /// Where events and attempts are recorded (`HOOKFLEET_DATABASE_URL`); none without it.
     pub history: Option<hookfleet_history::HistoryConfig>,
+    /// Events one ordered endpoint may have waiting (`HOOKFLEET_ORDERED_BACKLOG`).
+    pub ordered_backlog: usize,
 }
 
 impl WorkerConfig {
@@ -91,6 +93,7 @@ impl std::fmt::Debug for WorkerConfig {
             .field("endpoint_cache_ttl", &self.endpoint_cache_ttl)
             .field("stall_timeout", &self.stall_timeout)
             .field("history", &self.history)
+            .field("ordered_backlog", &self.ordered_backlog)
             .finish()
     }
 }

@@ -88,7 +88,8 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
     let timeouts = Timeouts::new(config.delivery_timeout);
     let queues = hookfleet_store::OrderedQueues::new(pool.clone(), &config.namespace);
     let deliverer = Arc::new(Deliverer::new(&config, &broker, pool, metrics)?);
-    let ordered = Arc::new(Ordered::new(deliverer.clone(), queues, config.topology()));
+    let (topology, cap) = (config.topology(), config.ordered_backlog);
+    let ordered = Arc::new(Ordered::new(deliverer.clone(), queues, topology, cap));
     let tracker = TaskTracker::new();
     tracker.spawn(ordered.clone().run_intake(broker.clone(), shutdown.clone()));
     tracker.spawn(ordered.run_pump(shutdown.clone()));

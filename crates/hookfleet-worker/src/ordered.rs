@@ -13,6 +13,7 @@
 //! addressed to one endpoint (a replay or resend), which is sent at once, outside the order.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -57,16 +58,27 @@ pub struct Ordered {
     token: String,
     /// Rung by the intake when it queued something: the pump looks at once.
     wake: Notify,
+    /// Events one ordered endpoint may have waiting (`HOOKFLEET_ORDERED_BACKLOG`).
+    backlog_cap: usize,
+    /// When a full backlog was last logged (Unix ms).
+    refusal_logged_ms: AtomicI64,
 }
 
 impl Ordered {
-    pub fn new(deliverer: Arc<Deliverer>, queues: OrderedQueues, topology: Topology) -> Self {
+    pub fn new(
+        deliverer: Arc<Deliverer>,
+        queues: OrderedQueues,
+        topology: Topology,
+        backlog_cap: usize,
+    ) -> Self {
         Self {
             deliverer,
             queues,
             topology,
             token: lease_token(),
             wake: Notify::new(),
+            backlog_cap,
+            refusal_logged_ms: AtomicI64::new(0),
         }
     }
 
@@ -145,7 +157,7 @@ impl Ordered {
     /// again while Redis is away (the broker's order is kept by not moving on). Whether an
     /// endpoint became due by it; `None` at shutdown.
     async fn take(&self, burst: &[Delivery], shutdown: &CancellationToken) -> Option<bool> {
-        let events: Vec<(InboundEvent, &[u8])> = burst
+        let events: Vec<(InboundEvent, &Delivery)> = burst
             .iter()
             .filter_map(|delivery| {
                 let (properties, body) = (&delivery.properties, &delivery.data[..]);
@@ -153,7 +165,7 @@ impl Ordered {
                 // Either is dead-lettered, with the reason, from its work queue.
                 let event_type = kind.and_then(|k| k.parse::<EventType>().ok())?;
                 let event = InboundEvent::parse(properties, body, &event_type).ok()?;
-                Some((event, body))
+                Some((event, delivery))
             })
             .collect();
         loop {
@@ -171,10 +183,13 @@ impl Ordered {
         }
     }
 
-    /// Whether an endpoint became due by them.
-    async fn append(&self, events: &[(InboundEvent, &[u8])]) -> Result<bool> {
+    /// Whether an endpoint became due by them. An event that finds its endpoint's backlog
+    /// full is dead-lettered for it instead.
+    async fn append(&self, events: &[(InboundEvent, &Delivery)]) -> Result<bool> {
         let mut queued = Vec::with_capacity(events.len());
-        for (event, body) in events {
+        let mut sources = Vec::with_capacity(events.len());
+        for (event, delivery) in events {
+            let body = &delivery.data[..];
             let endpoints = self.deliverer.endpoints.for_tenant(&event.tenant).await?;
             // The work queues' path counted those a filter leaves out, and recorded the rest
             // as meant for it in the history. The payload is read once, and only for a filter.
@@ -201,8 +216,52 @@ impl Ordered {
                 body: String::from_utf8_lossy(body).into_owned(),
             };
             queued.push((waiting, targets));
+            sources.push((event, *delivery));
         }
-        Ok(self.queues.append(&queued, now_ms()).await?)
+        let appended = (self.queues)
+            .append(&queued, now_ms(), self.backlog_cap)
+            .await?;
+        for (i, endpoint) in &appended.refused {
+            let (event, delivery) = sources[*i];
+            self.refuse(event, delivery, endpoint).await?;
+        }
+        Ok(appended.newly_due)
+    }
+
+    /// Dead-letters for `endpoint` an event its full backlog could not take: the backlog's
+    /// payloads live in Redis, which an endpoint down for days must not fill for everyone.
+    async fn refuse(
+        &self,
+        event: &InboundEvent,
+        delivery: &Delivery,
+        endpoint: &EndpointId,
+    ) -> Result<()> {
+        let d = &self.deliverer;
+        let cap = self.backlog_cap;
+        let reason = format!(
+            "ordered backlog full: {cap} events wait at this endpoint (HOOKFLEET_ORDERED_BACKLOG)"
+        );
+        let properties = retry::for_endpoint(&delivery.properties, endpoint);
+        let event_type = event.event_type.as_str();
+        retry::dead_letter(
+            &d.publisher,
+            &d.namespace,
+            event_type,
+            &properties,
+            &delivery.data,
+            None,
+            &reason,
+        )
+        .await?;
+        d.metrics.delivery(event_type, DeliveryResult::DeadLettered);
+        // Once a minute at most: a full endpoint refuses every event that comes.
+        let now = now_ms();
+        let last = self.refusal_logged_ms.load(Ordering::Relaxed);
+        if now - last >= 60_000 {
+            self.refusal_logged_ms.store(now, Ordering::Relaxed);
+            warn!(message = "An ordered endpoint's backlog is full; its new events are dead-lettered (logged once a minute).", endpoint_id = %endpoint, event_id = %event.id, backlog = cap);
+        }
+        Ok(())
     }
 
     /// Looks for due endpoints until `shutdown` and drives each one this worker can lease;
