@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use hookfleet_testkit::WorkerProcess;
 use serde_json::{Value, json};
 
 use crate::util::{Fleet, Receiver, Reply, WAIT, wait_for_result, wait_until};
@@ -126,6 +127,29 @@ async fn a_killed_worker_loses_nothing_and_nothing_overtakes() {
     fleet.cleanup().await;
 }
 
+/// An ordered endpoint at `/dead` that answers 500 beside an unordered one at `/fast`, a
+/// worker, and `count` events published, once `/fast` has every one: the ordered endpoint's
+/// id, and the events' ids in publish order.
+async fn dead_beside_fast(
+    fleet: &Fleet,
+    receiver: &Receiver,
+    count: usize,
+) -> (String, WorkerProcess, Vec<String>) {
+    receiver.set_default("/dead", Reply::status(500));
+    let endpoint = add_ordered(fleet, receiver, "/dead").await;
+    let id = endpoint["id"].as_str().unwrap().to_owned();
+    fleet
+        .add_endpoint("acme", &receiver.url("/fast"), &TYPES)
+        .await;
+    let worker = fleet.spawn_worker().await;
+    let ids = publish_in_order(fleet, count).await;
+    wait_until(WAIT, "every event at the unordered endpoint", || {
+        ids.iter().all(|id| receiver.seen("/fast", id).ok == 1)
+    })
+    .await;
+    (id, worker, ids)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dead_ordered_endpoint_holds_back_only_itself() {
     // The head's second attempt comes after 1 s, its third only after 30 s: long enough to
@@ -134,18 +158,7 @@ async fn a_dead_ordered_endpoint_holds_back_only_itself() {
         .env("HOOKFLEET_ENDPOINT_CACHE_TTL", "0s")
         .env("HOOKFLEET_RETRY_DELAYS", "1s,30s");
     let receiver = Receiver::start().await.unwrap();
-    receiver.set_default("/dead", Reply::status(500));
-    let endpoint = add_ordered(&fleet, &receiver, "/dead").await;
-    let id = endpoint["id"].as_str().unwrap().to_owned();
-    fleet
-        .add_endpoint("acme", &receiver.url("/fast"), &TYPES)
-        .await;
-    let worker = fleet.spawn_worker().await;
-    let ids = publish_in_order(&fleet, 20).await;
-    wait_until(WAIT, "the unordered endpoint's 20", || {
-        ids.iter().all(|id| receiver.seen("/fast", id).ok == 1)
-    })
-    .await;
+    let (id, worker, ids) = dead_beside_fast(&fleet, &receiver, 20).await;
     // Only the head was tried: its first attempt and its retry.
     wait_until(WAIT, "the head's retry", || receiver.count("/dead") >= 2).await;
     for arrival in receiver.requests("/dead") {
@@ -172,18 +185,7 @@ async fn a_full_ordered_backlog_dead_letters_that_endpoints_new_events() {
         .env("HOOKFLEET_RETRY_DELAYS", "30s")
         .env("HOOKFLEET_ORDERED_BACKLOG", "5");
     let receiver = Receiver::start().await.unwrap();
-    receiver.set_default("/dead", Reply::status(500));
-    let endpoint = add_ordered(&fleet, &receiver, "/dead").await;
-    let id = endpoint["id"].as_str().unwrap().to_owned();
-    fleet
-        .add_endpoint("acme", &receiver.url("/fast"), &TYPES)
-        .await;
-    let worker = fleet.spawn_worker().await;
-    let ids = publish_in_order(&fleet, 8).await;
-    wait_until(WAIT, "the unordered endpoint's 8", || {
-        ids.iter().all(|id| receiver.seen("/fast", id).ok == 1)
-    })
-    .await;
+    let (id, worker, ids) = dead_beside_fast(&fleet, &receiver, 8).await;
     wait_for_result(&worker, "dead_lettered", 3.0).await;
     let mut letters = fleet.dead_letters().await;
     letters.sort_by_key(|l| ids.iter().position(|id| l["event_id"] == id.as_str()));
