@@ -80,6 +80,31 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// How long opening a connection may take: a PostgreSQL that accepts and never answers
+/// (frozen, or cut off by the network) must not hold the caller, or what waits behind it.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connection to a database migrated to this build's version, within [`OPEN_TIMEOUT`];
+/// `setup` runs first (a session setting).
+pub(crate) async fn open(
+    config: &HistoryConfig,
+    setup: Option<&str>,
+) -> Result<tokio_postgres::Client> {
+    let opened = async {
+        let client = connect(&config.url).await?;
+        if let Some(sql) = setup {
+            client.batch_execute(sql).await?;
+        }
+        if schema::version(&client, &config.namespace).await? != schema::VERSION {
+            return Err(Error::NotMigrated(config.namespace.to_string()));
+        }
+        Ok(client)
+    };
+    tokio::time::timeout(OPEN_TIMEOUT, opened)
+        .await
+        .map_err(|_| Error::Unavailable("PostgreSQL did not answer within 5 s".into()))?
+}
+
 /// Connects, and drives the connection on a task of its own until the client is dropped.
 pub async fn connect(url: &str) -> Result<tokio_postgres::Client> {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;

@@ -5,16 +5,13 @@
 //! Redis handle does: no pool to size.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::Mutex;
 use tokio_postgres::Client;
 
 use crate::recorder::{AttemptRecord, copy_all};
-use crate::{Error, HistoryConfig, Result, schema, schema_name};
+use crate::{HistoryConfig, Result, schema_name};
 
-/// How long making a connection may take before the request is answered 503.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one statement may run: a request never waits on PostgreSQL past this.
 const STATEMENT_TIMEOUT: &str = "10s";
 
@@ -44,22 +41,9 @@ impl Reader {
             return Ok(client.clone());
         }
         *slot = None;
-        let client = tokio::time::timeout(CONNECT_TIMEOUT, self.open())
-            .await
-            .map_err(|_| Error::Unavailable("PostgreSQL did not answer within 5 s".into()))??;
-        let client = Arc::new(client);
+        let setup = format!("SET statement_timeout = '{STATEMENT_TIMEOUT}'");
+        let client = Arc::new(crate::open(&self.config, Some(&setup)).await?);
         *slot = Some(client.clone());
-        Ok(client)
-    }
-
-    async fn open(&self) -> Result<Client> {
-        let client = crate::connect(&self.config.url).await?;
-        client
-            .batch_execute(&format!("SET statement_timeout = '{STATEMENT_TIMEOUT}'"))
-            .await?;
-        if schema::version(&client, &self.config.namespace).await? != schema::VERSION {
-            return Err(Error::NotMigrated(self.config.namespace.to_string()));
-        }
         Ok(client)
     }
 

@@ -11,7 +11,7 @@
 //! itself and recording resumes.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,12 +19,12 @@ use futures_util::pin_mut;
 use hookfleet_core::attempt::Attempt;
 use prometheus::IntCounter;
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
-use crate::{Error, HistoryConfig, Result, partitions, schema, schema_name};
+use crate::{Error, HistoryConfig, Result, partitions, schema_name};
 
 /// Records waiting at most: a second or two of a saturated worker.
 pub const CAPACITY: usize = 20_000;
@@ -41,9 +41,6 @@ const BATCH: usize = 4_000;
 const LINGER: Duration = Duration::from_millis(100);
 /// How long after a failed connection the next is tried; records meanwhile are dropped.
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
-/// How long making a connection may take: a PostgreSQL that accepts and never answers (frozen,
-/// or cut off by the network) must not hold the writer, and the records behind it, for good.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one batch may take before the connection is given up as stalled.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often partitions are made ahead and dropped past retention.
@@ -72,23 +69,32 @@ pub struct AttemptRecord {
 }
 
 #[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "nearly every item is a record; boxing it would allocate once per delivery"
+)]
 enum Item {
-    Event(EventRecord, OffsetDateTime),
-    Attempt(AttemptRecord),
+    /// A record, with its room in the byte budget: given back when it is written or dropped.
+    Record(Record, OwnedSemaphorePermit),
     /// Answered once every record queued before it is written (or dropped).
     Flush(oneshot::Sender<()>),
 }
 
-impl Item {
-    /// What a record holds in memory: itself, its strings and its payload. A flush is not
-    /// counted (it does not go through [`Recorder::send`]).
+#[derive(Debug)]
+enum Record {
+    Event(EventRecord, OffsetDateTime),
+    Attempt(AttemptRecord),
+}
+
+impl Record {
+    /// What it holds in memory: itself, its strings and its payload.
     fn size(&self) -> usize {
         let parts = match self {
-            Item::Event(e, _) => {
+            Record::Event(e, _) => {
                 let endpoints: usize = e.endpoints.iter().map(String::len).sum();
                 e.body.len() + e.id.len() + e.tenant.len() + e.event_type.len() + endpoints
             }
-            Item::Attempt(a) => {
+            Record::Attempt(a) => {
                 let made = &a.attempt;
                 made.response_body.len()
                     + made.message.len()
@@ -98,27 +104,14 @@ impl Item {
                     + a.tenant.len()
                     + a.endpoint_id.len()
             }
-            Item::Flush(_) => return 0,
         };
         std::mem::size_of::<Item>() + parts
     }
-}
 
-/// The bytes of the records queued or being written, held to [`CAPACITY_BYTES`].
-#[derive(Debug, Default)]
-struct Held(AtomicUsize);
-
-impl Held {
-    /// Room for `size` more bytes, if there is any.
-    fn take(&self, size: usize) -> bool {
-        let room = |held: usize| held.checked_add(size).filter(|&h| h <= CAPACITY_BYTES);
-        (self.0)
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, room)
-            .is_ok()
-    }
-
-    fn give_back(&self, size: usize) {
-        self.0.fetch_sub(size, Ordering::Relaxed);
+    /// Its room in `bytes` (of [`CAPACITY_BYTES`]), if there is any.
+    fn hold(&self, bytes: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
+        let size = u32::try_from(self.size()).ok()?;
+        bytes.clone().try_acquire_many_owned(size).ok()
     }
 }
 
@@ -149,7 +142,8 @@ impl Incident {
 pub struct Recorder {
     tx: mpsc::Sender<Item>,
     incident: Arc<Incident>,
-    held: Arc<Held>,
+    /// The bytes of the records queued or being written, held to [`CAPACITY_BYTES`].
+    bytes: Arc<Semaphore>,
 }
 
 impl Recorder {
@@ -161,8 +155,7 @@ impl Recorder {
             dropping: AtomicBool::new(false),
             dropped,
         });
-        let held = Arc::new(Held::default());
-        let writer = write_all(config, rx, incident.clone(), held.clone());
+        let writer = write_all(config, rx, incident.clone());
         let spawned = std::thread::Builder::new()
             .name("history-writer".to_owned())
             .spawn(move || {
@@ -179,33 +172,35 @@ impl Recorder {
         if let Err(error) = spawned {
             tracing::error!(message = "Cannot start the history writer; nothing will be recorded.", %error);
         }
-        Self { tx, incident, held }
+        Self {
+            tx,
+            incident,
+            bytes: Arc::new(Semaphore::new(CAPACITY_BYTES)),
+        }
     }
 
     /// Queues an event; never waits.
     pub fn event(&self, record: EventRecord) {
-        self.send(Item::Event(record, OffsetDateTime::now_utc()));
+        self.send(Record::Event(record, OffsetDateTime::now_utc()));
     }
 
     /// Queues an attempt; never waits.
     pub fn attempt(&self, record: AttemptRecord) {
-        self.send(Item::Attempt(record));
+        self.send(Record::Attempt(record));
     }
 
-    fn send(&self, item: Item) {
-        let size = item.size();
-        if !self.held.take(size) {
+    fn send(&self, record: Record) {
+        let Some(held) = record.hold(&self.bytes) else {
             let why = "the records waiting hold 32 MiB (PostgreSQL is slow)";
             return self.incident.dropped(1, why);
-        }
-        match self.tx.try_send(item) {
+        };
+        match self.tx.try_send(Item::Record(record, held)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.held.give_back(size);
                 self.incident.dropped(1, "the queue of records is full");
             }
             // The writer is gone: the worker is stopping (or it never started, and said so).
-            Err(mpsc::error::TrySendError::Closed(_)) => self.held.give_back(size),
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
 
@@ -235,13 +230,12 @@ impl Database {
         }
         if self.client.is_none() && self.tried.is_none_or(|t| t.elapsed() >= RECONNECT_AFTER) {
             self.tried = Some(Instant::now());
-            match tokio::time::timeout(CONNECT_TIMEOUT, open(&self.config)).await {
-                Ok(Ok(client)) => {
+            match crate::open(&self.config, None).await {
+                Ok(client) => {
                     self.client = Some(client);
                     self.maintained = None;
                 }
-                Ok(Err(error)) => self.why = error.to_string(),
-                Err(_) => self.why = "PostgreSQL did not answer within 5 s".to_owned(),
+                Err(error) => self.why = error.to_string(),
             }
         }
         let client = self.client.as_ref()?;
@@ -266,21 +260,7 @@ impl Database {
     }
 }
 
-/// A connection to a database migrated to this build's version.
-async fn open(config: &HistoryConfig) -> Result<tokio_postgres::Client> {
-    let client = crate::connect(&config.url).await?;
-    if schema::version(&client, &config.namespace).await? != schema::VERSION {
-        return Err(Error::NotMigrated(config.namespace.to_string()));
-    }
-    Ok(client)
-}
-
-async fn write_all(
-    config: HistoryConfig,
-    mut rx: mpsc::Receiver<Item>,
-    incident: Arc<Incident>,
-    held: Arc<Held>,
-) {
+async fn write_all(config: HistoryConfig, mut rx: mpsc::Receiver<Item>, incident: Arc<Incident>) {
     let table = schema_name(&config.namespace);
     let mut db = Database {
         config,
@@ -302,13 +282,19 @@ async fn write_all(
                 }
             }
         }
-        // Given back once the batch is written or dropped: it is held until then.
-        let size: usize = items.iter().map(Item::size).sum();
         let (mut events, mut attempts, mut flushes) = (Vec::new(), Vec::new(), Vec::new());
+        // The batch's room in the byte budget, given back with the batch at the loop's end.
+        let mut held = Vec::with_capacity(items.len());
         for item in items.drain(..) {
             match item {
-                Item::Event(event, at) => events.push((event, at)),
-                Item::Attempt(attempt) => attempts.push(attempt),
+                Item::Record(Record::Event(event, at), room) => {
+                    events.push((event, at));
+                    held.push(room);
+                }
+                Item::Record(Record::Attempt(attempt), room) => {
+                    attempts.push(attempt);
+                    held.push(room);
+                }
                 Item::Flush(done) => flushes.push(done),
             }
         }
@@ -336,8 +322,6 @@ async fn write_all(
                 }
             }
         }
-        drop((events, attempts));
-        held.give_back(size);
         for done in flushes.drain(..) {
             let _ = done.send(());
         }
@@ -509,12 +493,13 @@ mod tests {
 
     #[test]
     fn held_bytes_stop_at_the_capacity_and_come_back() {
-        let held = Held::default();
-        assert!(held.take(CAPACITY_BYTES - 10));
-        assert!(!held.take(11));
-        assert!(held.take(10));
-        held.give_back(CAPACITY_BYTES);
-        assert!(held.take(CAPACITY_BYTES));
+        let bytes = Arc::new(Semaphore::new(CAPACITY_BYTES));
+        let record = Record::Event(event(1024 * 1024), OffsetDateTime::now_utc());
+        let held: Vec<_> = std::iter::from_fn(|| record.hold(&bytes)).collect();
+        assert_eq!(held.len(), CAPACITY_BYTES / record.size());
+        assert!(record.hold(&bytes).is_none());
+        drop(held);
+        assert_eq!(bytes.available_permits(), CAPACITY_BYTES);
     }
 
     /// A PostgreSQL that takes connections and never answers (frozen, or cut off): the writer
